@@ -1,0 +1,260 @@
+"""Generation: prefill, compiled step blocks, the host loop, and the public entry points.
+
+The host loop walks a static list of blocks (see `schedule`); each block is one jitted call
+with the decode state donated, so the GPU never waits on a device-side branch and the loop can
+report progress and stream tokens between blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flash_lcsm_jax import validation
+from flash_lcsm_jax.config import HyenaConfig
+from flash_lcsm_jax.engine import mixers, schedule
+from flash_lcsm_jax.engine.sampling import Sampler
+from flash_lcsm_jax.models import hyena
+
+
+class DecodeState(NamedTuple):
+  """Everything a generation needs to continue (a pytree; save it to resume)."""
+  buffer: jax.Array  # engine buffer, see mixers
+  conv_state: jax.Array  # (M, B, K-1, 3D) last short-conv inputs
+  token: jax.Array  # (B,) int32, token to feed at `position`
+  position: jax.Array  # () int32, next position to feed
+
+
+class GenerateResult(NamedTuple):
+  tokens: np.ndarray  # (B, num_tokens) generated ids
+  state: DecodeState  # final decode state
+  steps: int  # positions fed step by step
+
+
+def _valid_mask(batch: int, length: int, prompt_lengths) -> jax.Array | None:
+  if prompt_lengths is None:
+    return None
+  pos = jnp.arange(length)[None, :]
+  return pos >= (length - jnp.asarray(prompt_lengths, jnp.int32))[:, None]
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _prefill(params, cfg: HyenaConfig, filters, prompt, valid):
+  logits, aux = hyena.forward(params, cfg, prompt, valid=valid, filters=filters, return_aux=True)
+  return logits, aux
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "spec", "levels", "window", "sampler",
+                                             "collect_logits"), donate_argnames=("state",))
+def _run_block(params, consts, red, state: DecodeState, rng, forced, *, cfg: HyenaConfig,
+               spec: mixers.Plan, levels: tuple[int, ...], window: int, sampler: Sampler,
+               collect_logits: bool):
+  """Runs len(levels) consecutive positions. forced: (B, n) tokens to feed, or None."""
+  table = dict(spec.tau_by_level)
+
+  def step(state: DecodeState, level: int, forced_token):
+    t = state.position
+    token = state.token if forced_token is None else forced_token
+    acc = mixers.read(spec, consts, state.buffer, t, window)
+    logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state)
+    buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
+    sampled = sampler(logits, jax.random.fold_in(rng, t))
+    return DecodeState(buf, conv, sampled, t + 1), (sampled, logits if collect_logits else None)
+
+  if len(set(levels)) == 1:  # identical steps: a scan keeps compile time flat
+    xs = None if forced is None else forced.T
+    state, (tokens, logits) = jax.lax.scan(
+        lambda s, f: step(s, levels[0], f), state, xs, length=len(levels))
+  else:  # flash: each step's tile level is static, so unroll
+    outs = [None] * len(levels)
+    for j, level in enumerate(levels):
+      state, outs[j] = step(state, level, None if forced is None else forced[:, j])
+    tokens = jnp.stack([o[0] for o in outs])
+    logits = jnp.stack([o[1] for o in outs]) if collect_logits else None
+  return state, tokens.T, (None if logits is None else jnp.swapaxes(logits, 0, 1))
+
+
+@dataclasses.dataclass
+class Generator:
+  """A model ready to generate: caches filters and per-plan engine constants.
+
+  Args:
+    params: model parameters (see hyena.init_params).
+    cfg: the model config.
+    block_size: steps per compiled block (power of two).
+    hybrid_table: tile level -> tau name for tau='hybrid' (default: calibration default).
+  """
+  params: Any
+  cfg: HyenaConfig
+  block_size: int = 16
+  hybrid_table: dict[int, str] | None = None
+
+  def __post_init__(self):
+    validation.check_params(self.params, self.cfg)
+    self._filters = None
+    self._consts: dict[Any, Any] = {}
+
+  def filters(self, length: int) -> jax.Array:
+    if self._filters is None or self._filters.shape[-1] < length:
+      self._filters = hyena.materialise_filter(self.params["layers"]["filter"], self.cfg, length)
+      validation.check_finite(self._filters, "materialised filters")
+    return self._filters
+
+  def plan(self, method: str, tau: str, start: int, stop: int) -> tuple[mixers.Plan, Any]:
+    plan = mixers.make_plan(method, start, stop, self.block_size, tau, self.hybrid_table)
+    key = (method, plan.stop, plan.filter_length, plan.tau_by_level)
+    if key not in self._consts:
+      self._consts.clear()  # one plan's constants at a time: they can be large
+      self._consts[key] = mixers.make_consts(plan, self.filters(stop))
+    return plan, self._consts[key]
+
+  # --------------------------------------------------------------------------- building blocks
+
+  def start(self, method: str, tau: str, prompt: jax.Array, stop: int,
+            prompt_lengths=None) -> tuple[mixers.Plan, Any, DecodeState, jax.Array | None]:
+    """Prefills `prompt` (B, P); returns the plan, constants, state and prompt logits (B, P, V)."""
+    B, P = prompt.shape
+    plan, consts = self.plan(method, tau, P, stop)
+    validation.check_memory(self.params, self.cfg, plan, B)
+    filters = self.filters(stop)
+    M, D, K = self.cfg.n_layers, self.cfg.d_model, self.cfg.short_filter_order
+    if P == 0:
+      conv = jnp.zeros((M, B, K - 1, 3 * D), jnp.float32)
+      buffer = mixers.init_buffer(plan, filters, B, None)
+      prompt_logits = None
+    else:
+      logits, aux = _prefill(self.params, self.cfg, filters, prompt,
+                             _valid_mask(B, P, prompt_lengths))
+      conv = aux.conv_tail
+      buffer = mixers.init_buffer(plan, filters, B, aux.mixer_inputs)
+      prompt_logits = logits
+    state = DecodeState(buffer, conv, jnp.zeros((B,), jnp.int32), jnp.asarray(P, jnp.int32))
+    return plan, consts, state, prompt_logits
+
+  def run(self, plan: mixers.Plan, consts, state: DecodeState, rng: jax.Array,
+          sampler: Sampler = Sampler(), forced: jax.Array | None = None,
+          collect_logits: bool = False, stop_token: int | None = None,
+          callback: Callable[[int, jax.Array], None] | None = None):
+    """Runs the plan's blocks from `state`. Returns (state, tokens (B, n), logits or None).
+
+    forced: (B, n) tokens to feed (teacher forcing) instead of the sampled ones.
+    stop_token: stop after the block in which every row has produced it.
+    callback(position, tokens): called after each block with its sampled tokens (B, steps).
+    """
+    red = hyena.step_consts(self.params, self.filters(plan.stop))
+    spec = dataclasses.replace(plan, blocks=())
+    tokens, logits = [], []
+    done = None
+    for block in plan.blocks:
+      offset = block.first - plan.start
+      f = None if forced is None else forced[:, offset:offset + block.num_steps]
+      state, toks, lg = _run_block(self.params, consts, red, state, rng, f, cfg=self.cfg,
+                                   spec=spec, levels=block.levels, window=block.window,
+                                   sampler=sampler, collect_logits=collect_logits)
+      tokens.append(toks)
+      logits.append(lg)
+      if callback is not None:
+        callback(block.first + block.num_steps, toks)
+      if stop_token is not None:
+        hit = jnp.any(toks == stop_token, axis=1)
+        done = hit if done is None else done | hit
+        if bool(jnp.all(done)):
+          break
+    B = state.token.shape[0]
+    tokens = jnp.concatenate(tokens, 1) if tokens else jnp.zeros((B, 0), jnp.int32)
+    logits = jnp.concatenate(logits, 1) if collect_logits and logits else None
+    return state, tokens, logits
+
+  # --------------------------------------------------------------------------- entry points
+
+  def generate(self, prompt, num_tokens: int, *, method: str = "flash", tau: str = "hybrid",
+               sampler: Sampler = Sampler(), rng: jax.Array | None = None,
+               prompt_lengths=None, stop_token: int | None = None,
+               callback=None) -> GenerateResult:
+    """Samples num_tokens new tokens after each prompt row.
+
+    Args:
+      prompt: (B, P) int token ids, P >= 1; rows shorter than P are left-padded and their
+        lengths given in prompt_lengths.
+      num_tokens: tokens to generate (>= 1); P + num_tokens - 1 <= l_max.
+      method: 'flash' (default), 'lazy' or 'eager' — all exact, so equal up to rounding.
+      tau: 'hybrid' or one of ops.tau.names() (flash only).
+      sampler: Sampler(temperature, top_k, top_p); the default is greedy.
+      rng: jax PRNG key (required unless the sampler is greedy).
+      prompt_lengths: (B,) true lengths of left-padded prompt rows.
+      stop_token: stop early once every row has produced this id (rest of the output: padding
+        with the stop token).
+      callback: callback(position, tokens) after each compiled block (streaming / progress).
+
+    Returns:
+      GenerateResult with tokens (B, num_tokens) as numpy.
+    """
+    prompt = validation.check_prompt(prompt, self.cfg, prompt_lengths, num_tokens)
+    mixers.check_method(method)
+    validation.check_tau(tau)
+    if rng is None:
+      if not sampler.greedy:
+        raise ValueError("rng: a jax.random key is required for a non-greedy sampler")
+      rng = jax.random.PRNGKey(0)
+    B, P = prompt.shape
+    stop = P + num_tokens - 1  # the last sampled token is never fed
+    plan, consts, state, prompt_logits = self.start(method, tau, prompt, stop, prompt_lengths)
+    first = sampler(prompt_logits[:, -1], jax.random.fold_in(rng, P - 1))
+    state = state._replace(token=first)
+    if callback is not None:
+      callback(P, first[:, None])
+    if stop_token is not None and bool(jnp.all(first == stop_token)):
+      toks = jnp.zeros((B, 0), jnp.int32)
+    else:
+      state, toks, _ = self.run(plan, consts, state, rng, sampler, stop_token=stop_token,
+                                callback=callback)
+    out = np.asarray(jnp.concatenate([first[:, None], toks], 1))
+    if out.shape[1] < num_tokens:
+      out = np.pad(out, ((0, 0), (0, num_tokens - out.shape[1])),
+                   constant_values=stop_token if stop_token is not None else 0)
+    return GenerateResult(out, state, stop - P)
+
+  def decode_logits(self, tokens, prompt_len: int = 0, *, method: str = "flash",
+                    tau: str = "hybrid", prompt_lengths=None) -> jax.Array:
+    """Teacher-forced decode: logits (B, L, V) of every position.
+
+    The first prompt_len positions go through the parallel forward (prefill), the rest one
+    position at a time through the chosen engine. Used for parity checks against `forward`.
+    """
+    tokens = validation.check_tokens(tokens, self.cfg, "tokens")
+    B, L = tokens.shape
+    if not 0 <= prompt_len <= L:
+      raise ValueError(f"prompt_len must be in [0, {L}], got {prompt_len}")
+    validation.check_length(L, self.cfg)
+    mixers.check_method(method)
+    validation.check_tau(tau)
+    if prompt_lengths is not None:
+      validation.check_prompt(tokens[:, :prompt_len], self.cfg, prompt_lengths, L - prompt_len + 1)
+    prompt = tokens[:, :prompt_len]
+    plan, consts, state, prompt_logits = self.start(method, tau, prompt, L, prompt_lengths)
+    pieces = [] if prompt_logits is None else [prompt_logits]
+    if L > prompt_len:
+      _, _, logits = self.run(plan, consts, state, jax.random.PRNGKey(0),
+                              forced=tokens[:, prompt_len:], collect_logits=True)
+      pieces.append(logits)
+    return jnp.concatenate(pieces, 1)
+
+
+def generate(params, cfg: HyenaConfig, prompt, num_tokens: int, **kwargs) -> GenerateResult:
+  """Functional form of Generator.generate (builds the filters every call)."""
+  block_size = kwargs.pop("block_size", 16)
+  table = kwargs.pop("hybrid_table", None)
+  return Generator(params, cfg, block_size, table).generate(prompt, num_tokens, **kwargs)
+
+
+def decode_logits(params, cfg: HyenaConfig, tokens, prompt_len: int = 0, **kwargs) -> jax.Array:
+  """Functional form of Generator.decode_logits."""
+  block_size = kwargs.pop("block_size", 16)
+  table = kwargs.pop("hybrid_table", None)
+  return Generator(params, cfg, block_size, table).decode_logits(tokens, prompt_len, **kwargs)

@@ -1,0 +1,148 @@
+"""How each engine keeps and advances the long-convolution state.
+
+An engine owns one buffer per layer (stacked on M) and three pure functions used around the
+shared per-token path (`hyena.token_step`):
+
+  read(consts, buffer, t, window) -> acc_t (M, B, D): contribution of positions < t at t
+  write(consts, buffer, t, u_t, level, window) -> buffer: store / push u_t (M, B, D)
+
+  lazy   buffer = history u (M, B, L, D). read sums h[t-s] u_s over the whole history every step
+         (the standard approach, O(t) per step); write stores u_t.
+  eager  buffer = pending outputs (M, B, Lb, D). read takes acc_t; write adds h[j-t] u_t to
+         every future j (O(L - t) per step).
+  flash  buffer = (M, B, D, Lb), time minor, holding u at positions <= t and pending outputs
+         at positions > t. read takes acc_t; write stores u_t and runs the gray tile of level
+         `level` for every layer in one batched call (tau).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from flash_lcsm_jax.engine import schedule
+from flash_lcsm_jax.ops import fftconv, tau as tau_ops
+
+METHODS = ("flash", "lazy", "eager")
+
+
+def check_method(method: str):
+  if method not in METHODS:
+    raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """Static description of one generation: what buffers look like and which blocks run."""
+  method: str
+  start: int  # first position fed step by step (= prompt length)
+  stop: int  # total positions
+  buffer_length: int
+  filter_length: int  # taps the engine's constants hold
+  blocks: tuple[schedule.Block, ...]
+  tau_by_level: tuple[tuple[int, str], ...] = ()  # flash only
+
+  @property
+  def levels(self) -> list[int]:
+    return sorted({q for b in self.blocks for q in b.levels if q != schedule.NO_TILE})
+
+
+def make_plan(method: str, start: int, stop: int, block_size: int, tau: str = "hybrid",
+              hybrid_table: dict[int, str] | None = None) -> Plan:
+  check_method(method)
+  if method == "flash":
+    blocks = schedule.flash_blocks(start, stop, block_size)
+    levels = sorted({q for b in blocks for q in b.levels if q != schedule.NO_TILE})
+    by_level = tuple((q, tau_ops.resolve(tau, q, hybrid_table)) for q in levels)
+    length = schedule.flash_buffer_length(start, stop)
+    return Plan(method, start, stop, length, stop, tuple(blocks), by_level)
+  blocks = schedule.quadratic_blocks(start, stop, block_size, method)
+  if method == "lazy":
+    # Reversed filter hr[j] = h[stop-1-j], zero-padded so every window slice stays in range.
+    pad = max([b.window - b.first for b in blocks] + [0])
+    length = max([b.window for b in blocks] + [stop])
+    return Plan(method, start, stop, length, stop + pad, tuple(blocks))
+  # eager: pending outputs t+1..t+window and taps h_1..h_window must stay in range.
+  length = max([b.first + b.num_steps + b.window for b in blocks] + [stop])
+  taps = max([b.window + 1 for b in blocks] + [1])
+  return Plan(method, start, stop, length, taps, tuple(blocks))
+
+
+# ----------------------------------------------------------------------------- constants
+
+
+def make_consts(plan: Plan, filters: jax.Array) -> Any:
+  """Per-model constants of the engine, from filters (M, D, >=stop); built once per plan."""
+  M, D = filters.shape[:2]
+  h = filters[..., :plan.stop]
+  if plan.method == "lazy":
+    h_rev = jnp.flip(h, -1)
+    h_rev = jnp.pad(h_rev, ((0, 0), (0, 0), (0, plan.filter_length - plan.stop)))
+    return jnp.swapaxes(h_rev, 1, 2)  # (M, Lh, D)
+  if plan.method == "eager":
+    h_pad = jnp.pad(h, ((0, 0), (0, 0), (0, max(0, plan.filter_length - h.shape[-1]))))
+    return jnp.swapaxes(h_pad[..., :plan.filter_length], 1, 2)  # (M, taps, D)
+  return {q: tau_ops.get(name).prepare(h, q) for q, name in plan.tau_by_level}
+
+
+def init_buffer(plan: Plan, filters: jax.Array, batch: int,
+                prompt_inputs: jax.Array | None) -> jax.Array:
+  """Buffer after the prompt: history (lazy) or the prompt's contribution to the future.
+
+  Args:
+    prompt_inputs: (M, B, P, D) mixer inputs of the prompt (P = plan.start), or None if P == 0.
+  """
+  M, D = filters.shape[:2]
+  P, L, Lb = plan.start, plan.stop, plan.buffer_length
+  if plan.method == "lazy":
+    buf = jnp.zeros((M, batch, Lb, D), jnp.float32)
+    return buf if P == 0 else buf.at[:, :, :P].set(prompt_inputs)
+  if P == 0:
+    future = jnp.zeros((M, batch, D, L - P), jnp.float32)
+  else:
+    u = jnp.swapaxes(prompt_inputs, -1, -2)  # (M, B, D, P)
+    future = fftconv.future_contribution(u, filters[:, None, :, :L], P, L)
+  if plan.method == "eager":
+    buf = jnp.zeros((M, batch, Lb, D), jnp.float32)
+    return buf.at[:, :, P:L].set(jnp.swapaxes(future, -1, -2))
+  buf = jnp.zeros((M, batch, D, Lb), jnp.float32)
+  buf = buf.at[..., P:L].set(future)
+  return buf if P == 0 else buf.at[..., :P].set(jnp.swapaxes(prompt_inputs, -1, -2))
+
+
+# ----------------------------------------------------------------------------- per step
+
+
+def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.Array:
+  """acc_t (M, B, D): the long-convolution contribution of positions < t at position t."""
+  if plan.method == "lazy":
+    # sum_{s < window} u_s h[t - s]; hr[stop-1-t+s] = h[t-s], zero for s > t (and u_t is not
+    # stored yet, so s = t adds nothing). A plain multiply-reduce: memory bound, no matmul.
+    hist = jax.lax.dynamic_slice_in_dim(buf, 0, window, axis=2)
+    h_win = jax.lax.dynamic_slice_in_dim(consts, plan.stop - 1 - t, window, axis=1)
+    return jnp.sum(hist * h_win[:, None], axis=2)
+  if plan.method == "eager":
+    return jax.lax.dynamic_index_in_dim(buf, t, axis=2, keepdims=False)
+  return jax.lax.dynamic_index_in_dim(buf, t, axis=3, keepdims=False)
+
+
+def write(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array, level: int,
+          window: int, tau_table: dict[int, str]) -> jax.Array:
+  """Stores / propagates u_t (M, B, D) once the token has passed every layer."""
+  if plan.method == "lazy":
+    return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=2)
+  if plan.method == "eager":
+    future = jax.lax.dynamic_slice_in_dim(buf, t + 1, window, axis=2)
+    future = future + consts[:, None, 1:window + 1] * u[:, :, None]
+    return jax.lax.dynamic_update_slice_in_dim(buf, future, t + 1, axis=2)
+  buf = jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=3)
+  if level == schedule.NO_TILE:
+    return buf
+  U = 1 << level
+  seg = jax.lax.dynamic_slice_in_dim(buf, t - U + 1, U, axis=3)
+  out = tau_ops.get(tau_table[level]).apply(consts[level], seg)
+  pending = jax.lax.dynamic_slice_in_dim(buf, t + 1, U, axis=3)
+  return jax.lax.dynamic_update_slice_in_dim(buf, pending + out, t + 1, axis=3)

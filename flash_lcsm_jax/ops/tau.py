@@ -1,0 +1,180 @@
+"""tau: the contribution of one gray tile, behind one interface, plus the hybrid dispatcher.
+
+A level-q tile (U = 2^q) takes the segment seg[k] = y_{i-U+1+k}, k < U, and returns
+out[j] = sum_k h[U + j - k] * seg[k], j < U  (the contribution to positions i+1..i+U), which
+needs taps h_1..h_{2U-1}. Every implementation works on all layers at once:
+
+  prepare(filters (M, D, >=2U), q) -> constants (computed once per model and level)
+  apply(constants, seg (M, B, D, U)) -> (M, B, D, U) float32
+
+Implementations:
+  direct  Toeplitz matrix-vector product per channel (XLA), small U only.
+  fft     jnp.fft of size 2U with the precomputed filter spectrum (a middle product).
+  matmul  the same middle product with DFT matrices on the matrix units (shared by all channels).
+  pallas  Pallas direct-convolution kernel (registered by flash_lcsm_jax.ops.pallas_direct).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Prepare = Callable[[jax.Array, int], Any]
+Apply = Callable[[Any, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class TauImpl:
+  name: str
+  prepare: Prepare
+  apply: Apply
+  max_level: int  # Largest tile level this implementation accepts.
+
+
+_REGISTRY: dict[str, TauImpl] = {}
+
+
+def register(impl: TauImpl):
+  _REGISTRY[impl.name] = impl
+
+
+def names() -> list[str]:
+  _load_optional()
+  return sorted(_REGISTRY)
+
+
+def get(name: str) -> TauImpl:
+  _load_optional()
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown tau {name!r}; choose from {sorted(_REGISTRY) + ['hybrid']}")
+  return _REGISTRY[name]
+
+
+def _load_optional():
+  # The Pallas kernel registers itself on import; it is optional (kept out of the import path
+  # of the rest of the package so a Pallas problem never breaks the XLA implementations).
+  try:
+    from flash_lcsm_jax.ops import pallas_direct  # noqa: F401
+  except ImportError:
+    pass
+
+
+def taps(filters: jax.Array, q: int) -> jax.Array:
+  """h_0..h_{2U-1} of every layer and channel, zero beyond the filter's end: (M, D, 2U)."""
+  U2 = 2 << q
+  h = filters[..., :U2]
+  return jnp.pad(h, ((0, 0), (0, 0), (0, U2 - h.shape[-1])))
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def reference(filters: jax.Array, seg: jax.Array) -> jax.Array:
+  """Plain loop over lags in float32: out[j] = sum_k h[U+j-k] seg[k]."""
+  U = seg.shape[-1]
+  h = taps(filters, U.bit_length() - 1)
+  out = jnp.zeros(seg.shape, jnp.float32)
+  for k in range(U):
+    lags = h[:, :, U - k:2 * U - k]  # (M, D, U): h[U + j - k] for j < U
+    out = out + lags[:, None] * seg[..., k:k + 1]
+  return out
+
+
+# ----------------------------------------------------------------------------- direct
+
+
+def toeplitz(filters: jax.Array, q: int) -> jax.Array:
+  """T[m, d, j, k] = h[U + j - k], (M, D, U, U)."""
+  U = 1 << q
+  idx = U + np.arange(U)[:, None] - np.arange(U)[None, :]
+  return taps(filters, q)[:, :, idx]
+
+
+def _direct_apply(T, seg):
+  return jnp.einsum("mdjk,mbdk->mbdj", T, seg, precision=jax.lax.Precision.HIGHEST,
+                    preferred_element_type=jnp.float32)
+
+
+register(TauImpl("direct", toeplitz, _direct_apply, max_level=6))
+
+
+# ----------------------------------------------------------------------------- fft
+
+
+def _fft_prepare(filters, q):
+  return jnp.fft.rfft(taps(filters, q), n=2 << q)  # (M, D, U + 1)
+
+
+def _fft_apply(spectrum, seg):
+  U = seg.shape[-1]
+  prod = jnp.fft.rfft(seg.astype(jnp.float32), n=2 * U) * spectrum[:, None]
+  return jnp.fft.irfft(prod, n=2 * U)[..., U:]
+
+
+register(TauImpl("fft", _fft_prepare, _fft_apply, max_level=30))
+
+
+# ----------------------------------------------------------------------------- matmul (DFT)
+
+
+def dft_factors(q: int) -> tuple[np.ndarray, ...]:
+  """Real DFT factors of the 2U-point middle product (float64 built, float32 returned).
+
+  Forward (only the first U inputs are non-zero): X = seg @ (Fr + i Fi), Fr/Fi (U, U+1).
+  Inverse (only outputs U..2U-1 are kept, Hermitian symmetry folded in):
+  out = Re(Y) @ Gr - Im(Y) @ Gi, Gr/Gi (U+1, U).
+  """
+  U = 1 << q
+  N = 2 * U
+  k = np.arange(U)[:, None]
+  f = np.arange(U + 1)[None, :]
+  fwd = -2 * np.pi * k * f / N
+  weight = np.where((f == 0) | (f == U), 1.0, 2.0) / N  # (1, U+1)
+  n_out = U + np.arange(U)[None, :]  # (1, U)
+  inv = 2 * np.pi * f.T * n_out / N  # (U+1, U)
+  return tuple(a.astype(np.float32) for a in (np.cos(fwd), np.sin(fwd), weight.T * np.cos(inv),
+                                               weight.T * np.sin(inv)))
+
+
+def _matmul_prepare(filters, q):
+  spec = _fft_prepare(filters, q)
+  return (jnp.real(spec), jnp.imag(spec)) + tuple(jnp.asarray(a) for a in dft_factors(q))
+
+
+def _matmul_apply(consts, seg):
+  h_re, h_im, f_re, f_im, g_re, g_im = consts
+  seg = seg.astype(jnp.float32)
+  x_re, x_im = seg @ f_re, seg @ f_im  # (M, B, D, U+1)
+  y_re = x_re * h_re[:, None] - x_im * h_im[:, None]
+  y_im = x_re * h_im[:, None] + x_im * h_re[:, None]
+  return y_re @ g_re - y_im @ g_im
+
+
+register(TauImpl("matmul", _matmul_prepare, _matmul_apply, max_level=10))
+
+
+# ----------------------------------------------------------------------------- hybrid
+
+# Used when no calibration table exists for the device: direct for the tiniest tiles (a few
+# fused multiply-adds), DFT matmuls for mid sizes, FFT above.
+DEFAULT_HYBRID = {0: "direct", 1: "direct", 2: "direct", 3: "matmul", 4: "matmul", 5: "matmul",
+                  6: "matmul"}
+
+
+def resolve(tau: str, level: int, table: dict[int, str] | None = None) -> str:
+  """Name of the implementation that runs a level-`level` tile for the requested tau."""
+  if tau != "hybrid":
+    impl = get(tau)
+    if level > impl.max_level:
+      raise ValueError(f"tau {tau!r} supports tile levels <= {impl.max_level} (U <= "
+                       f"{1 << impl.max_level}); this generation needs level {level}. "
+                       "Use tau='hybrid' or 'fft'.")
+    return tau
+  table = DEFAULT_HYBRID if table is None else table
+  name = table.get(level, "fft")
+  impl = get(name)  # validates names from user tables
+  return name if level <= impl.max_level else "fft"

@@ -1,0 +1,115 @@
+"""Checks on user input: every failure names the argument and the allowed range."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flash_lcsm_jax.config import HyenaConfig
+
+
+def check_tokens(tokens, cfg: HyenaConfig, name: str) -> jax.Array:
+  """A (B, L) integer array of ids in [0, vocab_size)."""
+  arr = np.asarray(tokens) if not isinstance(tokens, jax.Array) else tokens
+  if arr.ndim != 2:
+    raise ValueError(f"{name} must be a (batch, length) array, got shape {tuple(arr.shape)}")
+  if not jnp.issubdtype(arr.dtype, jnp.integer):
+    raise TypeError(f"{name} must hold integer token ids, got dtype {arr.dtype}")
+  if arr.shape[0] < 1:
+    raise ValueError(f"{name} must have batch size >= 1, got shape {tuple(arr.shape)}")
+  if arr.size:
+    lo, hi = int(jnp.min(arr)), int(jnp.max(arr))
+    if lo < 0 or hi >= cfg.vocab_size:
+      raise ValueError(f"{name}: token ids must be in [0, {cfg.vocab_size - 1}] (vocab_size="
+                       f"{cfg.vocab_size}), got values in [{lo}, {hi}]")
+  return jnp.asarray(arr, jnp.int32)
+
+
+def check_length(length: int, cfg: HyenaConfig, what: str = "sequence length"):
+  if length > cfg.l_max:
+    raise ValueError(f"{what} {length} exceeds the model's l_max={cfg.l_max}; the implicit "
+                     "filter is not defined beyond it")
+
+
+def check_prompt(prompt, cfg: HyenaConfig, prompt_lengths, num_tokens: int) -> jax.Array:
+  """A non-empty prompt (B, P), optional per-row lengths (B,) in [1, P], and a length budget."""
+  prompt = check_tokens(prompt, cfg, "prompt")
+  B, P = prompt.shape
+  if P < 1:
+    raise ValueError("prompt must hold at least one token per row (got length 0)")
+  if not isinstance(num_tokens, (int, np.integer)) or num_tokens < 1:
+    raise ValueError(f"num_tokens must be an int >= 1, got {num_tokens!r}")
+  check_length(P + num_tokens - 1, cfg, f"prompt length {P} + num_tokens {num_tokens} - 1 =")
+  if prompt_lengths is not None:
+    lengths = np.asarray(prompt_lengths)
+    if lengths.shape != (B,):
+      raise ValueError(f"prompt_lengths must have shape (batch,) = ({B},), got {lengths.shape}")
+    if not np.issubdtype(lengths.dtype, np.integer):
+      raise TypeError(f"prompt_lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.min() < 1 or lengths.max() > P:
+      raise ValueError(f"prompt_lengths must be in [1, {P}] (the padded prompt length), got "
+                       f"values in [{lengths.min()}, {lengths.max()}]")
+  return prompt
+
+
+def check_tau(tau: str):
+  from flash_lcsm_jax.ops import tau as tau_ops
+  if tau != "hybrid":
+    tau_ops.get(tau)
+
+
+def check_finite(x, name: str):
+  if not bool(jnp.all(jnp.isfinite(x))):
+    raise ValueError(f"{name} contain NaN or Inf")
+
+
+def check_params(params, cfg: HyenaConfig):
+  """Shapes match the config and every weight is finite."""
+  from flash_lcsm_jax.models import hyena
+  expected = jax.eval_shape(lambda: hyena.init_params(jax.random.PRNGKey(0), cfg))
+  exp_flat = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
+  got_flat = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+  fmt = lambda ks: "/".join(str(getattr(k, "key", k)) for k in ks)
+  missing = sorted(fmt(k) for k in exp_flat.keys() - got_flat.keys())
+  extra = sorted(fmt(k) for k in got_flat.keys() - exp_flat.keys())
+  if missing or extra:
+    raise ValueError(f"params do not match the config: missing {missing}, unexpected {extra}")
+  for path, want in exp_flat.items():
+    got = got_flat[path]
+    if tuple(got.shape) != tuple(want.shape):
+      raise ValueError(f"params[{fmt(path)}] has shape {tuple(got.shape)}, the config needs "
+                       f"{tuple(want.shape)}")
+    if not jnp.issubdtype(got.dtype, jnp.floating):
+      raise TypeError(f"params[{fmt(path)}] must be floating point, got {got.dtype}")
+    check_finite(got, f"params[{fmt(path)}]")
+
+
+def device_memory_limit() -> int | None:
+  try:
+    stats = jax.devices()[0].memory_stats()
+  except Exception:  # CPU backends may not report
+    return None
+  return None if not stats else stats.get("bytes_limit")
+
+
+def estimate_generation_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:
+  """Device bytes a generation holds: weights, engine buffer, engine constants, filters."""
+  M, D = cfg.n_layers, cfg.d_model
+  weights = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+  buffer = 4 * M * batch * D * plan.buffer_length
+  if plan.method == "flash":
+    consts = sum(8 * M * D * ((1 << q) + 1) for q in plan.levels) * 2  # spectra (+ matmul split)
+  else:
+    consts = 4 * M * D * plan.filter_length
+  filters = 4 * M * D * plan.stop
+  return weights + buffer + consts + filters
+
+
+def check_memory(params, cfg: HyenaConfig, plan, batch: int):
+  limit = device_memory_limit()
+  need = estimate_generation_bytes(params, cfg, plan, batch)
+  if limit is not None and need > 0.9 * limit:
+    raise MemoryError(f"generation needs about {need / 2**30:.2f} GiB of device memory "
+                      f"(method={plan.method}, batch={batch}, length={plan.stop}); the device "
+                      f"has {limit / 2**30:.2f} GiB. Use a smaller batch or length.")
