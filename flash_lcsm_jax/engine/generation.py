@@ -206,7 +206,7 @@ class Generator:
     stop = P + num_tokens - 1  # the last sampled token is never fed
     plan, consts, state, prompt_logits = self.start(method, tau, prompt, stop, prompt_lengths)
     first = sampler(prompt_logits[:, -1], jax.random.fold_in(rng, P - 1))
-    state = state._replace(token=first)
+    state = state._replace(token=jnp.copy(first))  # the state is donated to the blocks
     if callback is not None:
       callback(P, first[:, None])
     if stop_token is not None and bool(jnp.all(first == stop_token)):
