@@ -50,20 +50,40 @@ def _prefill(params, cfg: HyenaConfig, filters, prompt, valid):
   return logits, aux
 
 
+PARTS = ("all", "mixer", "dense")
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "spec", "levels", "window", "sampler",
-                                             "collect_logits"), donate_argnames=("state",))
+                                             "collect_logits", "part"), donate_argnames=("state",))
 def _run_block(params, consts, red, state: DecodeState, rng, forced, *, cfg: HyenaConfig,
                spec: mixers.Plan, levels: tuple[int, ...], window: int, sampler: Sampler,
-               collect_logits: bool):
-  """Runs len(levels) consecutive positions. forced: (B, n) tokens to feed, or None."""
+               collect_logits: bool, part: str = "all"):
+  """Runs len(levels) consecutive positions. forced: (B, n) tokens to feed, or None.
+
+  part: "all" runs the model; "mixer" only the long convolutions (an online convolution whose
+  next input depends on its last output, so nothing can be hoisted); "dense" the model with the
+  long convolutions removed (acc = 0, nothing stored). The last two exist to split timings.
+  """
   table = dict(spec.tau_by_level)
 
   def step(state: DecodeState, level: int, forced_token):
     t = state.position
     token = state.token if forced_token is None else forced_token
-    acc = mixers.read(spec, consts, state.buffer, t, window)
-    logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state)
-    buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
+    if part == "mixer":
+      acc = mixers.read(spec, consts, state.buffer, t, window)
+      u = jnp.tanh(acc) + 0.5
+      buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
+      logits = jnp.zeros((token.shape[0], 1), jnp.float32) + u[0, :, :1]
+      return DecodeState(buf, state.conv_state, token, t + 1), (
+          token, logits if collect_logits else None)
+    if part == "dense":
+      acc = jnp.zeros(state.conv_state.shape[:2] + (cfg.d_model,), jnp.float32)
+      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state)
+      buf = state.buffer
+    else:
+      acc = mixers.read(spec, consts, state.buffer, t, window)
+      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state)
+      buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
     sampled = sampler(logits, jax.random.fold_in(rng, t))
     return DecodeState(buf, conv, sampled, t + 1), (sampled, logits if collect_logits else None)
 
@@ -140,13 +160,16 @@ class Generator:
   def run(self, plan: mixers.Plan, consts, state: DecodeState, rng: jax.Array,
           sampler: Sampler = Sampler(), forced: jax.Array | None = None,
           collect_logits: bool = False, stop_token: int | None = None,
-          callback: Callable[[int, jax.Array], None] | None = None):
+          callback: Callable[[int, jax.Array], None] | None = None, part: str = "all"):
     """Runs the plan's blocks from `state`. Returns (state, tokens (B, n), logits or None).
 
     forced: (B, n) tokens to feed (teacher forcing) instead of the sampled ones.
     stop_token: stop after the block in which every row has produced it.
     callback(position, tokens): called after each block with its sampled tokens (B, steps).
+    part: "all" | "mixer" | "dense" — run only part of the model, for timing splits.
     """
+    if part not in PARTS:
+      raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     red = hyena.step_consts(self.params, self.filters(plan.stop))
     spec = dataclasses.replace(plan, blocks=())
     tokens, logits = [], []
@@ -156,7 +179,7 @@ class Generator:
       f = None if forced is None else forced[:, offset:offset + block.num_steps]
       state, toks, lg = _run_block(self.params, consts, red, state, rng, f, cfg=self.cfg,
                                    spec=spec, levels=block.levels, window=block.window,
-                                   sampler=sampler, collect_logits=collect_logits)
+                                   sampler=sampler, collect_logits=collect_logits, part=part)
       tokens.append(toks)
       logits.append(lg)
       if callback is not None:
