@@ -54,10 +54,11 @@ PARTS = ("all", "mixer", "dense")
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "spec", "levels", "window", "sampler",
-                                             "collect_logits", "part"), donate_argnames=("state",))
+                                             "collect_logits", "part", "layer_unroll"),
+                   donate_argnames=("state",))
 def _run_block(params, consts, red, state: DecodeState, rng, forced, *, cfg: HyenaConfig,
                spec: mixers.Plan, levels: tuple[int, ...], window: int, sampler: Sampler,
-               collect_logits: bool, part: str = "all"):
+               collect_logits: bool, part: str = "all", layer_unroll: int = 1):
   """Runs len(levels) consecutive positions. forced: (B, n) tokens to feed, or None.
 
   part: "all" runs the model; "mixer" only the long convolutions (an online convolution whose
@@ -78,11 +79,13 @@ def _run_block(params, consts, red, state: DecodeState, rng, forced, *, cfg: Hye
           token, logits if collect_logits else None)
     if part == "dense":
       acc = jnp.zeros(state.conv_state.shape[:2] + (cfg.d_model,), jnp.float32)
-      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state)
+      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state,
+                                         layer_unroll)
       buf = state.buffer
     else:
       acc = mixers.read(spec, consts, state.buffer, t, window)
-      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state)
+      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state,
+                                         layer_unroll)
       buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
     sampled = sampler(logits, jax.random.fold_in(rng, t))
     return DecodeState(buf, conv, sampled, t + 1), (sampled, logits if collect_logits else None)
@@ -100,6 +103,12 @@ def _run_block(params, consts, red, state: DecodeState, rng, forced, *, cfg: Hye
   return state, tokens.T, (None if logits is None else jnp.swapaxes(logits, 0, 1))
 
 
+@functools.partial(jax.jit, static_argnames=("level", "impl"), donate_argnames=("buf",))
+def _run_tile(level_consts, buf, t, *, level: int, impl: str):
+  """A large gray tile on its own: keeps the step blocks' executables independent of it."""
+  return mixers.gray_tile(level_consts, buf, t, level, impl)
+
+
 @dataclasses.dataclass
 class Generator:
   """A model ready to generate: caches filters and per-plan engine constants.
@@ -109,11 +118,13 @@ class Generator:
     cfg: the model config.
     block_size: steps per compiled block (power of two).
     hybrid_table: tile level -> tau name for tau='hybrid' (default: calibration default).
+    layer_unroll: layers per iteration of the per-token layer loop (n_layers = unrolled).
   """
   params: Any
   cfg: HyenaConfig
   block_size: int = 16
   hybrid_table: dict[int, str] | None = None
+  layer_unroll: int = 1
 
   def __post_init__(self):
     validation.check_params(self.params, self.cfg)
@@ -160,27 +171,41 @@ class Generator:
   def run(self, plan: mixers.Plan, consts, state: DecodeState, rng: jax.Array,
           sampler: Sampler = Sampler(), forced: jax.Array | None = None,
           collect_logits: bool = False, stop_token: int | None = None,
-          callback: Callable[[int, jax.Array], None] | None = None, part: str = "all"):
+          callback: Callable[[int, jax.Array], None] | None = None, part: str = "all",
+          keep_logits: np.ndarray | None = None):
     """Runs the plan's blocks from `state`. Returns (state, tokens (B, n), logits or None).
 
     forced: (B, n) tokens to feed (teacher forcing) instead of the sampled ones.
     stop_token: stop after the block in which every row has produced it.
     callback(position, tokens): called after each block with its sampled tokens (B, steps).
     part: "all" | "mixer" | "dense" — run only part of the model, for timing splits.
+    keep_logits: with collect_logits, keep only these absolute positions (sorted numpy ints).
     """
     if part not in PARTS:
       raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     red = hyena.step_consts(self.params, self.filters(plan.stop))
     spec = dataclasses.replace(plan, blocks=())
+    table = dict(plan.tau_by_level)
+    inline_max = self.block_size.bit_length() - 2  # levels that occur inside a full block
     tokens, logits = [], []
     done = None
     for block in plan.blocks:
       offset = block.first - plan.start
       f = None if forced is None else forced[:, offset:offset + block.num_steps]
+      levels, big = block.levels, block.levels[-1]
+      if big > inline_max:  # the block-boundary tile runs as its own executable
+        levels = levels[:-1] + (schedule.NO_TILE,)
       state, toks, lg = _run_block(self.params, consts, red, state, rng, f, cfg=self.cfg,
-                                   spec=spec, levels=block.levels, window=block.window,
-                                   sampler=sampler, collect_logits=collect_logits, part=part)
+                                   spec=spec, levels=levels, window=block.window,
+                                   sampler=sampler, collect_logits=collect_logits, part=part,
+                                   layer_unroll=self.layer_unroll)
+      if big > inline_max:
+        state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position - 1,
+                                                level=big, impl=table[big]))
       tokens.append(toks)
+      if collect_logits and keep_logits is not None:
+        pos = np.arange(block.first, block.first + block.num_steps)
+        lg = lg[:, np.flatnonzero(np.isin(pos, keep_logits))]
       logits.append(lg)
       if callback is not None:
         callback(block.first + block.num_steps, toks)
@@ -244,11 +269,13 @@ class Generator:
     return GenerateResult(out, state, stop - P)
 
   def decode_logits(self, tokens, prompt_len: int = 0, *, method: str = "flash",
-                    tau: str = "hybrid", prompt_lengths=None) -> jax.Array:
-    """Teacher-forced decode: logits (B, L, V) of every position.
+                    tau: str = "hybrid", prompt_lengths=None,
+                    positions: np.ndarray | None = None) -> jax.Array:
+    """Teacher-forced decode: logits (B, L, V) of every position (or of `positions`).
 
     The first prompt_len positions go through the parallel forward (prefill), the rest one
     position at a time through the chosen engine. Used for parity checks against `forward`.
+    positions: optional sorted positions to return logits for (memory at large L * V).
     """
     tokens = validation.check_tokens(tokens, self.cfg, "tokens")
     B, L = tokens.shape
@@ -261,10 +288,14 @@ class Generator:
       validation.check_prompt(tokens[:, :prompt_len], self.cfg, prompt_lengths, L - prompt_len + 1)
     prompt = tokens[:, :prompt_len]
     plan, consts, state, prompt_logits = self.start(method, tau, prompt, L, prompt_lengths)
-    pieces = [] if prompt_logits is None else [prompt_logits]
+    keep = None if positions is None else np.asarray(positions)
+    pieces = []
+    if prompt_logits is not None:
+      pieces.append(prompt_logits if keep is None else prompt_logits[:, keep[keep < prompt_len]])
     if L > prompt_len:
       _, _, logits = self.run(plan, consts, state, jax.random.PRNGKey(0),
-                              forced=tokens[:, prompt_len:], collect_logits=True)
+                              forced=tokens[:, prompt_len:], collect_logits=True,
+                              keep_logits=keep)
       pieces.append(logits)
     return jnp.concatenate(pieces, 1)
 

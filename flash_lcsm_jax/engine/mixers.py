@@ -141,8 +141,13 @@ def write(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array, level:
   buf = jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=3)
   if level == schedule.NO_TILE:
     return buf
+  return gray_tile(consts[level], buf, t, level, tau_table[level])
+
+
+def gray_tile(level_consts, buf: jax.Array, t: jax.Array, level: int, impl: str) -> jax.Array:
+  """Flash: adds the contribution of u at t-U+1..t to the pending outputs t+1..t+U."""
   U = 1 << level
   seg = jax.lax.dynamic_slice_in_dim(buf, t - U + 1, U, axis=3)
-  out = tau_ops.get(tau_table[level]).apply(consts[level], seg)
+  out = tau_ops.get(impl).apply(level_consts, seg)
   pending = jax.lax.dynamic_slice_in_dim(buf, t + 1, U, axis=3)
   return jax.lax.dynamic_update_slice_in_dim(buf, pending + out, t + 1, axis=3)

@@ -176,7 +176,8 @@ class ForwardAux(NamedTuple):
 
 
 def forward(params: Params, cfg: HyenaConfig, tokens: jax.Array, valid: jax.Array | None = None,
-            filters: jax.Array | None = None, return_aux: bool = False):
+            filters: jax.Array | None = None, return_aux: bool = False,
+            positions: jax.Array | None = None):
   """Parallel (training-path) forward with FFT long convolutions.
 
   Args:
@@ -185,9 +186,10 @@ def forward(params: Params, cfg: HyenaConfig, tokens: jax.Array, valid: jax.Arra
       are zeroed there, so each row's outputs equal those of its unpadded sequence.
     filters: optional precomputed (M, D, >=L) filters.
     return_aux: also return ForwardAux for starting generation.
+    positions: optional (N,) positions whose logits to return (saves memory at large L * V).
 
   Returns:
-    logits (B, L, V) float32, and ForwardAux if return_aux.
+    logits (B, L or N, V) float32, and ForwardAux if return_aux.
   """
   B, L = tokens.shape
   K = cfg.short_filter_order
@@ -209,7 +211,7 @@ def forward(params: Params, cfg: HyenaConfig, tokens: jax.Array, valid: jax.Arra
     return x, ForwardAux(u, p_pad[:, L:L + K - 1] if K > 1 else p_pad[:, :0])
 
   x, aux = jax.lax.scan(layer, x, (params["layers"], h))
-  logits = logits_from_hidden(params, cfg, x)
+  logits = logits_from_hidden(params, cfg, x if positions is None else x[:, positions])
   return (logits, aux) if return_aux else logits
 
 
@@ -226,13 +228,14 @@ def step_consts(params: Params, filters: jax.Array) -> StepConsts:
 
 
 def token_step(params: Params, cfg: HyenaConfig, consts: StepConsts, tokens: jax.Array,
-               acc: jax.Array, conv_state: jax.Array):
+               acc: jax.Array, conv_state: jax.Array, layer_unroll: int = 1):
   """One token through every layer: the per-token critical path shared by all engines.
 
   Args:
     tokens: (B,) token ids at position t.
     acc: (M, B, D) long-convolution contribution of positions < t at position t.
     conv_state: (M, B, K-1, 3D) the previous K-1 short-conv inputs.
+    layer_unroll: layers per iteration of the layer loop (M = fully unrolled).
 
   Returns:
     logits (B, V), mixer inputs u_t (M, B, D), new conv_state.
@@ -253,5 +256,6 @@ def token_step(params: Params, cfg: HyenaConfig, consts: StepConsts, tokens: jax
     x = x + mlp(layer_norm(x, lp["norm2"], cfg.layer_norm_eps), lp["mlp"])
     return x, (u, window[:, 1:] if K > 1 else conv_m)
 
-  x, (u, conv_state) = jax.lax.scan(layer, x, (params["layers"], acc, conv_state, consts.red_tap))
+  x, (u, conv_state) = jax.lax.scan(layer, x, (params["layers"], acc, conv_state, consts.red_tap),
+                                    unroll=layer_unroll)
   return logits_from_hidden(params, cfg, x), u, conv_state

@@ -1,0 +1,188 @@
+"""GPU probe of the engines on the paper config: parity at large L, then per-token timings.
+
+  PYTHONPATH=. python experiments/engine_probe.py --out=$OUT/probe.json
+
+Checks parity of every method against the parallel forward (HIGHEST precision), then times,
+side by side: flash (all / mixer / dense parts), lazy's history read (GB/s) at several
+positions, eager's update, the device copy bandwidth and the matmul rate. Writes JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flash_lcsm_jax import Generator, HyenaConfig, forward, init_params
+from flash_lcsm_jax.engine import mixers
+from flash_lcsm_jax.engine.generation import DecodeState
+
+_OUT = flags.DEFINE_string("out", "", "JSON output path.")
+_VERIFY_L = flags.DEFINE_integer("verify_length", 2**17, "Largest parity length.")
+_SPEED_L = flags.DEFINE_list("speed_lengths", ["4096", "16384"], "Flash timing lengths.")
+_LAZY_T = flags.DEFINE_list("lazy_positions", ["4096", "32768", "65536"], "Lazy window positions.")
+_BATCH = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes.")
+_UNROLL = flags.DEFINE_list("layer_unrolls", ["1", "18"], "Layer-loop unroll factors to time.")
+_SKIP_VERIFY = flags.DEFINE_bool("skip_verify", False, "Skip the parity checks.")
+_TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
+
+PAPER = dict(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
+             filter_order=64, emb_dim=33, short_filter_order=3)
+
+
+def _sync(tree):
+  jax.tree_util.tree_map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready")
+                         else x, tree)
+
+
+def copy_bandwidth(nbytes=2**31, reps=10):
+  x = jnp.ones((nbytes // 4,), jnp.float32)
+  f = jax.jit(lambda a: a * 1.0001)
+  _sync(f(x))
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter(); _sync(f(x)); times.append(time.perf_counter() - t)
+  return 2 * nbytes / np.median(times)
+
+
+def matmul_rate(n=8192, precision=None, reps=10):
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x, y: jnp.dot(x, y, precision=precision))
+  _sync(f(a, a))
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter(); _sync(f(a, a)); times.append(time.perf_counter() - t)
+  return 2 * n**3 / np.median(times)
+
+
+def rel(a, b):
+  return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+def verify(gen, cfg, results):
+  jax.config.update("jax_default_matmul_precision", "highest")
+  key = jax.random.PRNGKey(1)
+  small = min(4096, cfg.l_max)
+  for L, P, methods in [(small, 777 % small, ["lazy", "eager", "flash"]),
+                        (small, 0, ["flash"]), (min(_VERIFY_L.value, cfg.l_max), 0, ["flash"])]:
+    tokens = jax.random.randint(key, (1, L), 0, cfg.vocab_size)
+    positions = np.unique(np.concatenate([np.arange(0, L, max(1, L // 1024)),
+                                          np.arange(L - 256, L)]))
+    ref = forward(gen.params, cfg, tokens, filters=gen.filters(L), positions=positions)
+    for method in methods:
+      for tau in (["hybrid", "fft"] if method == "flash" else ["hybrid"]):
+        t0 = time.perf_counter()
+        lg = gen.decode_logits(tokens, P, method=method, tau=tau, positions=positions)
+        err = rel(lg, ref)
+        row = dict(L=L, P=P, method=method, tau=tau, rel_error=err,
+                   seconds=time.perf_counter() - t0)
+        print("verify", row, flush=True)
+        results["verify"].append(row)
+  jax.config.update("jax_default_matmul_precision", None)
+
+
+def time_run(gen, plan, consts, make_state, part, reps=2):
+  """Median seconds of gen.run over the plan (after a compile run)."""
+  t0 = time.perf_counter()
+  st, toks, _ = gen.run(plan, consts, make_state(), jax.random.PRNGKey(0), part=part)
+  _sync((st, toks))
+  compile_s = time.perf_counter() - t0
+  times = []
+  for _ in range(reps):
+    s = make_state()
+    _sync(s)
+    t = time.perf_counter()
+    st, toks, _ = gen.run(plan, consts, s, jax.random.PRNGKey(0), part=part)
+    _sync((st, toks))
+    times.append(time.perf_counter() - t)
+  return float(np.median(times)), compile_s
+
+
+def random_state(plan, cfg, B, key):
+  M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
+  shape = (M, B, D, plan.buffer_length) if plan.method == "flash" else (
+      M, B, plan.buffer_length, D)
+  return lambda: DecodeState(jax.random.normal(key, shape, jnp.float32),
+                             jnp.zeros((M, B, K - 1, 3 * D), jnp.float32),
+                             jnp.ones((B,), jnp.int32), jnp.asarray(plan.start, jnp.int32))
+
+
+def speed(params, cfg, results, save=lambda: None):
+  key = jax.random.PRNGKey(2)
+  for unroll in [int(u) for u in _UNROLL.value]:
+    gen = Generator(params, cfg, block_size=16, layer_unroll=unroll)
+    for B in [int(b) for b in _BATCH.value]:
+      for L in [int(x) for x in _SPEED_L.value]:
+        for method, tau in [("flash", "hybrid"), ("flash", "fft")]:
+          plan, consts = gen.plan(method, tau, 1, L)
+          parts = ["all", "mixer", "dense"] if tau == "hybrid" else ["mixer"]
+          for part in parts:
+            if unroll != 1 and part == "mixer":
+              continue
+            sec, comp = time_run(gen, plan, consts, random_state(plan, cfg, B, key), part)
+            row = dict(method=method, tau=tau, B=B, L=L, part=part, layer_unroll=unroll,
+                       us_per_token=1e6 * sec / (L - 1), compile_s=comp)
+            print("speed", row, flush=True)
+            results["speed"].append(row)
+            save()
+    if unroll != 1:
+      continue
+    for B in [int(b) for b in _BATCH.value]:
+      for t in [int(x) for x in _LAZY_T.value]:
+        for method in ["lazy", "eager"]:
+          if method == "lazy":  # cost depends on t: steps t..t+63
+            plan = mixers.make_plan("lazy", t, min(t + 64, cfg.l_max), 16)
+          else:  # cost depends on L - t: the first 64 steps of a generation from t to l_max
+            if B > 1:
+              continue  # the full-length eager buffer at B > 1 does not fit next to the rest
+            plan = mixers.make_plan("eager", t, cfg.l_max, 16)
+            plan = dataclasses.replace(plan, blocks=plan.blocks[:4])
+          consts = mixers.make_consts(plan, gen.filters(cfg.l_max))
+          sec, comp = time_run(gen, plan, consts, random_state(plan, cfg, B, key), "mixer")
+          steps = sum(b.num_steps for b in plan.blocks)
+          window = plan.blocks[-1].window
+          M, D = cfg.n_layers, cfg.d_model
+          per_step = 4 * M * D * window * ((B + 1) if method == "lazy" else (2 * B + 1))
+          row = dict(method=method, B=B, t=t, window=window, part="mixer",
+                     us_per_token=1e6 * sec / steps, compile_s=comp,
+                     gb_per_s=per_step / (sec / steps) / 1e9)
+          print("quadratic", row, flush=True)
+          results["quadratic"].append(row)
+          save()
+          del consts
+
+
+def main(_):
+  cfg = HyenaConfig(**(dict(PAPER, d_model=16, n_layers=2, d_inner=32, vocab_size=64,
+                            l_max=512, filter_order=8, emb_dim=5) if _TINY.value else PAPER))
+  params = init_params(jax.random.PRNGKey(0), cfg)
+  dev = jax.devices()[0]
+  results = {"device": dev.device_kind, "jax": jax.__version__, "dtype": cfg.dtype,
+             "verify": [], "speed": [], "quadratic": []}
+  n = 512 if _TINY.value else 8192
+  results["copy_GBps"] = copy_bandwidth(2**24 if _TINY.value else 2**31) / 1e9
+  results["matmul_TFLOPs_default"] = matmul_rate(n) / 1e12
+  results["matmul_TFLOPs_highest"] = matmul_rate(n, precision="highest") / 1e12
+  print({k: v for k, v in results.items() if not isinstance(v, list)}, flush=True)
+  out = _OUT.value or os.path.join(os.environ.get("OUT", "results"), "probe.json")
+
+  def save():
+    with open(out, "w") as f:
+      json.dump(results, f, indent=1)
+
+  if not _SKIP_VERIFY.value:
+    verify(Generator(params, cfg), cfg, results)
+    save()
+  speed(params, cfg, results, save)
+  save()
+  print("wrote", out)
+
+
+if __name__ == "__main__":
+  app.run(main)
