@@ -56,7 +56,7 @@ class CheckpointError(ValueError):
 
 def write_safetensors(path: str, arrays: Mapping[str, Any], metadata: Mapping[str, str]):
   """Writes arrays + string metadata to `path` atomically (temp file, fsync, rename)."""
-  tensors = {k: np.ascontiguousarray(np.asarray(v)) for k, v in arrays.items()}
+  tensors = {k: np.array(v, order="C") for k, v in arrays.items()}  # keeps 0-d shapes
   data = st_numpy.save(tensors, metadata=dict(metadata))
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)

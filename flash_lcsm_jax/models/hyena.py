@@ -227,35 +227,58 @@ def step_consts(params: Params, filters: jax.Array) -> StepConsts:
   return StepConsts(filters[:, :, 0] + params["layers"]["filter"]["bias"])
 
 
+def split_layers(params: Params) -> tuple[Params, ...]:
+  """Per-layer parameter dicts as separate arrays (for the unrolled per-token path).
+
+  Slicing a layer out of the stacked arrays inside a loop copies its weights every token;
+  separate buffers let each matrix-vector product read its weights in place.
+  """
+  M = jax.tree_util.tree_leaves(params["layers"])[0].shape[0]
+  return tuple(jax.tree_util.tree_map(lambda x, m=m: x[m], params["layers"]) for m in range(M))
+
+
+def _token_layer(cfg: HyenaConfig, lp, x, acc_m, conv_m, red_m):
+  """One layer at one position: (B, D) residual in, (B, D) residual and u_t out."""
+  K = cfg.short_filter_order
+  p = dense(layer_norm(x, lp["norm1"], cfg.layer_norm_eps), lp["in_proj"])  # (B, 3D)
+  window = jnp.concatenate([conv_m, p[:, None]], axis=1)  # (B, K, 3D)
+  c = sum(window[:, k] * lp["short_conv"]["kernel"][k] for k in range(K))
+  c = c + lp["short_conv"]["bias"]
+  x0, x1, v = jnp.split(c, 3, axis=-1)
+  u = x1 * v
+  z = acc_m + red_m * u
+  x = x + dense(x0 * z, lp["out_proj"])
+  x = x + mlp(layer_norm(x, lp["norm2"], cfg.layer_norm_eps), lp["mlp"])
+  return x, u, window[:, 1:] if K > 1 else conv_m
+
+
 def token_step(params: Params, cfg: HyenaConfig, consts: StepConsts, tokens: jax.Array,
-               acc: jax.Array, conv_state: jax.Array, layer_unroll: int = 1):
+               acc: jax.Array, conv_state: jax.Array, layer_list: tuple | None = None):
   """One token through every layer: the per-token critical path shared by all engines.
 
   Args:
     tokens: (B,) token ids at position t.
     acc: (M, B, D) long-convolution contribution of positions < t at position t.
     conv_state: (M, B, K-1, 3D) the previous K-1 short-conv inputs.
-    layer_unroll: layers per iteration of the layer loop (M = fully unrolled).
+    layer_list: optional split_layers(params): unroll the layer loop over separate weights
+      (fewer, larger kernels and no weight copies) instead of scanning the stacked ones.
 
   Returns:
     logits (B, V), mixer inputs u_t (M, B, D), new conv_state.
   """
-  K = cfg.short_filter_order
   x = embed(params, tokens)
+  if layer_list is None:
+    def layer(x, per_layer):
+      x, u, conv = _token_layer(cfg, *per_layer[:1], x, *per_layer[1:])
+      return x, (u, conv)
 
-  def layer(x, per_layer):
-    lp, acc_m, conv_m, red_m = per_layer
-    p = dense(layer_norm(x, lp["norm1"], cfg.layer_norm_eps), lp["in_proj"])  # (B, 3D)
-    window = jnp.concatenate([conv_m, p[:, None]], axis=1)  # (B, K, 3D)
-    c = sum(window[:, k] * lp["short_conv"]["kernel"][k] for k in range(K))
-    c = c + lp["short_conv"]["bias"]
-    x0, x1, v = jnp.split(c, 3, axis=-1)
-    u = x1 * v
-    z = acc_m + red_m * u
-    x = x + dense(x0 * z, lp["out_proj"])
-    x = x + mlp(layer_norm(x, lp["norm2"], cfg.layer_norm_eps), lp["mlp"])
-    return x, (u, window[:, 1:] if K > 1 else conv_m)
-
-  x, (u, conv_state) = jax.lax.scan(layer, x, (params["layers"], acc, conv_state, consts.red_tap),
-                                    unroll=layer_unroll)
+    x, (u, conv_state) = jax.lax.scan(layer, x, (params["layers"], acc, conv_state,
+                                                 consts.red_tap))
+  else:
+    us, convs = [], []
+    for m, lp in enumerate(layer_list):
+      x, u_m, conv_m = _token_layer(cfg, lp, x, acc[m], conv_state[m], consts.red_tap[m])
+      us.append(u_m)
+      convs.append(conv_m)
+    u, conv_state = jnp.stack(us), jnp.stack(convs)
   return logits_from_hidden(params, cfg, x), u, conv_state

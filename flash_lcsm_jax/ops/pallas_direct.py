@@ -129,18 +129,20 @@ def triton_compiler_params(num_warps: int, num_stages: int) -> Any:
   return dict(triton=dict(num_warps=num_warps, num_stages=num_stages))  # jax < 0.4.31
 
 
-def _is_gpu() -> bool:
-  return jax.default_backend() in ("gpu", "cuda", "rocm")
+def _backend() -> str:
+  return jax.default_backend()
 
 
 _LOGGED: set[tuple[str, str]] = set()
-CHOSEN: dict[str, str] = {}  # kernel/shape key -> implementation that ran (for reports)
+# Kernel key ("direct U=8") -> implementation the dispatcher last chose, and why (for reports).
+CHOSEN: dict[str, str] = {}
+REASONS: dict[str, str] = {}
 
 
-def _log_once(kernel: str, implementation: str, reason: str):
+def _log_once(kernel: str, implementation: str, reason: str, fallback: bool = False):
   if (kernel, implementation) not in _LOGGED:
     _LOGGED.add((kernel, implementation))
-    log.info("%s: using %s (%s)", kernel, implementation, reason)
+    (log.warning if fallback else log.info)("%s: using %s (%s)", kernel, implementation, reason)
 
 
 @functools.lru_cache(maxsize=None)
@@ -178,15 +180,16 @@ def resolve_implementation(kernel: str, requested: str | None, probe: _Probe | N
   """
   if requested is not None and requested not in IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None or one of {IMPLEMENTATIONS}, got {requested!r}")
+  backend = _backend()
   if requested == "xla":
     choice, reason = "xla", "requested"
   elif pl is None:
     if requested is not None:
       raise ValueError(f"{kernel}: {requested!r} requested but jax.experimental.pallas is missing")
     choice, reason = "xla", "jax.experimental.pallas is not importable"
-  elif requested == "interpret" or (requested is None and jax.default_backend() == "cpu"):
+  elif requested == "interpret" or (requested is None and backend == "cpu"):
     choice, reason = "interpret", "requested" if requested else "CPU backend"
-  elif _is_gpu():
+  elif backend in ("gpu", "cuda", "rocm"):
     error = _compiles(probe) if probe is not None else None
     if error is None:
       choice, reason = "pallas", "Triton on GPU"
@@ -196,11 +199,11 @@ def resolve_implementation(kernel: str, requested: str | None, probe: _Probe | N
       choice, reason = "xla", f"Triton kernel failed to compile: {error}"
   elif requested == "pallas":
     raise ValueError(f"{kernel}: compiled Pallas kernels need a GPU (backend is "
-                     f"{jax.default_backend()!r}); use implementation='interpret' or 'xla'")
+                     f"{backend!r}); use implementation='interpret' or 'xla'")
   else:
-    choice, reason = "xla", f"no Triton on backend {jax.default_backend()!r}"
-  _log_once(kernel, choice, reason)
-  CHOSEN[kernel] = choice
+    choice, reason = "xla", f"no Triton on backend {backend!r}"
+  _log_once(kernel, choice, reason, fallback=choice == "xla" and requested is None)
+  CHOSEN[kernel], REASONS[kernel] = choice, reason
   return choice
 
 
