@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,18 +102,34 @@ def frozen_mask(params):
   return jax.tree_util.tree_map_with_path(lambda p, _: _path_names(p) in _FROZEN, params)
 
 
-def make_schedule(tc) -> optax.Schedule:
+class OptimizerSettings(NamedTuple):
+  """The optimiser's hyper-parameters (hashable: a static jit argument)."""
+  steps: int
+  learning_rate: float
+  warmup_steps: int
+  min_lr_ratio: float
+  b1: float
+  b2: float
+  weight_decay: float
+  clip_norm: float
+
+  @classmethod
+  def from_config(cls, tc) -> "OptimizerSettings":
+    return cls(**{name: tc[name] for name in cls._fields})
+
+
+def make_schedule(opt: OptimizerSettings) -> optax.Schedule:
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=tc.learning_rate, warmup_steps=tc.warmup_steps,
-      decay_steps=tc.steps, end_value=tc.learning_rate * tc.min_lr_ratio)
+      init_value=0.0, peak_value=opt.learning_rate, warmup_steps=opt.warmup_steps,
+      decay_steps=opt.steps, end_value=opt.learning_rate * opt.min_lr_ratio)
 
 
-def make_optimizer(tc) -> optax.GradientTransformation:
+def make_optimizer(opt: OptimizerSettings) -> optax.GradientTransformation:
   """Freeze -> clip by global norm -> AdamW with warm-up + cosine decay."""
   return optax.chain(
       optax.masked(optax.set_to_zero(), frozen_mask),
-      optax.clip_by_global_norm(tc.clip_norm),
-      optax.adamw(make_schedule(tc), b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay,
+      optax.clip_by_global_norm(opt.clip_norm),
+      optax.adamw(make_schedule(opt), b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay,
                   mask=decay_mask))
 
 
@@ -126,34 +142,46 @@ def loss_fn(params, cfg: HyenaConfig, inputs, targets) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
 
-def init_state(cfg: HyenaConfig, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
-  params = hyena.init_params(jax.random.PRNGKey(seed), cfg)
+@functools.partial(jax.jit, static_argnames=("cfg", "opt"))
+def _init_state(key, *, cfg: HyenaConfig, opt: OptimizerSettings) -> TrainState:
+  params = hyena.init_params(key, cfg)
   params = jax.tree.map(lambda x: x.astype(jnp.float32), params)
-  return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+  return TrainState(jnp.zeros((), jnp.int32), params, make_optimizer(opt).init(params))
 
 
-def make_train_step(cfg: HyenaConfig, optimizer: optax.GradientTransformation):
-  """A jitted (state, inputs, targets) -> (state, {loss, grad_norm}); the state is donated."""
+def init_state(cfg: HyenaConfig, opt: OptimizerSettings, seed: int) -> TrainState:
+  """Fresh float32 master weights and optimiser state.
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def train_step(state: TrainState, inputs, targets):
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, cfg, inputs, targets)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return (TrainState(state.step + 1, params, opt_state),
-            {"loss": loss, "grad_norm": optax.global_norm(grads)})
-
-  return train_step
+  The weights come from hyena.init_params with an "rbg" key: on CPU it compiles about four
+  times faster than threefry (seconds for a tiny model), and it is deterministic per backend.
+  """
+  return _init_state(jax.random.key(seed, impl="rbg"), cfg=cfg, opt=opt)
 
 
-def make_eval_fn(cfg: HyenaConfig) -> Callable:
-  return jax.jit(functools.partial(loss_fn, cfg=cfg))
+@functools.partial(jax.jit, static_argnames=("cfg", "opt"), donate_argnums=0)
+def train_step(state: TrainState, inputs, targets, *, cfg: HyenaConfig,
+               opt: OptimizerSettings):
+  """One optimiser step on a batch (inputs, targets: (B, L) int32); the state is donated.
+
+  Returns:
+    (new state, {"loss": mean nats per byte before the step, "grad_norm": before clipping}).
+  """
+  loss, grads = jax.value_and_grad(loss_fn)(state.params, cfg, inputs, targets)
+  updates, opt_state = make_optimizer(opt).update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return (TrainState(state.step + 1, params, opt_state),
+          {"loss": loss, "grad_norm": optax.tree.norm(grads)})
 
 
-def evaluate(eval_fn, params, batches) -> dict[str, float]:
-  """Held-out loss (nats per byte) and bits per byte."""
-  losses = [eval_fn(params, inputs=x, targets=y) for x, y in batches]
-  loss = float(np.mean([float(l) for l in losses]))
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def eval_loss(params, inputs, targets, *, cfg: HyenaConfig) -> jax.Array:
+  return loss_fn(params, cfg, inputs, targets)
+
+
+def evaluate(params, cfg: HyenaConfig, batches) -> dict[str, float]:
+  """Held-out loss (nats per byte) and bits per byte over a fixed list of batches."""
+  losses = [float(eval_loss(params, x, y, cfg=cfg)) for x, y in batches]
+  loss = float(np.mean(losses))
   return {"eval_loss": loss, "eval_bpb": loss / math.log(2)}
 
 
@@ -173,9 +201,9 @@ def save_checkpoint(ckpt_dir: str, state: TrainState, cfg: HyenaConfig, tc, seed
   return path
 
 
-def restore_checkpoint(path: str, cfg: HyenaConfig, optimizer, seed: int):
+def restore_checkpoint(path: str, cfg: HyenaConfig, opt: OptimizerSettings, seed: int):
   """(TrainState, metadata) from a training checkpoint; the model config must match."""
-  template = jax.eval_shape(lambda: init_state(cfg, optimizer, seed))._asdict()
+  template = jax.eval_shape(lambda: init_state(cfg, opt, seed))._asdict()
   arrays, meta = checkpoint.read_safetensors(path)
   info = checkpoint.read_metadata(meta, path, kind="train")
   checkpoint.check_config(HyenaConfig.from_mapping(info["config"]), cfg, path)
@@ -289,13 +317,13 @@ def train(config, *, stop_after: int | None = None, progress_stream=None) -> Tra
   print(corpus.describe(), file=out)
   heldout = data.eval_batches(corpus.heldout, tc.batch_size, tc.seq_len, tc.eval_batches)
 
-  optimizer = make_optimizer(tc)
-  schedule = make_schedule(tc)
+  opt = OptimizerSettings.from_config(tc)
+  schedule = make_schedule(opt)
   history_path = os.path.join(workdir, "history.json")
   history: list[dict] = []
   latest = checkpoint.latest_checkpoint(ckpt_dir)
   if latest:
-    state, info = restore_checkpoint(latest, cfg, optimizer, seed)
+    state, info = restore_checkpoint(latest, cfg, opt, seed)
     seed = int(info["seed"])
     changed = [k for k in _TRAJECTORY_KEYS if info["train"].get(k) != tc.get(k)]
     if changed:
@@ -306,13 +334,11 @@ def train(config, *, stop_after: int | None = None, progress_stream=None) -> Tra
         history = [r for r in json.load(f)["records"] if r["step"] <= int(state.step)]
     print(f"resumed from {latest} at step {int(state.step)}", file=out)
   else:
-    state = init_state(cfg, optimizer, seed)
+    state = init_state(cfg, opt, seed)
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   print(f"model: {cfg.n_layers} layers, width {cfg.d_model}, {n_params / 1e6:.2f}M params; "
         f"{tc.steps} steps of {tc.batch_size} x {tc.seq_len} bytes", file=out)
 
-  train_step = make_train_step(cfg, optimizer)
-  eval_fn = make_eval_fn(cfg)
   step = first = int(state.step)
   bar = Progress(tc.steps, first, out)
   pending: list[tuple[int, dict]] = []
@@ -332,13 +358,14 @@ def train(config, *, stop_after: int | None = None, progress_stream=None) -> Tra
     pending.clear()
 
   def checkpoint_now():
-    save_checkpoint(ckpt_dir, state, cfg, tc, seed, tc.keep_checkpoints)
+    # History first: a kill in between leaves records past the checkpoint, dropped on resume.
     _write_json(history_path, {"config": config.to_dict(), "records": history})
     plot_history(history, os.path.join(workdir, "loss.png"))
+    save_checkpoint(ckpt_dir, state, cfg, tc, seed, tc.keep_checkpoints)
 
   while step < tc.steps and (stop_after is None or step - first < stop_after):
     inputs, targets = data.train_batch(corpus.train, tc.batch_size, tc.seq_len, seed, step)
-    state, metrics = train_step(state, inputs, targets)
+    state, metrics = train_step(state, inputs, targets, cfg=cfg, opt=opt)
     step += 1
     pending.append((step, metrics))
     at_end = step == tc.steps
@@ -349,7 +376,7 @@ def train(config, *, stop_after: int | None = None, progress_stream=None) -> Tra
                        f"lr {history[-1]['lr']:.2e}")
     if (tc.eval_every and step % tc.eval_every == 0) or at_end:
       flush()
-      scores = evaluate(eval_fn, state.params, heldout)
+      scores = evaluate(state.params, cfg, heldout)
       history[-1].update(scores)
       bar.note(f"step {step}: held-out loss {scores['eval_loss']:.4f} nats/byte, "
                f"{scores['eval_bpb']:.4f} bits/byte")

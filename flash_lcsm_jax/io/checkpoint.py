@@ -86,8 +86,9 @@ def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
   """Reads every tensor (as numpy, bfloat16 included) and the metadata of a safetensors file."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"checkpoint file not found: {path}")
+  blob = bytearray(os.path.getsize(path))  # writable, so arrays can be views into it
   with open(path, "rb") as f:
-    blob = f.read()
+    f.readinto(blob)
   if len(blob) < 8:
     raise CheckpointError(f"{path}: not a safetensors file (only {len(blob)} bytes)")
   (header_len,) = struct.unpack("<Q", blob[:8])
@@ -109,7 +110,7 @@ def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     shape = tuple(info["shape"])
     if end > len(body) or end - begin != int(np.prod(shape)) * np.dtype(dtype).itemsize:
       raise CheckpointError(f"{path}: tensor {name!r} is truncated or has inconsistent size")
-    arrays[name] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).copy()
+    arrays[name] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape)
   return arrays, metadata
 
 
@@ -123,11 +124,11 @@ def _key_name(entry) -> str:
   return str(entry)
 
 
-def flatten_tree(tree, prefix: str = "") -> dict[str, np.ndarray]:
+def flatten_tree(tree) -> dict[str, np.ndarray]:
   """{"a/b/0/c": leaf} for every array leaf of `tree` (typed PRNG keys stored as key data)."""
   out = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    name = prefix + "/".join(_key_name(p) for p in path)
+    name = "/".join(_key_name(p) for p in path)
     if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
       leaf = jax.random.key_data(leaf)
     out[name] = np.asarray(leaf)
@@ -253,13 +254,14 @@ def checkpoint_path(directory: str, step: int) -> str:
 
 
 def resolve_model_path(path: str) -> str:
-  """A file, or a directory holding model.safetensors or training checkpoints (latest wins)."""
+  """A file, or a directory holding model.safetensors or training checkpoints (newest wins)."""
   if os.path.isdir(path):
-    for candidate in (os.path.join(path, "model.safetensors"), latest_checkpoint(path),
-                      latest_checkpoint(os.path.join(path, "checkpoints"))):
-      if candidate and os.path.isfile(candidate):
-        return candidate
-    raise FileNotFoundError(f"no model.safetensors or ckpt_*.safetensors in directory {path}")
+    candidates = [c for c in (os.path.join(path, "model.safetensors"), latest_checkpoint(path),
+                              latest_checkpoint(os.path.join(path, "checkpoints")))
+                  if c and os.path.isfile(c)]
+    if not candidates:
+      raise FileNotFoundError(f"no model.safetensors or ckpt_*.safetensors in directory {path}")
+    return max(candidates, key=os.path.getmtime)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"checkpoint not found: {path}")
   return path
@@ -269,8 +271,10 @@ def load_model(path: str, cfg: HyenaConfig | None = None):
   """(params, HyenaConfig) from a model or training checkpoint (file or directory).
 
   Args:
-    path: a model file (save_model), a training checkpoint (training.py), or a directory
-      holding either (a training run's directory: its latest checkpoint is used).
+    path: a model file (save_model), a training checkpoint (training.py), a directory holding
+      either (a training run's directory: the newest is used), or a reference (safari /
+      HyenaDNA) state dict in safetensors or PyTorch format, imported with
+      torch_import.load_reference and its defaults.
     cfg: if given, must equal the checkpoint's config.
 
   Raises:
@@ -278,7 +282,12 @@ def load_model(path: str, cfg: HyenaConfig | None = None):
     FileNotFoundError: no checkpoint at path.
   """
   path = resolve_model_path(path)
-  arrays, meta = read_safetensors(path)
+  kind = file_kind(path)
+  if kind is None:
+    raise CheckpointError(f"{path}: neither a safetensors nor a PyTorch file")
+  arrays, meta = read_safetensors(path) if kind == "safetensors" else (None, {})
+  if meta.get("format") != FORMAT:
+    return _load_reference(path, cfg)
   info = read_metadata(meta, path)
   saved_cfg = _config_from(info, path)
   check_config(saved_cfg, cfg, path)
@@ -286,13 +295,32 @@ def load_model(path: str, cfg: HyenaConfig | None = None):
   if info["kind"] == "model":
     params = unflatten_like(template, arrays, what=path)
   elif info["kind"] == "train":  # float32 master weights; keep the params only
-    params = unflatten_like(template, {k[len("params/"):]: v for k, v in arrays.items()
-                                       if k.startswith("params/")},
-                            what=path, cast_float_from=(np.dtype(np.float32),))
+    params = unflatten_like(template, arrays, prefix="params/", what=path,
+                            cast_float_from=(np.dtype(np.float32),))
   else:
     raise CheckpointError(f"{path}: a {info['kind']!r} checkpoint holds no model parameters")
   validation.check_params(params, saved_cfg)
   return params, saved_cfg
+
+
+def file_kind(path: str) -> str | None:
+  """'safetensors', 'torch' (zip or legacy pickle container) or None, from the first bytes."""
+  with open(path, "rb") as f:
+    head = f.read(9)
+  if len(head) == 9 and head[8:9] == b"{":
+    return "safetensors"
+  if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+    return "torch"
+  return None
+
+
+def _load_reference(path: str, cfg: HyenaConfig | None):
+  from flash_lcsm_jax.io import torch_import  # pylint: disable=import-outside-toplevel
+  try:
+    return torch_import.load_reference(path, cfg)
+  except torch_import.StateDictError as e:
+    raise CheckpointError(f"{path}: not a {FORMAT} checkpoint, nor an importable reference "
+                          f"state dict ({e})") from None
 
 
 # ----------------------------------------------------------------------------- decode states

@@ -175,9 +175,10 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
   Tensors that safetensors.torch.save_model dropped as duplicates of shared storage (tied
   lm_head, the shared Sin frequency) are restored from the file's alias metadata.
   """
-  with open(path, "rb") as f:
-    head = f.read(9)
-  if len(head) == 9 and head[8:9] == b"{":
+  kind = checkpoint.file_kind(path)
+  if kind is None:
+    raise StateDictError(f"{path}: neither a safetensors nor a PyTorch file")
+  if kind == "safetensors":
     arrays, metadata = checkpoint.read_safetensors(path)
     for name, target in metadata.items():
       if name not in arrays and target in arrays:
