@@ -30,6 +30,9 @@ _LAZY_T = flags.DEFINE_list("lazy_positions", ["4096", "32768", "65536"], "Lazy 
 _BATCH = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes.")
 _UNROLL = flags.DEFINE_list("unroll_layers", ["1", "0"], "Per-token layer loop unrolled (1) / scan (0).")
 _SKIP_VERIFY = flags.DEFINE_bool("skip_verify", False, "Skip the parity checks.")
+_BLOCK = flags.DEFINE_integer("block_size", 16, "Steps per compiled block.")
+_PARTS = flags.DEFINE_list("parts", ["all", "mixer", "dense"], "Parts to time (flash hybrid).")
+_TAUS = flags.DEFINE_list("taus", ["hybrid", "fft"], "Flash taus to time.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
 
 PAPER = dict(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
@@ -117,12 +120,12 @@ def random_state(plan, cfg, B, key):
 def speed(params, cfg, results, save=lambda: None):
   key = jax.random.PRNGKey(2)
   for unroll in [int(u) for u in _UNROLL.value]:
-    gen = Generator(params, cfg, block_size=16, unroll_layers=bool(unroll))
+    gen = Generator(params, cfg, block_size=_BLOCK.value, unroll_layers=bool(unroll))
     for B in [int(b) for b in _BATCH.value]:
       for L in [int(x) for x in _SPEED_L.value]:
-        for method, tau in [("flash", "hybrid"), ("flash", "fft")]:
+        for method, tau in [("flash", t) for t in _TAUS.value]:
           plan, consts = gen.plan(method, tau, 1, L)
-          parts = ["all", "mixer", "dense"] if tau == "hybrid" else ["mixer"]
+          parts = _PARTS.value if tau == "hybrid" else ["mixer"]
           for part in parts:
             if unroll != 1 and part != "dense":
               continue
@@ -165,9 +168,10 @@ def main(_):
   params = init_params(jax.random.PRNGKey(0), cfg)
   dev = jax.devices()[0]
   results = {"device": dev.device_kind, "jax": jax.__version__, "dtype": cfg.dtype,
+             "xla_flags": os.environ.get("XLA_FLAGS", ""),
              "verify": [], "speed": [], "quadratic": []}
   n = 512 if _TINY.value else 8192
-  results["copy_GBps"] = copy_bandwidth(2**24 if _TINY.value else 2**31) / 1e9
+  results["copy_GBps"] = copy_bandwidth(2**24 if _TINY.value else 2**30) / 1e9
   results["matmul_TFLOPs_default"] = matmul_rate(n) / 1e12
   results["matmul_TFLOPs_highest"] = matmul_rate(n, precision="highest") / 1e12
   print({k: v for k, v in results.items() if not isinstance(v, list)}, flush=True)

@@ -21,6 +21,7 @@ from flash_lcsm_jax.config import HyenaConfig
 from flash_lcsm_jax.engine import mixers, schedule
 from flash_lcsm_jax.engine.sampling import Sampler
 from flash_lcsm_jax.models import hyena
+from flash_lcsm_jax.ops import calibration
 
 
 class DecodeState(NamedTuple):
@@ -142,8 +143,14 @@ class Generator:
       validation.check_finite(self._filters, "materialised filters")
     return self._filters
 
-  def plan(self, method: str, tau: str, start: int, stop: int) -> tuple[mixers.Plan, Any]:
-    plan = mixers.make_plan(method, start, stop, self.block_size, tau, self.hybrid_table)
+  def plan(self, method: str, tau: str, start: int, stop: int,
+           batch: int = 1) -> tuple[mixers.Plan, Any]:
+    """Static plan and engine constants; tau='hybrid' uses hybrid_table, else the device's
+    calibrated table for the nearest batch size (ops/tables), else the default table."""
+    table = self.hybrid_table
+    if table is None and tau == "hybrid":
+      table = calibration.table_for(batch)
+    plan = mixers.make_plan(method, start, stop, self.block_size, tau, table)
     key = (method, plan.stop, plan.filter_length, plan.tau_by_level)
     if key not in self._consts:
       self._consts.clear()  # one plan's constants at a time: they can be large
@@ -156,7 +163,7 @@ class Generator:
             prompt_lengths=None) -> tuple[mixers.Plan, Any, DecodeState, jax.Array | None]:
     """Prefills `prompt` (B, P); returns the plan, constants, state and prompt logits (B, P, V)."""
     B, P = prompt.shape
-    plan, consts = self.plan(method, tau, P, stop)
+    plan, consts = self.plan(method, tau, P, stop, B)
     validation.check_memory(self.params, self.cfg, plan, B)
     filters = self.filters(stop)
     M, D, K = self.cfg.n_layers, self.cfg.d_model, self.cfg.short_filter_order
