@@ -21,6 +21,7 @@ def get_config():
   c.top_p = 1.0
   c.block_size = 16
   c.checkpoint = ""  # load parameters from this checkpoint instead of random init
+  c.import_modulation_shift = 0.0  # reference state dicts only: 0.05 for HyenaDNA standalone/HF
   c.precision = "highest"  # matmul precision: default | high | highest
   c.verify_lengths = "1,3,64,1000"
   c.verify_prompts = "0,1,17"

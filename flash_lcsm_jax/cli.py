@@ -28,7 +28,10 @@ def build_model(config):
   """(params, HyenaConfig) from config.checkpoint if set, else random init from config.model."""
   if config.get("checkpoint"):
     from flash_lcsm_jax.io import checkpoint
-    return checkpoint.load_model(config.checkpoint)
+    # Only used when the file is a reference (safari / HyenaDNA) state dict: HyenaDNA's
+    # standalone / Hugging Face code uses a decay shift of 0.05, safari 0.0.
+    return checkpoint.load_model(config.checkpoint,
+                                 modulation_shift=config.get("import_modulation_shift", 0.0))
   cfg = HyenaConfig.from_mapping(config.model)
   return init_params(jax.random.PRNGKey(config.seed), cfg), cfg
 

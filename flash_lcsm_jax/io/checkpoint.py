@@ -267,7 +267,7 @@ def resolve_model_path(path: str) -> str:
   return path
 
 
-def load_model(path: str, cfg: HyenaConfig | None = None):
+def load_model(path: str, cfg: HyenaConfig | None = None, **reference_kwargs):
   """(params, HyenaConfig) from a model or training checkpoint (file or directory).
 
   Args:
@@ -276,6 +276,8 @@ def load_model(path: str, cfg: HyenaConfig | None = None):
       HyenaDNA) state dict in safetensors or PyTorch format, imported with
       torch_import.load_reference and its defaults.
     cfg: if given, must equal the checkpoint's config.
+    **reference_kwargs: passed to torch_import.load_reference for reference state dicts
+      (e.g. modulation_shift=0.05 for HyenaDNA standalone / Hugging Face checkpoints).
 
   Raises:
     CheckpointError: unreadable file, config mismatch, wrong shapes or dtypes.
@@ -287,7 +289,7 @@ def load_model(path: str, cfg: HyenaConfig | None = None):
     raise CheckpointError(f"{path}: neither a safetensors nor a PyTorch file")
   arrays, meta = read_safetensors(path) if kind == "safetensors" else (None, {})
   if meta.get("format") != FORMAT:
-    return _load_reference(path, cfg)
+    return _load_reference(path, cfg, **reference_kwargs)
   info = read_metadata(meta, path)
   saved_cfg = _config_from(info, path)
   check_config(saved_cfg, cfg, path)
@@ -314,10 +316,10 @@ def file_kind(path: str) -> str | None:
   return None
 
 
-def _load_reference(path: str, cfg: HyenaConfig | None):
+def _load_reference(path: str, cfg: HyenaConfig | None, **kwargs):
   from flash_lcsm_jax.io import torch_import  # pylint: disable=import-outside-toplevel
   try:
-    return torch_import.load_reference(path, cfg)
+    return torch_import.load_reference(path, cfg, **kwargs)
   except torch_import.StateDictError as e:
     raise CheckpointError(f"{path}: not a {FORMAT} checkpoint, nor an importable reference "
                           f"state dict ({e})") from None
