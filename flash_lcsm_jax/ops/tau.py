@@ -8,7 +8,8 @@ needs taps h_1..h_{2U-1}. Every implementation works on all layers at once:
   apply(constants, seg (M, B, D, U)) -> (M, B, D, U) float32
 
 Implementations:
-  direct  Toeplitz matrix-vector product per channel (XLA), small U only.
+  direct  Toeplitz matrix-vector product per channel (XLA multiply-reduce), small U only.
+  direct_dot  the same as a batched dot (XLA), small U only.
   fft     jnp.fft of size 2U with the precomputed filter spectrum (a middle product).
   matmul  the same middle product with DFT matrices on the matrix units (shared by all channels).
   pallas  Pallas direct-convolution kernel (registered by flash_lcsm_jax.ops.pallas_direct).
@@ -102,6 +103,16 @@ def _direct_apply(T, seg):
 
 
 register(TauImpl("direct", toeplitz, _direct_apply, max_level=6))
+
+
+def _direct_dot_apply(T, seg):
+  # The same product as a batched dot: fast at B = 1 on GPU (a batched matrix-vector
+  # product), slow at larger B (tiny batched GEMMs); calibration decides.
+  return jnp.einsum("mdjk,mbdk->mbdj", T, seg, precision=jax.lax.Precision.HIGHEST,
+                    preferred_element_type=jnp.float32)
+
+
+register(TauImpl("direct_dot", toeplitz, _direct_dot_apply, max_level=6))
 
 
 # ----------------------------------------------------------------------------- fft
