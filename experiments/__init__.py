@@ -1,0 +1,1 @@
+"""Benchmark programs (one per figure) and their plots; see registry.py."""

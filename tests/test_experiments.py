@@ -1,0 +1,137 @@
+"""The benchmark programs at CPU size: every experiment writes its JSON and every figure its PNG.
+
+One module-scoped run of `bench_main("all", "cpu", ...)` then `figures_main` (about two minutes
+on two cores, mostly compilation), plus quick checks of the timing integral and the registry.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import common, registry
+from flash_lcsm_jax.engine import mixers
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV_KEYS = ("device", "platform", "jax", "matmul_precision")
+TOP_KEYS = ("experiment", "size", "environment", "dtype", "matmul_precision", "config",
+            "records", "wall_s")
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("bench")
+  results, figures = str(root / "results"), str(root / "figures")
+  assert registry.bench_main("all", "cpu", results) == 0
+  assert registry.figures_main(figures, results_dir=results) == 0
+  return results, figures
+
+
+def _load(results, name):
+  with open(os.path.join(results, f"{name}.json")) as f:
+    return json.load(f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(registry.EXPERIMENTS))
+def test_json_and_figure(outputs, name):
+  results, figures = outputs
+  data = _load(results, name)
+  for key in TOP_KEYS:
+    assert key in data, key
+  for key in ENV_KEYS:
+    assert data["environment"][key] is not None, key
+  assert data["experiment"] == name and data["size"] == "cpu"
+  assert data["records"]
+  assert not [r for r in data["records"] if "error" in r]
+  with open(os.path.join(figures, f"{name}.png"), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_timings_are_complete(outputs):
+  results, _ = outputs
+  for name in ("e2e_b1", "e2e_b8", "mixer_b1", "breakdown", "sweep_batch"):
+    data = _load(results, name)
+    assert "copy_bandwidth_GBps" in data["environment"]
+    for rec in data["records"]:
+      assert rec["seconds"] > 0 and isinstance(rec["integrated"], bool), rec
+      assert rec["keys"], rec
+      if not rec["integrated"]:
+        assert rec["integration_rel_diff"] is not None
+  mixer = _load(results, "mixer_b1")
+  assert any("history_read_GBps" in k for r in mixer["records"] for k in r["keys"])
+  assert "integration_checks" in _load(results, "e2e_b1")
+
+
+@pytest.mark.slow
+def test_schedule_derived_outputs(outputs):
+  results, _ = outputs
+  tiling = _load(results, "tiling")
+  assert all(r["each_pair_once"] for r in tiling["records"])
+  assert tiling["flash_tile_levels"][:8] == [0, 1, 0, 2, 0, 1, 0, 3]
+  nbytes = _load(results, "activation_bytes")
+  assert any("achieved_GBps" in r for r in nbytes["records"])  # joined with mixer_* timings
+  flash = [r for r in nbytes["records"] if r["method"] == "flash"]
+  lazy = [r for r in nbytes["records"] if r["method"] == "lazy"]
+  assert flash[-1]["activation_bytes_per_step"] < lazy[-1]["activation_bytes_per_step"]
+  latency = _load(results, "latency")
+  flash = next(r for r in latency["records"] if r["method"] == "flash")
+  assert len(flash["block_seconds"]) == len(flash["block_first"])
+  batching = _load(results, "layer_batching")
+  assert {t["variant"] for t in batching["totals"]} == {"batched", "per_layer"}
+
+
+def _keys(plan, per_step):
+  """Synthetic timings of every key of a plan: per_step(window) seconds per step."""
+  return [common.KeyTiming(bl[0].levels, bl[0].window, len(bl), bl[0].first,
+                           per_step(bl[0].window) * bl[0].num_steps, 1)
+          for bl in common.block_groups(plan.blocks).values()]
+
+
+def test_integrate_sums_every_block_once():
+  plan = mixers.make_plan("flash", 0, 256, common.BLOCK_SIZE, "fft")
+  timings = _keys(plan, lambda w: 1.0)
+  assert sum(t.count for t in timings) == len(plan.blocks)
+  assert common.integrate(plan.blocks, timings) == pytest.approx(256.0)
+  with pytest.raises(ValueError, match="own keys"):
+    common.integrate(plan.blocks, timings[:-1])
+
+
+@pytest.mark.parametrize("method", ["lazy", "eager"])
+def test_integrate_interpolates_sampled_windows(method):
+  plan = mixers.make_plan(method, 0, 1000, common.BLOCK_SIZE)
+  cost = lambda w: 1e-6 * (3 + 0.5 * w)  # a per-step cost affine in the window
+  exact = sum(cost(b.window) * b.num_steps for b in plan.blocks)
+  timings = _keys(plan, cost)
+  windows = sorted({t.window for t in timings})
+  sampled = [t for t in timings if t.window in (windows[0], windows[len(windows) // 2],
+                                                windows[-1])]
+  assert common.integrate(plan.blocks, sampled) == pytest.approx(exact, rel=1e-9)
+
+
+def test_flash_variants_cover_every_tau():
+  variants = common.flash_variants()
+  assert variants["hybrid"] == ("hybrid", None) and variants["fft"] == ("fft", None)
+  assert len(variants) == len(common.tau_ops.names()) + 1
+  with pytest.raises(ValueError, match="unknown flash variants"):
+    common.flash_variants(["nope"])
+
+
+def test_bench_main_rejects_unknown_names(capsys):
+  assert registry.bench_main("no_such_experiment", "cpu", "unused") == 2
+  assert "available" in capsys.readouterr().out
+
+
+def test_registry_entry_point_runs_in_its_own_process(tmp_path):
+  env = dict(os.environ, PYTHONPATH=_ROOT)
+  proc = subprocess.run([sys.executable, "-m", "experiments.registry", "tiling", "cpu",
+                         str(tmp_path)], cwd=_ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  data = _load(str(tmp_path), "tiling")
+  cover = np.array(data["records"][2]["cover"])
+  assert (cover >= 0).sum() == 16 * 17 // 2  # lower triangle and diagonal, L = 16
