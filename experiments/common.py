@@ -177,16 +177,11 @@ def peak_bytes_in_use() -> int | None:
 
 
 def zero_state(gen: Generator, plan: mixers.Plan, batch: int, position: int) -> DecodeState:
-  """A decode state of the plan's layout at `position`, all zeros (timing only).
-
-  The buffer's shape comes from the engine (abstractly evaluated, so nothing extra is allocated).
-  """
+  """A decode state of the plan's layout at `position`, all zeros (timing only; the buffer
+  fills with real mixer inputs as the timed steps run)."""
   cfg = gen.cfg
   M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
-  filters = jax.ShapeDtypeStruct((M, D, plan.stop), jnp.float32)
-  layout = jax.eval_shape(lambda f: mixers.init_buffer(
-      dataclasses.replace(plan, start=0), f, batch, None), filters)
-  return DecodeState(jnp.zeros(layout.shape, layout.dtype),
+  return DecodeState(jnp.zeros(mixers.buffer_shape(plan, batch, M, D), jnp.float32),
                      jnp.zeros((M, batch, K - 1, 3 * D), jnp.float32),
                      jnp.zeros((batch,), jnp.int32), jnp.asarray(position, jnp.int32))
 
@@ -196,8 +191,6 @@ def run_blocks(gen: Generator, plan: mixers.Plan, consts, batch: int, blocks: Se
   """Seconds to run `blocks` back to back (with the plan's executables) from a fresh state,
   until the final state, including any block-boundary tile, is ready."""
   state = zero_state(gen, plan, batch, blocks[0].first)
-  # Generator.run concatenates the blocks' tokens at the end: compile that beforehand.
-  jnp.concatenate([jnp.zeros((batch, b.num_steps), jnp.int32) for b in blocks], 1)
   jax.block_until_ready(state)
   sub = dataclasses.replace(plan, blocks=tuple(blocks))
   start = time.perf_counter()

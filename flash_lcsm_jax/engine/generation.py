@@ -185,7 +185,7 @@ class Generator:
           collect_logits: bool = False, stop_token: int | None = None,
           callback: Callable[[int, jax.Array], None] | None = None, part: str = "all",
           keep_logits: np.ndarray | None = None):
-    """Runs the plan's blocks from `state`. Returns (state, tokens (B, n), logits or None).
+    """Runs the plan's blocks from `state`. Returns (state, tokens (B, n) numpy, logits or None).
 
     forced: (B, n) tokens to feed (teacher forcing) instead of the sampled ones.
     stop_token: stop after the block in which every row has produced it.
@@ -231,7 +231,9 @@ class Generator:
         if bool(jnp.all(done)):
           break
     B = state.token.shape[0]
-    tokens = jnp.concatenate(tokens, 1) if tokens else jnp.zeros((B, 0), jnp.int32)
+    # On the host: one sync at the end, and no executable per block count.
+    tokens = (np.concatenate(jax.device_get(tokens), 1) if tokens
+              else np.zeros((B, 0), np.int32))
     logits = jnp.concatenate(logits, 1) if collect_logits and logits else None
     return state, tokens, logits
 
@@ -274,11 +276,11 @@ class Generator:
     if callback is not None:
       callback(P, first[:, None])
     if stop_token is not None and bool(jnp.all(first == stop_token)):
-      toks = jnp.zeros((B, 0), jnp.int32)
+      toks = np.zeros((B, 0), np.int32)
     else:
       state, toks, _ = self.run(plan, consts, state, rng, sampler, stop_token=stop_token,
                                 callback=callback)
-    out = np.asarray(jnp.concatenate([first[:, None], toks], 1))
+    out = np.concatenate([np.asarray(first)[:, None], toks], 1)
     if out.shape[1] < num_tokens:
       out = np.pad(out, ((0, 0), (0, num_tokens - out.shape[1])),
                    constant_values=stop_token if stop_token is not None else 0)

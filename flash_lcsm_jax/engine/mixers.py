@@ -88,29 +88,41 @@ def make_consts(plan: Plan, filters: jax.Array) -> Any:
   return {q: tau_ops.get(name).prepare(h, q) for q, name in plan.tau_by_level}
 
 
+def buffer_shape(plan: Plan, batch: int, n_layers: int, width: int) -> tuple[int, ...]:
+  """Shape of the engine buffer: time minor for flash (FFT tiles), time major otherwise."""
+  if plan.method == "flash":
+    return (n_layers, batch, width, plan.buffer_length)
+  return (n_layers, batch, plan.buffer_length, width)
+
+
 def init_buffer(plan: Plan, filters: jax.Array, batch: int,
                 prompt_inputs: jax.Array | None) -> jax.Array:
   """Buffer after the prompt: history (lazy) or the prompt's contribution to the future.
+
+  Built with one concatenation (no zero buffer updated out of place), so the transient memory
+  is the buffer plus the prompt's pieces.
 
   Args:
     prompt_inputs: (M, B, P, D) mixer inputs of the prompt (P = plan.start), or None if P == 0.
   """
   M, D = filters.shape[:2]
   P, L, Lb = plan.start, plan.stop, plan.buffer_length
-  if plan.method == "lazy":
-    buf = jnp.zeros((M, batch, Lb, D), jnp.float32)
-    return buf if P == 0 else buf.at[:, :, :P].set(prompt_inputs)
+  shape = buffer_shape(plan, batch, M, D)
   if P == 0:
-    future = jnp.zeros((M, batch, D, L - P), jnp.float32)
-  else:
-    u = jnp.swapaxes(prompt_inputs, -1, -2)  # (M, B, D, P)
-    future = fftconv.future_contribution(u, filters[:, None, :, :L], P, L)
+    return jnp.zeros(shape, jnp.float32)
+  time_axis = 3 if plan.method == "flash" else 2
+
+  def zeros(length):
+    return jnp.zeros(shape[:time_axis] + (length,) + shape[time_axis + 1:], jnp.float32)
+
+  if plan.method == "lazy":
+    return jnp.concatenate([prompt_inputs, zeros(Lb - P)], axis=time_axis)
+  u = jnp.swapaxes(prompt_inputs, -1, -2)  # (M, B, D, P)
+  future = fftconv.future_contribution(u, filters[:, None, :, :L], P, L)
   if plan.method == "eager":
-    buf = jnp.zeros((M, batch, Lb, D), jnp.float32)
-    return buf.at[:, :, P:L].set(jnp.swapaxes(future, -1, -2))
-  buf = jnp.zeros((M, batch, D, Lb), jnp.float32)
-  buf = buf.at[..., P:L].set(future)
-  return buf if P == 0 else buf.at[..., :P].set(jnp.swapaxes(prompt_inputs, -1, -2))
+    return jnp.concatenate([zeros(P), jnp.swapaxes(future, -1, -2), zeros(Lb - L)],
+                           axis=time_axis)
+  return jnp.concatenate([u, future, zeros(Lb - L)], axis=time_axis)
 
 
 # ----------------------------------------------------------------------------- per step
