@@ -1,4 +1,5 @@
-# One device call: GPU parity at 2^17, a trained model, and the core benchmarks.
+# The device call that produced results/ (H200): GPU parity at 2^17 (did not finish in its slot),
+# a trained model, and the core benchmarks. Needs .whl/ (ml_collections wheel) carried.
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:. || exit 1
 mkdir -p results runs
