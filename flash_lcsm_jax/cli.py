@@ -102,8 +102,11 @@ def verify_main(config, out_path: str = "") -> int:
                                                           tau_ops.names() + ["hybrid"]]:
         if method == "flash" and tau != "hybrid" and tau != "fft":
           needed = max(L - P, 1).bit_length() - 1
-          if needed > tau_ops.get(tau).max_level:
-            continue  # this tau cannot run the largest tiles alone
+          if needed > tau_ops.get(tau).max_level:  # it cannot run the largest tiles alone
+            rows.append({"length": L, "prompt": P, "method": method, "tau": tau,
+                         "skipped": f"needs tile level {needed} > max_level "
+                                    f"{tau_ops.get(tau).max_level}"})
+            continue
         logits = gen.decode_logits(tokens, P, method=method,
                                    tau="hybrid" if tau == "-" else tau)
         err = float(jnp.linalg.norm(logits - ref) / jnp.linalg.norm(ref))
