@@ -62,8 +62,9 @@ def generate_main(config) -> int:
   gen = Generator(params, cfg, config.block_size)
   rng = jax.random.PRNGKey(config.seed)
   env = environment()
+  source = config.checkpoint or f"random weights (seed {config.seed})"
   print(f"model: {cfg.n_layers} layers, width {cfg.d_model}, vocab {cfg.vocab_size}, "
-        f"l_max {cfg.l_max}; device {env['device']}, jax {env['jax']}")
+        f"l_max {cfg.l_max}, {source}; device {env['device']}, jax {env['jax']}")
   print(f"prompt: {config.prompt!r} x batch {config.batch}; {config.num_tokens} new tokens; "
         f"sampler {sampler}")
   outputs = {}
