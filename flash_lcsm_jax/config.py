@@ -40,6 +40,15 @@ class HyenaConfig:
       value = getattr(self, name)
       if not isinstance(value, int) or value < 1:
         raise ValueError(f"HyenaConfig.{name} must be a positive int, got {value!r}")
+    for name in ("emb_dim", "filter_inner_mlps"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"HyenaConfig.{name} must be an int, got {value!r}")
+    for name in ("decay_fast_pct", "decay_slow_pct", "layer_norm_eps"):
+      if not getattr(self, name) > 0:
+        raise ValueError(f"HyenaConfig.{name} must be > 0, got {getattr(self, name)!r}")
+    if not 0 < self.decay_target < 1:
+      raise ValueError(f"HyenaConfig.decay_target must be in (0, 1), got {self.decay_target!r}")
     if self.emb_dim < 3 or self.emb_dim % 2 == 0:
       raise ValueError(f"HyenaConfig.emb_dim must be odd and >= 3, got {self.emb_dim}")
     if self.filter_inner_mlps < 0:

@@ -19,11 +19,44 @@ def check_tokens(tokens, cfg: HyenaConfig, name: str) -> jax.Array:
   if arr.shape[0] < 1:
     raise ValueError(f"{name} must have batch size >= 1, got shape {tuple(arr.shape)}")
   if arr.size:
-    lo, hi = int(jnp.min(arr)), int(jnp.max(arr))
+    # Range-check before any conversion: JAX (x64 off) would wrap int64 ids into int32.
+    host = np.asarray(arr)
+    lo, hi = int(host.min()), int(host.max())
     if lo < 0 or hi >= cfg.vocab_size:
       raise ValueError(f"{name}: token ids must be in [0, {cfg.vocab_size - 1}] (vocab_size="
                        f"{cfg.vocab_size}), got values in [{lo}, {hi}]")
   return jnp.asarray(arr, jnp.int32)
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+  """A plain integer >= minimum (numpy integers accepted, bools refused); returned as int."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    raise TypeError(f"{name} must be an int, got {value!r}")
+  if value < minimum:
+    raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def check_token_id(value, cfg: HyenaConfig, name: str) -> int:
+  """A single token id in [0, vocab_size)."""
+  value = check_count(value, name, 0)
+  if value >= cfg.vocab_size:
+    raise ValueError(f"{name} must be a token id in [0, {cfg.vocab_size - 1}], got {value}")
+  return value
+
+
+def check_positions(positions, length: int) -> np.ndarray:
+  """Sorted, unique integer positions in [0, length)."""
+  pos = np.asarray(positions)
+  if pos.ndim != 1 or not np.issubdtype(pos.dtype, np.integer):
+    raise ValueError(f"positions must be a 1-D integer array, got shape {pos.shape}, "
+                     f"dtype {pos.dtype}")
+  if pos.size and (pos.min() < 0 or pos.max() >= length):
+    raise ValueError(f"positions must be in [0, {length - 1}], got values in "
+                     f"[{pos.min()}, {pos.max()}]")
+  if np.any(np.diff(pos) <= 0):
+    raise ValueError("positions must be sorted and unique")
+  return pos
 
 
 def check_length(length: int, cfg: HyenaConfig, what: str = "sequence length"):
@@ -38,8 +71,7 @@ def check_prompt(prompt, cfg: HyenaConfig, prompt_lengths, num_tokens: int) -> j
   B, P = prompt.shape
   if P < 1:
     raise ValueError("prompt must hold at least one token per row (got length 0)")
-  if not isinstance(num_tokens, (int, np.integer)) or num_tokens < 1:
-    raise ValueError(f"num_tokens must be an int >= 1, got {num_tokens!r}")
+  check_count(num_tokens, "num_tokens")
   check_length(P + num_tokens - 1, cfg, f"prompt length {P} + num_tokens {num_tokens} - 1 =")
   if prompt_lengths is not None:
     lengths = np.asarray(prompt_lengths)
@@ -82,6 +114,9 @@ def check_params(params, cfg: HyenaConfig):
                        f"{tuple(want.shape)}")
     if not jnp.issubdtype(got.dtype, jnp.floating):
       raise TypeError(f"params[{fmt(path)}] must be floating point, got {got.dtype}")
+    if got.dtype != want.dtype:
+      raise TypeError(f"params[{fmt(path)}] has dtype {got.dtype}, the config (dtype="
+                      f"{cfg.dtype!r}) needs {want.dtype}; cast with hyena.cast_params")
     check_finite(got, f"params[{fmt(path)}]")
 
 

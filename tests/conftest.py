@@ -25,9 +25,6 @@ from flash_lcsm_jax import HyenaConfig, init_params  # noqa: E402
 
 
 def pytest_configure(config):
-  config.addinivalue_line(
-      "markers", "known_bug: reproduces a library bug found by the test suite (expected to fail "
-      "until the library is fixed; deselect with -m 'not known_bug')")
   config.addinivalue_line("markers", "slow: one of the longer CPU tests (seconds of compile)")
 
 

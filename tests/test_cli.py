@@ -113,9 +113,8 @@ def test_verify_skips_taus_that_cannot_run_the_largest_tile(monkeypatch, tmp_pat
   assert rows[129, "fft"]["passed"] and rows[129, "hybrid"]["passed"]
 
 
-@pytest.mark.known_bug
-def test_known_bug_verify_skips_runnable_taus_at_power_of_two_lengths(monkeypatch, tmp_path):
-  """BUG (cli.verify_main): `needed = max(L - P, 1).bit_length() - 1` is one level too high
+def test_fixed_verify_skips_runnable_taus_at_power_of_two_lengths(monkeypatch, tmp_path):
+  """Regression (fixed; was: cli.verify_main): `needed = max(L - P, 1).bit_length() - 1` is one level too high
   when L - P is a power of two (the step after position L - P runs no tile): at L = 128, P = 0
   the largest tile is level 6, which 'direct' runs, yet the report skips it ('needs tile
   level 7'). Use (L - P - 1).bit_length() - 1, or the schedule itself."""

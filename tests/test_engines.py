@@ -337,9 +337,8 @@ def test_stop_token_stops_after_the_block_and_pads():
   assert np.all(out.tokens[0, produced:] == stop)
 
 
-@pytest.mark.known_bug
-def test_known_bug_generate_steps_wrong_after_early_stop():
-  """BUG (generation.Generator.generate): GenerateResult.steps is documented as the positions
+def test_fixed_generate_steps_wrong_after_early_stop():
+  """Regression (fixed; was: generation.Generator.generate): GenerateResult.steps is documented as the positions
   fed step by step but is always stop - P, also when stop_token ended the generation early
   (here 19 reported, 4 fed)."""
   _, out, _ = stop_token_runs()

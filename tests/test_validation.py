@@ -1,8 +1,7 @@
 """Bad input fails early with a message that names the argument and the allowed range
 (DESIGN.md section 7).
 
-Tests marked `known_bug` reproduce validation gaps found while writing this suite; they fail
-until the library is fixed (run `pytest -m "not known_bug"` to leave them out).
+Tests named test_fixed_* pin validation gaps found while writing this suite, since fixed.
 """
 
 import dataclasses
@@ -49,10 +48,9 @@ def test_token_ids_outside_vocab(gen, bad):
     gen.decode_logits(p, 2)
 
 
-@pytest.mark.known_bug
 @pytest.mark.parametrize("bad", [2**32 + 5, 2**40])
-def test_known_bug_int64_token_ids_beyond_int32_are_not_refused(gen, bad):
-  """BUG (validation.check_tokens): the range check runs jnp.min / jnp.max on the int64
+def test_fixed_int64_token_ids_beyond_int32_are_not_refused(gen, bad):
+  """Regression (fixed; was: validation.check_tokens): the range check runs jnp.min / jnp.max on the int64
   array, which JAX (x64 off) truncates to int32 first, so 2**32 + 5 passes as 5 and 2**40 as 0
   and the prompt is silently changed. Check the range with numpy before converting."""
   p = prompt().astype(np.int64)
@@ -84,9 +82,8 @@ def test_empty_prompt(gen):
     gen.generate(np.zeros((2, 0), np.int32), 3)
 
 
-@pytest.mark.known_bug
-def test_known_bug_empty_tokens_in_decode_logits_get_no_clear_error(model):
-  """BUG (generation.Generator.decode_logits): an empty (B, 0) token array is not refused up
+def test_fixed_empty_tokens_in_decode_logits_get_no_clear_error(model):
+  """Regression (fixed; was: generation.Generator.decode_logits): an empty (B, 0) token array is not refused up
   front; it fails deep inside with 'filter length must be in [1, l_max=...]' or, once the
   Generator has cached filters, 'Need at least one array to concatenate.'"""
   params, cfg = model
@@ -127,9 +124,8 @@ def test_num_tokens(gen, bad):
     gen.generate(prompt(), bad)
 
 
-@pytest.mark.known_bug
-def test_known_bug_numpy_int_num_tokens_crashes(gen):
-  """BUG: validation.check_prompt accepts numpy integers for num_tokens, but
+def test_fixed_numpy_int_num_tokens_crashes(gen):
+  """Regression (fixed; was: validation.check_prompt accepts numpy integers for num_tokens, but
   Generator.generate then computes stop = P + num_tokens - 1 as np.int64 and
   fftconv.fft_size calls (n - 1).bit_length() on it: AttributeError ('numpy.int64' object has
   no attribute 'bit_length'). Either convert with int() after validation or refuse them."""
@@ -279,9 +275,8 @@ def test_integer_params_refused(model):
     Generator(bad, cfg)
 
 
-@pytest.mark.known_bug
-def test_known_bug_params_dtype_not_checked_against_config(model):
-  """BUG (validation.check_params): only shapes and 'floating' are checked. A config that says
+def test_fixed_params_dtype_not_checked_against_config(model):
+  """Regression (fixed; was: validation.check_params): only shapes and 'floating' are checked. A config that says
   dtype='bfloat16' accepts float32 weights (and vice versa) and silently runs in the weights'
   dtype: DESIGN.md section 7 asks to refuse a config that does not match the checkpoint."""
   params, cfg = model
@@ -318,7 +313,6 @@ def test_config_from_mapping():
     HyenaConfig.from_mapping({"d_modle": 12})
 
 
-@pytest.mark.known_bug
 @pytest.mark.parametrize("kwargs", [
     dict(decay_fast_pct=0.0),  # init_params: ZeroDivisionError
     dict(decay_slow_pct=-1.5),  # accepted: decay rates of the wrong sign
@@ -328,8 +322,8 @@ def test_config_from_mapping():
     dict(emb_dim=5.0),  # accepted, then init_params fails on a float shape
     dict(filter_inner_mlps=1.5),  # accepted, then init_params fails on a float shape
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
-def test_known_bug_config_values_not_validated(kwargs):
-  """BUG (config.HyenaConfig.__post_init__): these values are accepted by the config and
+def test_fixed_config_values_not_validated(kwargs):
+  """Regression (fixed; was: config.HyenaConfig.__post_init__): these values are accepted by the config and
   fail later with an unrelated error (or not at all), instead of a ValueError naming the field."""
   name = next(iter(kwargs))
   with pytest.raises(ValueError, match=f"HyenaConfig.{name}"):
@@ -340,17 +334,15 @@ def test_known_bug_config_values_not_validated(kwargs):
 # ----------------------------------------------------------------------------- other inputs
 
 
-@pytest.mark.known_bug
-def test_known_bug_stop_token_outside_vocab_accepted(gen):
-  """BUG (generation.Generator.generate): stop_token is a token id but is not range-checked; an
+def test_fixed_stop_token_outside_vocab_accepted(gen):
+  """Regression (fixed; was: generation.Generator.generate): stop_token is a token id but is not range-checked; an
   id outside the vocabulary can never be produced, so the request silently never stops."""
   with pytest.raises(ValueError, match="stop_token"):
     gen.generate(prompt(1, 3), 3, stop_token=VOCAB)
 
 
-@pytest.mark.known_bug
-def test_known_bug_decode_positions_out_of_range_silently_dropped(gen):
-  """BUG (generation.Generator.decode_logits): `positions` is not validated; a position >= L
+def test_fixed_decode_positions_out_of_range_silently_dropped(gen):
+  """Regression (fixed; was: generation.Generator.decode_logits): `positions` is not validated; a position >= L
   is silently dropped, so the result has fewer columns than positions were asked for."""
   with pytest.raises(ValueError, match="positions"):
     gen.decode_logits(prompt(1, 8), 2, positions=np.array([1, 70]))

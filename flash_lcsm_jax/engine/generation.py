@@ -35,7 +35,7 @@ class DecodeState(NamedTuple):
 class GenerateResult(NamedTuple):
   tokens: np.ndarray  # (B, num_tokens) generated ids
   state: DecodeState  # final decode state
-  steps: int  # positions fed step by step
+  steps: int  # positions fed step by step (fewer after an early stop)
 
 
 def _valid_mask(batch: int, length: int, prompt_lengths) -> jax.Array | None:
@@ -262,6 +262,9 @@ class Generator:
       GenerateResult with tokens (B, num_tokens) as numpy.
     """
     prompt = validation.check_prompt(prompt, self.cfg, prompt_lengths, num_tokens)
+    num_tokens = int(num_tokens)
+    if stop_token is not None:
+      stop_token = validation.check_token_id(stop_token, self.cfg, "stop_token")
     mixers.check_method(method)
     validation.check_tau(tau)
     if rng is None:
@@ -280,11 +283,12 @@ class Generator:
     else:
       state, toks, _ = self.run(plan, consts, state, rng, sampler, stop_token=stop_token,
                                 callback=callback)
+    fed = int(state.position) - P
     out = np.concatenate([np.asarray(first)[:, None], toks], 1)
     if out.shape[1] < num_tokens:
       out = np.pad(out, ((0, 0), (0, num_tokens - out.shape[1])),
                    constant_values=stop_token if stop_token is not None else 0)
-    return GenerateResult(out, state, stop - P)
+    return GenerateResult(out, state, fed)
 
   def decode_logits(self, tokens, prompt_len: int = 0, *, method: str = "flash",
                     tau: str = "hybrid", prompt_lengths=None,
@@ -297,6 +301,8 @@ class Generator:
     """
     tokens = validation.check_tokens(tokens, self.cfg, "tokens")
     B, L = tokens.shape
+    if L < 1:
+      raise ValueError("tokens must hold at least one position per row (got length 0)")
     if not 0 <= prompt_len <= L:
       raise ValueError(f"prompt_len must be in [0, {L}], got {prompt_len}")
     validation.check_length(L, self.cfg)
@@ -306,7 +312,7 @@ class Generator:
       validation.check_prompt(tokens[:, :prompt_len], self.cfg, prompt_lengths, L - prompt_len + 1)
     prompt = tokens[:, :prompt_len]
     plan, consts, state, prompt_logits = self.start(method, tau, prompt, L, prompt_lengths)
-    keep = None if positions is None else np.asarray(positions)
+    keep = None if positions is None else validation.check_positions(positions, L)
     pieces = []
     if prompt_logits is not None:
       pieces.append(prompt_logits if keep is None else prompt_logits[:, keep[keep < prompt_len]])
