@@ -30,9 +30,8 @@ def check_tokens(tokens, cfg: HyenaConfig, name: str) -> jax.Array:
 
 def check_count(value, name: str, minimum: int = 1) -> int:
   """A plain integer >= minimum (numpy integers accepted, bools refused); returned as int."""
-  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f"{name} must be an int, got {value!r}")
-  if value < minimum:
+  is_int = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+  if not is_int or value < minimum:
     raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
   return int(value)
 
