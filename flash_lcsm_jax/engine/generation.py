@@ -122,7 +122,8 @@ class Generator:
     unroll_layers: unroll the per-token layer loop over per-layer weight buffers (faster on
       GPU: no weight copies, fewer kernels) instead of scanning the stacked weights (faster to
       compile). None: unroll on accelerators for batches >= 4 (measured on an H200, paper
-      config: 569 vs 997 us per token at B = 8, no gain at B = 1), else scan.
+      config: 569 vs 997 us per token at B = 8, no gain at B = 1), else scan. Unrolling keeps
+      a second, per-layer copy of the layer weights on the device.
   """
   params: Any
   cfg: HyenaConfig
@@ -134,8 +135,7 @@ class Generator:
     validation.check_params(self.params, self.cfg)
     self._filters = None
     self._consts: dict[Any, Any] = {}
-    self._layer_list = (hyena.split_layers(self.params)
-                        if self.unroll_layers or self.unroll_layers is None else None)
+    self._layer_list = None  # split per-layer weights (a second copy), made on first use
 
   def filters(self, length: int) -> jax.Array:
     if self._filters is None or self._filters.shape[-1] < length:
@@ -199,6 +199,8 @@ class Generator:
     unroll = self.unroll_layers
     if unroll is None:
       unroll = jax.default_backend() != "cpu" and state.token.shape[0] >= 4
+    if unroll and self._layer_list is None:
+      self._layer_list = hyena.split_layers(self.params)
     layer_list = self._layer_list if unroll else None
     spec = dataclasses.replace(plan, blocks=())
     table = dict(plan.tau_by_level)
