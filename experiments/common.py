@@ -513,6 +513,14 @@ def _jsonable(x):
   raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
+def output_path(flag_value: str | None, filename: str) -> str:
+  """Where a standalone GPU program writes: its --out flag, else $OUT (the device tool's
+  return folder), else results/."""
+  if flag_value:
+    return flag_value
+  return os.path.join(os.environ.get("OUT") or "results", filename)
+
+
 def read_json(results_dir: str, name: str) -> dict | None:
   path = os.path.join(results_dir, f"{name}.json")
   if not os.path.exists(path):

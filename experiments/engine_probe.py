@@ -22,6 +22,7 @@ import numpy as np
 from flash_lcsm_jax import Generator, HyenaConfig, forward, init_params
 from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.engine.generation import DecodeState
+from experiments import common
 
 _OUT = flags.DEFINE_string("out", "", "JSON output path.")
 _VERIFY_L = flags.DEFINE_integer("verify_length", 2**17, "Largest parity length.")
@@ -42,31 +43,6 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
 
 PAPER = dict(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
              filter_order=64, emb_dim=33, short_filter_order=3)
-
-
-def _sync(tree):
-  jax.tree_util.tree_map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready")
-                         else x, tree)
-
-
-def copy_bandwidth(nbytes=2**31, reps=10):
-  x = jnp.ones((nbytes // 4,), jnp.float32)
-  f = jax.jit(lambda a: a * 1.0001)
-  _sync(f(x))
-  times = []
-  for _ in range(reps):
-    t = time.perf_counter(); _sync(f(x)); times.append(time.perf_counter() - t)
-  return 2 * nbytes / np.median(times)
-
-
-def matmul_rate(n=8192, precision=None, reps=10):
-  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x, y: jnp.dot(x, y, precision=precision))
-  _sync(f(a, a))
-  times = []
-  for _ in range(reps):
-    t = time.perf_counter(); _sync(f(a, a)); times.append(time.perf_counter() - t)
-  return 2 * n**3 / np.median(times)
 
 
 def rel(a, b):
@@ -100,15 +76,15 @@ def time_run(gen, plan, consts, make_state, part, reps=2):
   """Median seconds of gen.run over the plan (after a compile run)."""
   t0 = time.perf_counter()
   st, toks, _ = gen.run(plan, consts, make_state(), jax.random.PRNGKey(0), part=part)
-  _sync((st, toks))
+  jax.block_until_ready((st, toks))
   compile_s = time.perf_counter() - t0
   times = []
   for _ in range(reps):
     s = make_state()
-    _sync(s)
+    jax.block_until_ready(s)
     t = time.perf_counter()
     st, toks, _ = gen.run(plan, consts, s, jax.random.PRNGKey(0), part=part)
-    _sync((st, toks))
+    jax.block_until_ready((st, toks))
     times.append(time.perf_counter() - t)
   return float(np.median(times)), compile_s
 
@@ -176,12 +152,9 @@ def main(_):
   results = {"device": dev.device_kind, "jax": jax.__version__, "dtype": cfg.dtype,
              "xla_flags": os.environ.get("XLA_FLAGS", ""),
              "verify": [], "speed": [], "quadratic": []}
-  n = 512 if _TINY.value else 8192
-  results["copy_GBps"] = copy_bandwidth(2**24 if _TINY.value else 2**30) / 1e9
-  results["matmul_TFLOPs_default"] = matmul_rate(n) / 1e12
-  results["matmul_TFLOPs_highest"] = matmul_rate(n, precision="highest") / 1e12
+  results.update(common.device_rates("cpu" if _TINY.value else "gpu"))
   print({k: v for k, v in results.items() if not isinstance(v, list)}, flush=True)
-  out = _OUT.value or os.path.join(os.environ.get("OUT", "results"), "probe.json")
+  out = common.output_path(_OUT.value, "probe.json")
 
   def save():
     with open(out, "w") as f:

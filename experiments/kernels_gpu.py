@@ -39,6 +39,7 @@ import numpy as np
 from flash_lcsm_jax.ops import pallas_dft
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import tau as tau_ops
+from experiments import common
 
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/kernels.json or "
                            "results/kernels.json).")
@@ -265,14 +266,6 @@ def _jaxlib_version() -> str:
     return "?"
 
 
-def output_path() -> str:
-  if _OUT.value:
-    return _OUT.value
-  if os.environ.get("OUT"):
-    return os.path.join(os.environ["OUT"], "kernels.json")
-  return os.path.join("results", "kernels.json")
-
-
 def table(timings: list[dict], levels, batches) -> str:
   impls = list(dict.fromkeys(r["impl"] for r in timings))
   by_key = {(r["impl"], r["level"], r["batch"]): r for r in timings}
@@ -329,7 +322,7 @@ def main(argv):
       checks=checks, timings=timings, median_us=median_us,
       pallas_choices=dict(pallas_direct.CHOSEN), pallas_reasons=dict(pallas_direct.REASONS),
       elapsed_s=round(_elapsed(), 1))
-  path = output_path()
+  path = common.output_path(_OUT.value, "kernels.json")
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "w") as f:
     json.dump(result, f, indent=1)

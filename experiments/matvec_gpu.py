@@ -48,6 +48,7 @@ import numpy as np
 
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import pallas_matvec as pm
+from experiments import common
 
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/matvec_gpu.json or "
                            "results/matvec_gpu.json).")
@@ -308,14 +309,6 @@ def run_shape(shape, phase, rows: list, choices: dict):
 # ----------------------------------------------------------------------------- report
 
 
-def output_path() -> str:
-  if _OUT.value:
-    return _OUT.value
-  if os.environ.get("OUT"):
-    return os.path.join(os.environ["OUT"], "matvec_gpu.json")
-  return os.path.join("results", "matvec_gpu.json")
-
-
 def summarize(rows: list) -> list[dict]:
   """Per (shape, dtype, B): xla, the table config, the best pallas config, the speedup."""
   groups: dict[tuple, list] = {}
@@ -390,7 +383,7 @@ def main(argv):
   print(f"device {device.device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
         f"shapes={shapes} batches={_BATCHES.value} dtypes={_DTYPES.value} "
         f"calls={_CALLS.value}", flush=True)
-  path = output_path()
+  path = common.output_path(_OUT.value, "matvec_gpu.json")
   rows: list = []
   choices: dict = {}
   # Phase 1 (xla, overhead, table config) everywhere first; then one alternative at a time.

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flash_lcsm_jax import HyenaConfig, Generator, Sampler, forward, init_params
-from flash_lcsm_jax.engine import sampling
+from flash_lcsm_jax.engine import sampling, schedule
 from flash_lcsm_jax.ops import tau as tau_ops
 
 PRECISIONS = ("default", "high", "highest")
@@ -102,7 +102,7 @@ def verify_main(config, out_path: str = "") -> int:
       for method, tau in [("lazy", "-"), ("eager", "-")] + [("flash", t) for t in
                                                           tau_ops.names() + ["hybrid"]]:
         if method == "flash" and tau != "hybrid" and tau != "fft":
-          needed = max(L - P - 1, 1).bit_length() - 1  # the last step runs no tile
+          needed = schedule.max_tile_level(P, L)
           if needed > tau_ops.get(tau).max_level:  # it cannot run the largest tiles alone
             rows.append({"length": L, "prompt": P, "method": method, "tau": tau,
                          "skipped": f"needs tile level {needed} > max_level "

@@ -174,3 +174,10 @@ def test_flash_schedule_reproduces_online_causal_convolution(start, stop):
         acc[t + 1:t + 1 + U] += np.convolve(taps, y[t - U + 1:t + 1])[U:2 * U]
   want = np.array([np.dot(h[t::-1], y[:t + 1]) for t in range(stop)])
   np.testing.assert_allclose(z[start:], want[start:], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("start,stop", [(0, 0), (0, 1), (0, 2), (3, 5), (0, 128), (0, 129),
+                                        (17, 1000), (5, 4101)])
+def test_max_tile_level_is_the_schedules_largest_level(start, stop):
+  levels = [q for b in schedule.flash_blocks(start, stop, 1) for q in b.levels]
+  assert schedule.max_tile_level(start, stop) == max(levels + [schedule.NO_TILE])

@@ -326,15 +326,18 @@ class Generator:
     return jnp.concatenate(pieces, 1)
 
 
+def _one_off(params, cfg: HyenaConfig, kwargs: dict) -> Generator:
+  """A Generator for one call; Generator's own fields are taken out of kwargs."""
+  fields = {f: kwargs.pop(f) for f in ("block_size", "hybrid_table", "unroll_layers")
+            if f in kwargs}
+  return Generator(params, cfg, **fields)
+
+
 def generate(params, cfg: HyenaConfig, prompt, num_tokens: int, **kwargs) -> GenerateResult:
   """Functional form of Generator.generate (builds the filters every call)."""
-  block_size = kwargs.pop("block_size", 16)
-  table = kwargs.pop("hybrid_table", None)
-  return Generator(params, cfg, block_size, table).generate(prompt, num_tokens, **kwargs)
+  return _one_off(params, cfg, kwargs).generate(prompt, num_tokens, **kwargs)
 
 
 def decode_logits(params, cfg: HyenaConfig, tokens, prompt_len: int = 0, **kwargs) -> jax.Array:
   """Functional form of Generator.decode_logits."""
-  block_size = kwargs.pop("block_size", 16)
-  table = kwargs.pop("hybrid_table", None)
-  return Generator(params, cfg, block_size, table).decode_logits(tokens, prompt_len, **kwargs)
+  return _one_off(params, cfg, kwargs).decode_logits(tokens, prompt_len, **kwargs)

@@ -27,6 +27,12 @@ def tile_level(i: int, num_generated: int) -> int:
   return NO_TILE if i >= num_generated else trailing_zeros(i)
 
 
+def max_tile_level(start: int, stop: int) -> int:
+  """Largest tile level of a generation over positions [start, stop); NO_TILE if none."""
+  n = stop - start  # tiles run after generated steps 1..n-1
+  return NO_TILE if n < 2 else (n - 1).bit_length() - 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Block:
   """A run of consecutive steps compiled as one executable.

@@ -186,6 +186,15 @@ def prepare_weights(w: jax.Array, config: MatvecConfig | None = None) -> Prepare
 # ----------------------------------------------------------------------------- kernels
 
 
+def _over_k(step, acc, block_k: int, k_steps: int):
+  """Accumulates step(rows, acc) over the program's k_steps row tiles of block_k rows."""
+  if k_steps == 1:
+    return step(slice(None), acc)
+  return jax.lax.fori_loop(
+      0, k_steps,
+      lambda i, a: step(pl.ds(pl.multiple_of(i * block_k, block_k), block_k), a), acc)
+
+
 def _sum_kernel(x_ref, w_ref, out_ref, *, block_k: int, k_steps: int):
   """One (column block, K split, batch block) program, broadcast-multiply-and-sum.
 
@@ -199,13 +208,8 @@ def _sum_kernel(x_ref, w_ref, out_ref, *, block_k: int, k_steps: int):
     return tuple(acc + jnp.sum(w * x_ref[rows, pl.ds(b, 1)].astype(jnp.float32), axis=0)
                  for b, acc in enumerate(accs))
 
-  accs = tuple(jnp.zeros((n_cols,), jnp.float32) for _ in range(n_batch))
-  if k_steps == 1:
-    accs = step(slice(None), accs)
-  else:
-    accs = jax.lax.fori_loop(
-        0, k_steps,
-        lambda i, a: step(pl.ds(pl.multiple_of(i * block_k, block_k), block_k), a), accs)
+  accs = _over_k(step, tuple(jnp.zeros((n_cols,), jnp.float32) for _ in range(n_batch)),
+                 block_k, k_steps)
   for b in range(n_batch):
     out_ref[b] = accs[b]
 
@@ -220,14 +224,7 @@ def _dot_kernel(x_ref, w_ref, out_ref, *, block_k: int, k_steps: int):
     return acc + jnp.dot(x, w, preferred_element_type=jnp.float32,
                          precision=jax.lax.Precision.HIGHEST)
 
-  acc = jnp.zeros(out_ref.shape, jnp.float32)
-  if k_steps == 1:
-    acc = step(slice(None), acc)
-  else:
-    acc = jax.lax.fori_loop(
-        0, k_steps,
-        lambda i, a: step(pl.ds(pl.multiple_of(i * block_k, block_k), block_k), a), acc)
-  out_ref[...] = acc
+  out_ref[...] = _over_k(step, jnp.zeros(out_ref.shape, jnp.float32), block_k, k_steps)
 
 
 def batch_block(batch: int, config: MatvecConfig) -> int:
