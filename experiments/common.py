@@ -70,9 +70,22 @@ def model_config(size: str, **overrides) -> HyenaConfig:
   return HyenaConfig.from_mapping({**base, **overrides})
 
 
+# "1" / "0" forces the per-token layer loop unrolled / scanned in every experiment (recorded in
+# each JSON's config); unset: the Generator's default (unrolled on GPU for batches >= 4). A
+# scanned block compiles 4-5x faster, which is what makes the B = 8 experiments fit a session.
+UNROLL_ENV = "FLASH_LCSM_UNROLL_LAYERS"
+
+
+def unroll_layers() -> bool | None:
+  value = os.environ.get(UNROLL_ENV, "")
+  if value not in ("", "0", "1"):
+    raise ValueError(f"{UNROLL_ENV} must be 0, 1 or unset, got {value!r}")
+  return None if value == "" else value == "1"
+
+
 def generator(cfg: HyenaConfig, seed: int = 0) -> Generator:
   """A Generator over random parameters (timings do not depend on the weights' values)."""
-  return Generator(random_params(cfg, seed), cfg, BLOCK_SIZE)
+  return Generator(random_params(cfg, seed), cfg, BLOCK_SIZE, unroll_layers=unroll_layers())
 
 
 @functools.lru_cache(maxsize=2)

@@ -22,7 +22,7 @@ import numpy as np
 from flash_lcsm_jax import Generator, HyenaConfig, forward, init_params
 from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.engine.generation import DecodeState
-from experiments import common
+from experiments import common, hlo_kernels
 
 _OUT = flags.DEFINE_string("out", "", "JSON output path.")
 _VERIFY_L = flags.DEFINE_integer("verify_length", 2**17, "Largest parity length.")
@@ -40,6 +40,9 @@ _BLOCK = flags.DEFINE_integer("block_size", 16, "Steps per compiled block.")
 _PARTS = flags.DEFINE_list("parts", ["all", "mixer", "dense"], "Parts to time (flash hybrid).")
 _TAUS = flags.DEFINE_list("taus", ["hybrid", "fft"], "Flash taus to time.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Matmul weight dtype.")
+_COUNT = flags.DEFINE_bool("count_kernels", True,
+                           "Record the kernels each timed block launches per token (from its HLO).")
 
 PAPER = dict(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
              filter_order=64, emb_dim=33, short_filter_order=3)
@@ -89,6 +92,16 @@ def time_run(gen, plan, consts, make_state, part, reps=2):
   return float(np.median(times)), compile_s
 
 
+def kernels_per_token(gen, plan, consts, state, part) -> dict:
+  """Kernel launches per token of the plan's first full block (see hlo_kernels)."""
+  index = next(i for i, b in enumerate(plan.blocks) if b.num_steps == gen.block_size)
+  c = hlo_kernels.count(gen.compiled_block_text(plan, consts, state, index, part))
+  steps = plan.blocks[index].num_steps
+  return dict(kernels_per_token=c.total / steps,
+              kernels_by_opcode={k: v / steps for k, v in c.by_opcode.items()},
+              kernels_unknown_trip_counts=c.unknown_trip_counts)
+
+
 def random_state(plan, cfg, B, key):
   M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
   shape = (M, B, D, plan.buffer_length) if plan.method == "flash" else (
@@ -111,9 +124,12 @@ def speed(params, cfg, results, save=lambda: None):
           for part in parts:
             if unroll != 1 and part != "dense":
               continue
-            sec, comp = time_run(gen, plan, consts, random_state(plan, cfg, B, key), part)
+            make_state = random_state(plan, cfg, B, key)
+            sec, comp = time_run(gen, plan, consts, make_state, part)
             row = dict(method=method, tau=tau, B=B, L=L, part=part, unroll_layers=unroll,
-                       us_per_token=1e6 * sec / (L - 1), compile_s=comp)
+                       dtype=cfg.dtype, us_per_token=1e6 * sec / (L - 1), compile_s=comp)
+            if _COUNT.value:
+              row.update(kernels_per_token(gen, plan, consts, make_state(), part))
             print("speed", row, flush=True)
             results["speed"].append(row)
             save()
@@ -146,7 +162,8 @@ def speed(params, cfg, results, save=lambda: None):
 
 def main(_):
   cfg = HyenaConfig(**(dict(PAPER, d_model=16, n_layers=2, d_inner=32, vocab_size=64,
-                            l_max=512, filter_order=8, emb_dim=5) if _TINY.value else PAPER))
+                            l_max=512, filter_order=8, emb_dim=5) if _TINY.value else PAPER),
+                    dtype=_DTYPE.value)
   params = init_params(jax.random.PRNGKey(0), cfg)
   dev = jax.devices()[0]
   results = {"device": dev.device_kind, "jax": jax.__version__, "dtype": cfg.dtype,

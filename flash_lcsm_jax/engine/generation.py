@@ -196,28 +196,16 @@ class Generator:
     if part not in PARTS:
       raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     red = hyena.step_consts(self.params, self.filters(plan.stop))
-    unroll = self.unroll_layers
-    if unroll is None:
-      unroll = jax.default_backend() != "cpu" and state.token.shape[0] >= 4
-    if unroll and self._layer_list is None:
-      self._layer_list = hyena.split_layers(self.params)
-    layer_list = self._layer_list if unroll else None
-    spec = dataclasses.replace(plan, blocks=())
     table = dict(plan.tau_by_level)
-    inline_max = self.block_size.bit_length() - 2  # levels that occur inside a full block
     tokens, logits = [], []
     done = None
     for block in plan.blocks:
       offset = block.first - plan.start
       f = None if forced is None else forced[:, offset:offset + block.num_steps]
-      levels, big = block.levels, block.levels[-1]
-      if big > inline_max:  # the block-boundary tile runs as its own executable
-        levels = levels[:-1] + (schedule.NO_TILE,)
-      state, toks, lg = _run_block(self.params, layer_list, consts, red, state, rng, f,
-                                   cfg=self.cfg,
-                                   spec=spec, levels=levels, window=block.window,
-                                   sampler=sampler, collect_logits=collect_logits, part=part)
-      if big > inline_max:
+      args, static, big = self._block_call(plan, consts, red, state, rng, f, block, sampler,
+                                           collect_logits, part)
+      state, toks, lg = _run_block(*args, **static)
+      if big is not None:
         state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position - 1,
                                                 level=big, impl=table[big]))
       tokens.append(toks)
@@ -238,6 +226,34 @@ class Generator:
               else np.zeros((B, 0), np.int32))
     logits = jnp.concatenate(logits, 1) if collect_logits and logits else None
     return state, tokens, logits
+
+  def _block_call(self, plan: mixers.Plan, consts, red, state: DecodeState, rng, forced,
+                  block, sampler: Sampler, collect_logits: bool, part: str):
+    """(args, static kwargs) of `_run_block` for one block, and the level of the block-boundary
+    tile that runs as its own executable afterwards (None if the block runs all its tiles)."""
+    unroll = self.unroll_layers
+    if unroll is None:
+      unroll = jax.default_backend() != "cpu" and state.token.shape[0] >= 4
+    if unroll and self._layer_list is None:
+      self._layer_list = hyena.split_layers(self.params)
+    levels, big = block.levels, block.levels[-1]
+    inline_max = self.block_size.bit_length() - 2  # levels that occur inside a full block
+    if big > inline_max:
+      levels = levels[:-1] + (schedule.NO_TILE,)
+    args = (self.params, self._layer_list if unroll else None, consts, red, state, rng, forced)
+    static = dict(cfg=self.cfg, spec=dataclasses.replace(plan, blocks=()), levels=levels,
+                  window=block.window, sampler=sampler, collect_logits=collect_logits,
+                  part=part)
+    return args, static, (big if big > inline_max else None)
+
+  def compiled_block_text(self, plan: mixers.Plan, consts, state: DecodeState,
+                          block_index: int = 0, part: str = "all") -> str:
+    """The optimized HLO of one block's executable, as `run` would compile it (for counting
+    the kernels a token launches; nothing runs and `state` is not donated)."""
+    red = hyena.step_consts(self.params, self.filters(plan.stop))
+    args, static, _ = self._block_call(plan, consts, red, state, jax.random.PRNGKey(0), None,
+                                       plan.blocks[block_index], Sampler(), False, part)
+    return _run_block.lower(*args, **static).compile().as_text()
 
   # --------------------------------------------------------------------------- entry points
 
