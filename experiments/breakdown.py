@@ -26,7 +26,7 @@ def run(size: str, outdir: str, name: str = "breakdown", **overrides) -> dict:
   opts = {**DEFAULTS[size], **overrides}
   cfg = common.model_config(size, **opts.pop("model", {}))
   gen = common.generator(cfg)
-  records = []
+  records = common.Progress(outdir, name, size, started)
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
   for batch in opts["batches"]:
     for method, variant in ENTRIES:

@@ -505,14 +505,44 @@ def payload(name: str, size: str, config: dict, records: list[dict], started: fl
           "config": config, "records": records, "wall_s": time.perf_counter() - started, **extra}
 
 
-def write_json(outdir: str, name: str, data: dict) -> str:
+class Progress(list):
+  """An experiment's record list that rewrites outdir/NAME.json ("complete": false) after every
+  record, so a run stopped by its time limit still leaves what it measured. The experiment's
+  final write_json replaces it with the complete payload."""
+
+  def __init__(self, outdir: str, name: str, size: str, started: float):
+    super().__init__()
+    self._where = (outdir, name, size, started)
+    self._env = None
+
+  def _save(self):
+    outdir, name, size, started = self._where
+    self._env = self._env or environment(size, rates=False)
+    write_json(outdir, name, payload(name, size, {}, list(self), started, env=self._env,
+                                     complete=False), quiet=True)
+
+  def append(self, rec):
+    super().append(rec)
+    self._save()
+
+  def extend(self, recs):
+    super().extend(recs)
+    self._save()
+
+  def __iadd__(self, recs):
+    self.extend(recs)
+    return self
+
+
+def write_json(outdir: str, name: str, data: dict, quiet: bool = False) -> str:
   os.makedirs(outdir, exist_ok=True)
   path = os.path.join(outdir, f"{name}.json")
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(data, f, indent=1, default=_jsonable)
   os.replace(tmp, path)
-  print(f"[{name}] wrote {path} ({data.get('wall_s', 0):.1f} s)", flush=True)
+  if not quiet:
+    print(f"[{name}] wrote {path} ({data.get('wall_s', 0):.1f} s)", flush=True)
   return path
 
 

@@ -32,8 +32,10 @@ def entries(methods, variants) -> list[tuple[str, str | None]]:
   return out
 
 
-def sweep(name: str, size: str, part: str, **overrides) -> tuple[dict, list[dict]]:
-  """Measures every (length, method) of the config; returns (config, records)."""
+def sweep(name: str, size: str, part: str, records: list | None = None,
+          **overrides) -> tuple[dict, list[dict]]:
+  """Measures every (length, method) of the config; returns (config, records). records: the
+  list to append to (a common.Progress writes partial JSON as it goes)."""
   opts = {**DEFAULTS[size], **overrides}
   if opts["variants"] == "all":
     opts["variants"] = tuple(common.flash_variants())
@@ -41,7 +43,7 @@ def sweep(name: str, size: str, part: str, **overrides) -> tuple[dict, list[dict
   gen = common.generator(cfg)
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
   budget = common.Budget(opts["budget_s"])
-  records = []
+  records = [] if records is None else records
   for method, variant in entries(opts["methods"], opts["variants"]):
     if budget.spent():
       records += [{"method": method, "variant": variant, "batch": opts["batch"], "part": part,
@@ -61,7 +63,7 @@ def sweep(name: str, size: str, part: str, **overrides) -> tuple[dict, list[dict
 
 def run(size: str, outdir: str, name: str = "e2e", **overrides) -> dict:
   started = time.perf_counter()
-  config, records = sweep(name, size, "all", **overrides)
+  config, records = sweep(name, size, "all", common.Progress(outdir, name, size, started), **overrides)
   data = common.payload(name, size, config, records, started,
                         integration_checks=common.integration_checks(records))
   common.write_json(outdir, name, data)

@@ -12,6 +12,13 @@
     under jax.jit, after warm-up; median (and min) of >= 20 calls, each blocked on, rotating over
     several input sets; plus the per-application time inside one jit that applies the tau to all
     input sets back to back (no per-call dispatch: closer to the cost inside the decode loop).
+(b') whole gray tiles (slice, tau, update, on a donated (M, B, D, Lb) buffer, levels <= 6): the
+    engine's `mixers.gray_tile` with each of TILE_TAUS, named "tile:<tau>" (for "pallas_inplace"
+    that is ONE in-place kernel, for the others three launches); the same median / min of >= 20
+    calls, each blocked on, rotating over as many tile positions as input sets (the buffer is
+    passed back in, donated, so nothing is copied), and the per-tile time inside one jit that runs
+    the tile at every position back to back. Levels above 6 are not timed this way (the buffer
+    would be large); the calibration (experiments/calibrate.py) times real gray tiles of every tau.
 (c) JSON to --out (default $OUT/kernels.json when OUT is set, else results/kernels.json) with the
     device kind, jax version, matmul precision and per (impl, level, batch) medians in
     microseconds; a compact table is printed last.
@@ -37,7 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from flash_lcsm_jax.ops import pallas_dft
+from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.ops import pallas_direct
+from flash_lcsm_jax.ops import pallas_inplace
 from flash_lcsm_jax.ops import tau as tau_ops
 from experiments import common
 
@@ -50,7 +59,7 @@ _CHANNELS = flags.DEFINE_integer("channels", 864, "D (paper: 864).")
 _REPEATS = flags.DEFINE_integer("repeats", 30, "Timed calls per entry (>= 20).")
 _INPUT_SETS = flags.DEFINE_integer("input_sets", 4, "Distinct inputs rotated through.")
 _IMPLS = flags.DEFINE_list("impls", [], "Implementations to time (default: all registered plus "
-                           "the DFT kernel's other precisions).")
+                           "the DFT kernel's other precisions, and tile:<tau> for TILE_TAUS).")
 _PRECISION = flags.DEFINE_enum("precision", "highest", ["default", "high", "highest"],
                                "jax_default_matmul_precision for the XLA implementations.")
 _DFT_PRECISIONS = flags.DEFINE_list("dft_precisions", ["highest"], "Extra precisions of the "
@@ -62,6 +71,10 @@ _IMPLEMENTATION = flags.DEFINE_enum("implementation", "pallas", ["pallas", "inte
                                     "How the checked Pallas kernels run (interpret: CPU smoke).")
 
 _START = time.perf_counter()
+
+# Taus timed as whole gray tiles ("tile:<name>"): the XLA defaults of the hybrid, the Pallas
+# direct kernel between XLA slice / update, and the single in-place kernel.
+TILE_TAUS = ("direct", "matmul", "pallas", "pallas_inplace")
 
 
 def _elapsed() -> float:
@@ -90,31 +103,57 @@ def checked_variants() -> dict[str, tuple]:
                                                         implementation=_IMPLEMENTATION.value),
                  pallas_direct.MAX_LEVEL),
       "pallas_dft": _dft_variant("tf32x3"),
+      # The in-place kernel on the buffer [seg | zeros] at t = U-1 (its tau `apply`).
+      "pallas_inplace": (pallas_inplace.prepare,
+                         lambda c, s: pallas_inplace.apply(c, s,
+                                                           implementation=_IMPLEMENTATION.value),
+                         pallas_inplace.MAX_LEVEL),
   }
   for p in _DFT_PRECISIONS.value:
     variants[f"pallas_dft[{p}]"] = _dft_variant(p)
   return variants
 
 
-def timed_variants() -> dict[str, tuple]:
-  """Registered taus (as the engine calls them) plus the extra DFT precisions."""
+def _segment_variants() -> dict[str, tuple]:
   variants = {name: (impl.prepare, impl.apply, impl.max_level)
               for name in tau_ops.names() for impl in [tau_ops.get(name)]}
   for p in _DFT_PRECISIONS.value:
     variants[f"pallas_dft[{p}]"] = _dft_variant(p)
-  if _IMPLS.value:
-    unknown = sorted(set(_IMPLS.value) - set(variants))
-    if unknown:
-      raise app.UsageError(f"--impls: unknown {unknown}; choose from {sorted(variants)}")
-    variants = {k: v for k, v in variants.items() if k in _IMPLS.value}
   return variants
+
+
+def timed_variants() -> dict[str, tuple]:
+  """Registered taus' `apply` on segments plus the extra DFT precisions."""
+  return _selected(_segment_variants())
+
+
+def tile_variants() -> dict[str, str]:
+  """Whole gray tiles as the engine runs them (mixers.gray_tile): "tile:<tau>" -> tau name."""
+  return _selected({f"tile:{name}": name for name in TILE_TAUS if name in tau_ops.names()})
+
+
+def _selected(variants: dict) -> dict:
+  """The --impls subset (names of either kind)."""
+  if not _IMPLS.value:
+    return variants
+  known = set(_segment_variants()) | {f"tile:{name}" for name in TILE_TAUS}
+  unknown = sorted(set(_IMPLS.value) - known)
+  if unknown:
+    raise app.UsageError(f"--impls: unknown {unknown}; choose from {sorted(known)}")
+  return {k: v for k, v in variants.items() if k in _IMPLS.value}
 
 
 def ran_as(name: str, U: int) -> str:
   """Which path a Pallas tau took at this tile size (the dispatcher may fall back to XLA)."""
+  name = name.removeprefix("tile:")
   if not name.startswith("pallas"):
     return "xla"
-  kernel = f"dft U={U}" if name.startswith("pallas_dft") and U >= 16 else f"direct U={U}"
+  if name.startswith("pallas_inplace"):
+    kernel = f"inplace U={U}"
+  elif name.startswith("pallas_dft") and U >= 16:
+    kernel = f"dft U={U}"
+  else:
+    kernel = f"direct U={U}"
   choice = pallas_direct.CHOSEN.get(kernel, "?")
   if choice != "pallas":
     return f"{choice} ({pallas_direct.REASONS.get(kernel, '')})"
@@ -216,6 +255,70 @@ def _median_us(fn, args_list, repeats: int, per: int = 1) -> tuple[float, float]
   return 1e6 * statistics.median(times), 1e6 * min(times)
 
 
+def _chained_us(fn, consts, buf, positions, repeats: int, per: int = 1):
+  """As _median_us for a call that takes the buffer donated and returns it: each call gets the
+  previous call's output (nothing is copied), rotating over the tile positions."""
+  for t in positions:  # warm-up at every position
+    buf = fn(consts, buf, t)
+  buf.block_until_ready()
+  times = []
+  for r in range(repeats):
+    t = positions[r % len(positions)]
+    t0 = time.perf_counter()
+    buf = fn(consts, buf, t)
+    buf.block_until_ready()
+    times.append((time.perf_counter() - t0) / per)
+  return 1e6 * statistics.median(times), 1e6 * min(times)
+
+
+def time_tiles(level: int, B: int, filters, M: int, D: int, repeats: int) -> list[dict]:
+  """(b') whole gray tiles on a donated buffer at `input_sets` distinct positions."""
+  U, count = 1 << level, max(1, _INPUT_SETS.value)
+  rows = []
+  for name, tau_name in tile_variants().items():
+    impl = tau_ops.get(tau_name)
+    if level > min(impl.max_level, pallas_inplace.MAX_LEVEL):
+      continue
+    row = dict(impl=name, level=level, batch=B, tile=U)
+    if _elapsed() > _BUDGET.value:
+      row["skipped"] = "time budget"
+      rows.append(row)
+      continue
+    try:
+      consts = jax.block_until_ready(jax.jit(impl.prepare, static_argnums=1)(filters, level))
+      # Segments at [2jU, (2j+1)U), pending outputs right after: tiles never read each other.
+      length = 2 * count * U + U
+      buf = jax.random.normal(jax.random.PRNGKey(B), (M, B, D, length), jnp.float32)
+      positions = [jnp.asarray((2 * j + 1) * U - 1, jnp.int32) for j in range(count)]
+      tile = jax.jit(lambda c, b, t, n=tau_name: mixers.gray_tile(c, b, t, level, n),
+                     donate_argnums=(1,))
+      t0 = time.perf_counter()
+      tile = tile.lower(consts, buf, positions[0]).compile()
+      row["compile_s"] = round(time.perf_counter() - t0, 3)
+      row["ran_as"] = ran_as(name, U)
+      row["median_us"], row["min_us"] = _chained_us(tile, consts, buf, positions, repeats)
+      del buf  # donated
+
+      def all_positions(c, b, ts, n=tau_name):  # one jit: every position back to back
+        for j in range(count):
+          b = mixers.gray_tile(c, b, ts[j], level, n)
+        return b
+      chain = jax.jit(all_positions, donate_argnums=(1,))
+      buf = jax.random.normal(jax.random.PRNGKey(B), (M, B, D, length), jnp.float32)
+      ts = jnp.asarray([(2 * j + 1) * U - 1 for j in range(count)], jnp.int32)
+      chain = chain.lower(consts, buf, ts).compile()
+      row["in_jit_us"], _ = _chained_us(chain, consts, buf, [ts], repeats, per=count)
+    except Exception as e:  # pylint: disable=broad-except
+      row["error"] = _error(e)
+      traceback.print_exc(limit=2, file=sys.stderr)
+    rows.append(row)
+    print(f"time  {name:22s} q={level:2d} B={B}: "
+          + (f"{row['median_us']:10.1f} us (in jit {row['in_jit_us']:10.1f} us) "
+             f"[{row['ran_as']}]" if "in_jit_us" in row else row.get("error", "")[:160]),
+          flush=True)
+  return rows
+
+
 def time_all(levels, batches, M, D) -> list[dict]:
   variants = timed_variants()
   repeats = max(20, _REPEATS.value)
@@ -253,6 +356,7 @@ def time_all(levels, batches, M, D) -> list[dict]:
               + (f"{row['median_us']:10.1f} us (in jit {row['in_jit_us']:10.1f} us) "
                  f"[{row['ran_as']}]" if "median_us" in row else row.get("error", "")[:160]),
               flush=True)
+      rows += time_tiles(level, B, filters, M, D, repeats)
   return rows
 
 
@@ -282,7 +386,7 @@ def table(timings: list[dict], levels, batches) -> str:
           cells.append("-")
         elif "median_us" in r:
           fallback = "" if r.get("ran_as", "xla") in ("xla", "pallas") else "!"
-          cells.append(f"{r['median_us']:.0f} ({r['in_jit_us']:.0f}){fallback}")
+          cells.append(f"{r['median_us']:.0f} ({r.get('in_jit_us', float('nan')):.0f}){fallback}")
         else:
           cells.append("ERR" if "error" in r else "skip")
       lines.append(f"{q:3d} " + "".join(f"{c:>{width}s}" for c in cells))

@@ -45,7 +45,7 @@ def run(size: str, outdir: str, name: str = "layer_batching", **overrides) -> di
   opts = {**DEFAULTS[size], **overrides}
   cfg = common.model_config(size, **opts.pop("model", {}))
   gen = common.generator(cfg)
-  records, totals = [], []
+  records, totals = common.Progress(outdir, name, size, started), []
   budget = common.Budget(opts["budget_s"])
   for batch, length in opts["points"]:
     counts = tile_counts(length)

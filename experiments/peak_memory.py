@@ -72,7 +72,7 @@ def run(size: str, outdir: str, name: str = "peak_memory", **overrides) -> dict:
   started = time.perf_counter()
   opts = {**DEFAULTS[size], **overrides}
   model = opts.pop("model", {})
-  records = []
+  records = common.Progress(outdir, name, size, started)
   for batch in opts["batches"]:
     for length in opts["lengths"]:
       for method in METHODS:

@@ -41,7 +41,7 @@ def run(size: str, outdir: str, name: str = "sweep", axis: str = "batch", **over
   values = opts["values"][axis] if isinstance(opts["values"], dict) else opts["values"]
   base = opts.pop("model", {})
   base_cfg = common.model_config(size, **base)
-  records = []
+  records = common.Progress(outdir, name, size, started)
   budget = common.Budget(opts["budget_s"])
   for value in values:
     if budget.spent():

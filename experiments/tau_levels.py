@@ -39,10 +39,10 @@ def segment_fits(cfg, batch: int, level: int) -> str | None:
 
 
 def time_levels(gen, batch: int, levels, taus, repeats: int, apply_fn=None,
-                chain=chain_length, budget=None) -> list[dict]:
+                chain=chain_length, budget=None, on_record=None) -> list[dict]:
   """Per (level, tau): seconds of one tile of all layers. apply_fn(impl, filters, q) -> (fn,
   consts) may replace the batched apply (layer_batching uses it for the per-layer loop);
-  chain(q): dependent calls per timed jitted call."""
+  chain(q): dependent calls per timed jitted call; on_record(rec) is called with each record."""
   cfg = gen.cfg
   filters = gen.filters(2 << max(levels))
   key = jax.random.PRNGKey(1)
@@ -59,6 +59,8 @@ def time_levels(gen, batch: int, levels, taus, repeats: int, apply_fn=None,
       late = budget.spent() if budget else None
       if reason or late:
         records.append({**rec, "skipped": reason or late})
+        if on_record:
+          on_record(records[-1])
         continue
       try:
         fn, consts = (impl.apply, impl.prepare(filters, q)) if apply_fn is None else \
@@ -68,6 +70,8 @@ def time_levels(gen, batch: int, levels, taus, repeats: int, apply_fn=None,
       except Exception as err:  # out of memory at the largest tiles: keep the rest
         rec["error"] = f"{type(err).__name__}: {str(err)[:300]}"
       records.append(rec)
+      if on_record:
+        on_record(rec)
     del seg
   return records
 
@@ -91,10 +95,12 @@ def run(size: str, outdir: str, name: str = "tau_levels", **overrides) -> dict:
   levels = list(range(opts["max_level"] + 1))
   taus = tau_ops.names()
   records, fastest = [], []
+  progress = common.Progress(outdir, name, size, started)  # partial JSON while it runs
   budget = common.Budget(opts["budget_s"])
   for batch in opts["batches"]:
     recs = time_levels(gen, batch, levels, taus, opts["repeats"],
-                       chain=lambda q: chain_length(q, opts["chain"]), budget=budget)
+                       chain=lambda q: chain_length(q, opts["chain"]), budget=budget,
+                       on_record=progress.append)
     for r in recs:
       common.log(name, f"B={batch} q={r['level']:2d} {r['tau']:8s} " + (
           f"{r['seconds'] * 1e6:10.1f} us" if "seconds" in r else r.get("skipped", r.get("error"))))
