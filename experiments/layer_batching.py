@@ -50,8 +50,9 @@ def run(size: str, outdir: str, name: str = "layer_batching", **overrides) -> di
   for batch, length in opts["points"]:
     counts = tile_counts(length)
     levels = sorted(counts)
-    for variant, fn in (("batched", None), ("per_layer", per_layer)):
-      for q in levels:
+    # Level by level, both variants at each: a budget cut leaves comparable pairs.
+    for q in levels:
+      for variant, fn in (("batched", None), ("per_layer", per_layer)):
         tau = tau_ops.resolve("hybrid", q)
         # The per-layer function already holds M applies per chain link.
         chain = (lambda q: tau_levels.chain_length(q, opts["chain"])) if fn is None else \

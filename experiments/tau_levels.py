@@ -19,8 +19,8 @@ from flash_lcsm_jax import validation
 from flash_lcsm_jax.ops import tau as tau_ops
 
 DEFAULTS = {
-    "gpu": dict(batches=(1, 8), max_level=16, repeats=5, chain=16, budget_s=480.0),
-    "cpu": dict(batches=(1,), max_level=3, repeats=3, chain=2, budget_s=None),
+    "gpu": dict(batches=(1, 8), min_level=0, max_level=16, repeats=5, chain=16, budget_s=480.0),
+    "cpu": dict(batches=(1,), min_level=0, max_level=3, repeats=3, chain=2, budget_s=None),
 }
 
 
@@ -92,7 +92,7 @@ def run(size: str, outdir: str, name: str = "tau_levels", **overrides) -> dict:
   opts = {**DEFAULTS[size], **overrides}
   cfg = common.model_config(size, **opts.pop("model", {}))
   gen = common.generator(cfg)
-  levels = list(range(opts["max_level"] + 1))
+  levels = list(range(opts["min_level"], opts["max_level"] + 1))
   taus = tau_ops.names()
   records, fastest = [], []
   progress = common.Progress(outdir, name, size, started)  # partial JSON while it runs

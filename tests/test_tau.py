@@ -96,6 +96,20 @@ def test_fft_tau_at_large_levels(level):
   assert max_rel(got, want) < 1e-5
 
 
+def test_fft_tau_layer_by_layer_above_the_chunk_size(monkeypatch):
+  """Large tiles run one layer at a time (lax.map); same numbers as all layers at once."""
+  rng = np.random.default_rng(5)
+  filters, seg = random_case(rng, 5, M=3, B=2, D=4)
+  impl = tau_ops.get("fft")
+  spec, seg = impl.prepare(jnp.asarray(filters), 5), jnp.asarray(seg)
+  whole = impl.apply(spec, seg)
+  monkeypatch.setattr(tau_ops, "FFT_CHUNK_BYTES", 1)
+  assert "while" in jax.jit(impl.apply).lower(spec, seg).as_text()  # the per-layer loop
+  chunked = impl.apply(spec, seg)
+  assert max_rel(chunked, whole) < 1e-6
+  assert max_rel(chunked, middle_product64(filters, np.asarray(seg))) < 1e-5
+
+
 def test_every_level_up_to_max_is_registered_sensibly():
   names = tau_ops.names()
   assert {"direct", "fft", "matmul"} <= set(names)

@@ -158,8 +158,11 @@ def write(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array, level:
 
 def gray_tile(level_consts, buf: jax.Array, t: jax.Array, level: int, impl: str) -> jax.Array:
   """Flash: adds the contribution of u at t-U+1..t to the pending outputs t+1..t+U."""
+  tau = tau_ops.get(impl)
+  if tau.apply_inplace is not None:  # one in-place kernel for the whole tile
+    return tau.apply_inplace(level_consts, buf, t, level)
   U = 1 << level
   seg = jax.lax.dynamic_slice_in_dim(buf, t - U + 1, U, axis=3)
-  out = tau_ops.get(impl).apply(level_consts, seg)
+  out = tau.apply(level_consts, seg)
   pending = jax.lax.dynamic_slice_in_dim(buf, t + 1, U, axis=3)
   return jax.lax.dynamic_update_slice_in_dim(buf, pending + out, t + 1, axis=3)

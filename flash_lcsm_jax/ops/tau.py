@@ -6,6 +6,8 @@ needs taps h_1..h_{2U-1}. Every implementation works on all layers at once:
 
   prepare(filters (M, D, >=2U), q) -> constants (computed once per model and level)
   apply(constants, seg (M, B, D, U)) -> (M, B, D, U) float32
+  apply_inplace (optional): (constants, buf (M, B, D, Lb), t, q) -> buf with the whole gray tile
+    added at t+1..t+U (engine.mixers.gray_tile calls it instead of slice / apply / update)
 
 Implementations:
   direct  Toeplitz matrix-vector product per channel (XLA multiply-reduce), small U only.
@@ -13,6 +15,7 @@ Implementations:
   fft     jnp.fft of size 2U with the precomputed filter spectrum (a middle product).
   matmul  the same middle product with DFT matrices on the matrix units (shared by all channels).
   pallas  Pallas direct-convolution kernel (registered by flash_lcsm_jax.ops.pallas_direct).
+  pallas_inplace  the whole gray tile as one in-place Pallas kernel (ops.pallas_inplace).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 Prepare = Callable[[jax.Array, int], Any]
 Apply = Callable[[Any, jax.Array], jax.Array]
+ApplyInplace = Callable[[Any, jax.Array, jax.Array, int], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +39,8 @@ class TauImpl:
   prepare: Prepare
   apply: Apply
   max_level: int  # Largest tile level this implementation accepts.
+  # (consts, buf, t, level) -> buf: the whole gray tile in one call (see module docstring).
+  apply_inplace: ApplyInplace | None = None
 
 
 _REGISTRY: dict[str, TauImpl] = {}
@@ -61,6 +67,10 @@ def _load_optional():
   # of the rest of the package so a Pallas problem never breaks the XLA implementations).
   try:
     from flash_lcsm_jax.ops import pallas_direct  # noqa: F401
+  except ImportError:
+    pass
+  try:
+    from flash_lcsm_jax.ops import pallas_inplace  # noqa: F401
   except ImportError:
     pass
 
@@ -122,10 +132,23 @@ def _fft_prepare(filters, q):
   return jnp.fft.rfft(taps(filters, q), n=2 << q)  # (M, D, U + 1)
 
 
-def _fft_apply(spectrum, seg):
+# Above this many bytes of complex spectrum (M * B * D * (U + 1) * 8) the large tiles run one
+# layer at a time: one batched cuFFT plan over every layer fails to allocate there (seen at
+# B = 8, U = 2^15 on an H200: 8e9 elements), while per-layer FFTs still fill the device.
+FFT_CHUNK_BYTES = 2**32
+
+
+def _fft_middle(spectrum, seg):
   U = seg.shape[-1]
-  prod = jnp.fft.rfft(seg.astype(jnp.float32), n=2 * U) * spectrum[:, None]
+  prod = jnp.fft.rfft(seg.astype(jnp.float32), n=2 * U) * spectrum[..., None, :, :]
   return jnp.fft.irfft(prod, n=2 * U)[..., U:]
+
+
+def _fft_apply(spectrum, seg):
+  M, B, D, U = seg.shape
+  if M > 1 and M * B * D * (U + 1) * 8 > FFT_CHUNK_BYTES:
+    return jax.lax.map(lambda args: _fft_middle(*args), (spectrum, seg))
+  return _fft_middle(spectrum, seg)
 
 
 register(TauImpl("fft", _fft_prepare, _fft_apply, max_level=30))
