@@ -109,7 +109,17 @@ def run(size: str, outdir: str, name: str = "activation_bytes", **overrides) -> 
   cfg = common.model_config(size, **opts.pop("model", {}))
   M, D = cfg.n_layers, cfg.d_model
   measured = measured_mixer_times(outdir)
-  env = common.environment(size)
+  # rates_from_results: take the device and its rates from the mixer JSON whose timings are
+  # joined (the bandwidth check then compares like with like, and the counts can be redone on
+  # any machine); otherwise measure the device at hand.
+  source = sorted({hit[2] for hit in measured.values()})
+  if opts.pop("rates_from_results", False):
+    if not source:
+      raise ValueError(f"rates_from_results: no mixer-only results in {outdir}")
+    env = {**common.read_json(outdir, source[0][:-len(".json")])["environment"],
+           "rates_from": source[0]}
+  else:
+    env = common.environment(size)
   bandwidth, flop_rate = 1e9 * env["copy_bandwidth_GBps"], 1e12 * env["matmul_tflops"]
   records = []
   for batch in opts["batches"]:

@@ -76,8 +76,8 @@ def count(text: str) -> KernelCount:
         continue
       rhs = m.group(2)
       op = _opcode(rhs)
-      if op is None or op in BOOKKEEPING:
-        continue
+      if op is None or op in BOOKKEEPING or op.endswith("-done"):
+        continue  # an async pair (fusion-start / -done, copy-start / -done) is one launch
       if op in CONTROL:
         refs = {k: [r.strip().lstrip("%") for r in (listed or single).split(",")]
                 for k, listed, single in _REF.findall(rhs)}
