@@ -28,6 +28,8 @@ def run(size: str, outdir: str, name: str = "breakdown", **overrides) -> dict:
   gen = common.generator(cfg)
   records = common.Progress(outdir, name, size, started)
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
+  records.config = {"model": cfg.to_dict(), "parts": PARTS, "unroll_layers": gen.unroll_layers,
+                    **opts}
   for batch in opts["batches"]:
     for method, variant in ENTRIES:
       for part in PARTS:
@@ -39,9 +41,8 @@ def run(size: str, outdir: str, name: str = "breakdown", **overrides) -> dict:
                                     max_keys=opts["max_keys"], check=False)
         common.log(name, common.describe(rec))
         records.append(rec)
-  data = common.payload(name, size, {"model": cfg.to_dict(), "parts": PARTS,
-                                     "unroll_layers": gen.unroll_layers, **opts}, records,
-                        started, integration_checks=common.integration_checks(records))
+  data = common.payload(name, size, records.config, records, started,
+                        integration_checks=common.integration_checks(records))
   common.write_json(outdir, name, data)
   return data
 

@@ -514,11 +514,12 @@ class Progress(list):
     super().__init__()
     self._where = (outdir, name, size, started)
     self._env = None
+    self.config: dict = {}  # set by the experiment once known, so partial JSON describes itself
 
   def _save(self):
     outdir, name, size, started = self._where
     self._env = self._env or environment(size, rates=False)
-    write_json(outdir, name, payload(name, size, {}, list(self), started, env=self._env,
+    write_json(outdir, name, payload(name, size, self.config, list(self), started, env=self._env,
                                      complete=False), quiet=True)
 
   def append(self, rec):

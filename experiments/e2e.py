@@ -43,7 +43,11 @@ def sweep(name: str, size: str, part: str, records: list | None = None,
   gen = common.generator(cfg)
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
   budget = common.Budget(opts["budget_s"])
+  config = {"model": cfg.to_dict(), "part": part, "block_size": common.BLOCK_SIZE,
+            "unroll_layers": gen.unroll_layers, "start_position": 0, **opts}
   records = [] if records is None else records
+  if isinstance(records, common.Progress):
+    records.config = config
   for method, variant in entries(opts["methods"], opts["variants"]):
     if budget.spent():
       records += [{"method": method, "variant": variant, "batch": opts["batch"], "part": part,
@@ -56,14 +60,13 @@ def sweep(name: str, size: str, part: str, records: list | None = None,
                                     max_keys=opts["max_keys"]):
       common.log(name, common.describe(rec))
       records.append(rec)
-  config = {"model": cfg.to_dict(), "part": part, "block_size": common.BLOCK_SIZE,
-            "unroll_layers": gen.unroll_layers, "start_position": 0, **opts}
   return config, records
 
 
 def run(size: str, outdir: str, name: str = "e2e", **overrides) -> dict:
   started = time.perf_counter()
-  config, records = sweep(name, size, "all", common.Progress(outdir, name, size, started), **overrides)
+  progress = common.Progress(outdir, name, size, started)
+  config, records = sweep(name, size, "all", progress, **overrides)
   data = common.payload(name, size, config, records, started,
                         integration_checks=common.integration_checks(records))
   common.write_json(outdir, name, data)

@@ -19,8 +19,9 @@ from flash_lcsm_jax.ops import tau as tau_ops
 
 DEFAULTS = {
     # Largest tile of a 2^17 generation: 2^16. B=8 stops at 2^14 so the segments stay small.
-    "gpu": dict(points=((1, 2**17), (8, 2**14)), repeats=5, chain=16, budget_s=480.0),
-    "cpu": dict(points=((1, 64), (2, 32)), repeats=3, chain=2, budget_s=None),
+    "gpu": dict(points=((1, 2**17), (8, 2**14)), min_level=0, repeats=5, chain=16,
+                budget_s=480.0),
+    "cpu": dict(points=((1, 64), (2, 32)), min_level=0, repeats=3, chain=2, budget_s=None),
 }
 
 
@@ -46,10 +47,11 @@ def run(size: str, outdir: str, name: str = "layer_batching", **overrides) -> di
   cfg = common.model_config(size, **opts.pop("model", {}))
   gen = common.generator(cfg)
   records, totals = common.Progress(outdir, name, size, started), []
+  records.config = {"model": cfg.to_dict(), **opts}
   budget = common.Budget(opts["budget_s"])
   for batch, length in opts["points"]:
     counts = tile_counts(length)
-    levels = sorted(counts)
+    levels = [q for q in sorted(counts) if q >= opts["min_level"]]
     # Level by level, both variants at each: a budget cut leaves comparable pairs.
     for q in levels:
       for variant, fn in (("batched", None), ("per_layer", per_layer)):
@@ -73,7 +75,7 @@ def run(size: str, outdir: str, name: str = "layer_batching", **overrides) -> di
                      "total_s": sum(r["seconds"] * r["count"] for r in mine if "seconds" in r)})
     ratio = totals[-1]["total_s"] / max(totals[-2]["total_s"], 1e-12)
     common.log(name, f"B={batch} L={length}: per-layer / batched total tile time = {ratio:.2f}")
-  data = common.payload(name, size, {"model": cfg.to_dict(), **opts}, records, started,
+  data = common.payload(name, size, records.config, records, started,
                         totals=totals)
   common.write_json(outdir, name, data)
   return data

@@ -15,7 +15,8 @@ from experiments import common, e2e
 
 def run(size: str, outdir: str, name: str = "mixer", **overrides) -> dict:
   started = time.perf_counter()
-  config, records = e2e.sweep(name, size, "mixer", common.Progress(outdir, name, size, started), **overrides)
+  progress = common.Progress(outdir, name, size, started)
+  config, records = e2e.sweep(name, size, "mixer", progress, **overrides)
   lazy = [k for r in records if r["method"] == "lazy" and common.ok(r) for k in r["keys"]]
   best = max((k["history_read_GBps"] for k in lazy), default=None)
   data = common.payload(name, size, config, records, started,

@@ -73,6 +73,8 @@ def run(size: str, outdir: str, name: str = "peak_memory", **overrides) -> dict:
   opts = {**DEFAULTS[size], **overrides}
   model = opts.pop("model", {})
   records = common.Progress(outdir, name, size, started)
+  cfg = common.model_config(size, **model)
+  records.config = {"model": cfg.to_dict(), "methods": METHODS, **opts}
   for batch in opts["batches"]:
     for length in opts["lengths"]:
       for method in METHODS:
@@ -90,9 +92,7 @@ def run(size: str, outdir: str, name: str = "peak_memory", **overrides) -> dict:
                       if "skipped" in rec or "error" in rec else ""))
         records.append(rec)
   env = next((r["environment"] for r in records if "environment" in r), None)
-  cfg = common.model_config(size, **model)
-  data = common.payload(name, size, {"model": cfg.to_dict(), "methods": METHODS, **opts},
-                        records, started, env=env)
+  data = common.payload(name, size, records.config, records, started, env=env)
   common.write_json(outdir, name, data)
   return data
 

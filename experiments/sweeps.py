@@ -42,6 +42,9 @@ def run(size: str, outdir: str, name: str = "sweep", axis: str = "batch", **over
   base = opts.pop("model", {})
   base_cfg = common.model_config(size, **base)
   records = common.Progress(outdir, name, size, started)
+  records.config = {"model": base_cfg.to_dict(), "axis": axis, "values": values,
+                    "unroll_layers": common.unroll_layers(),
+                    **{k: v for k, v in opts.items() if k != "values"}}
   budget = common.Budget(opts["budget_s"])
   for value in values:
     if budget.spent():
@@ -64,9 +67,7 @@ def run(size: str, outdir: str, name: str = "sweep", axis: str = "batch", **over
       common.log(name, f"{axis}={value}: " + common.describe(rec))
       records.append(rec)
     del gen
-  data = common.payload(name, size, {"model": base_cfg.to_dict(), "axis": axis, "values": values,
-                                     **{k: v for k, v in opts.items() if k != "values"}},
-                        records, started,
+  data = common.payload(name, size, records.config, records, started,
                         integration_checks=common.integration_checks(records))
   common.write_json(outdir, name, data)
   return data

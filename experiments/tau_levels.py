@@ -96,6 +96,7 @@ def run(size: str, outdir: str, name: str = "tau_levels", **overrides) -> dict:
   taus = tau_ops.names()
   records, fastest = [], []
   progress = common.Progress(outdir, name, size, started)  # partial JSON while it runs
+  progress.config = {"model": cfg.to_dict(), "taus": taus, **opts}
   budget = common.Budget(opts["budget_s"])
   for batch in opts["batches"]:
     recs = time_levels(gen, batch, levels, taus, opts["repeats"],
@@ -107,7 +108,7 @@ def run(size: str, outdir: str, name: str = "tau_levels", **overrides) -> dict:
     records += recs
     fastest += summary(recs, levels)
   kernels = os.path.join(outdir, "kernels.json")  # experiments/kernels_gpu.py, if it ran
-  data = common.payload(name, size, {"model": cfg.to_dict(), "taus": taus, **opts}, records,
+  data = common.payload(name, size, progress.config, records,
                         started, fastest_by_level=fastest,
                         kernels_gpu_json=kernels if os.path.exists(kernels) else None)
   common.write_json(outdir, name, data)

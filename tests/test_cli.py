@@ -120,3 +120,17 @@ def test_fixed_verify_skips_runnable_taus_at_power_of_two_lengths(monkeypatch, t
   level 7'). Use (L - P - 1).bit_length() - 1, or the schedule itself."""
   rows = verify_with_a_fake_engine(monkeypatch, tmp_path, "128", "0")
   assert "skipped" not in rows[128, "direct"], rows[128, "direct"]
+
+
+def test_compilation_cache_is_written_where_asked_and_can_be_turned_off(tmp_path):
+  cache = tmp_path / "cache"
+  code, out = run("--config.num_tokens=4", "--config.methods=flash", f"--compilation_cache={cache}")
+  assert code == 0, out
+  assert cache.is_dir() and any(cache.iterdir()), "no executables were cached"
+  home = tmp_path / "home"  # '' must not fall back to the default under ~/.cache
+  env = dict(os.environ, JAX_PLATFORMS="cpu", HOME=str(home))
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), "--config.num_tokens=4",
+                         "--config.methods=flash", "--compilation_cache="], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert not (home / ".cache" / "flash_lcsm_jax").exists()

@@ -135,3 +135,24 @@ def test_registry_entry_point_runs_in_its_own_process(tmp_path):
   data = _load(str(tmp_path), "tiling")
   cover = np.array(data["records"][2]["cover"])
   assert (cover >= 0).sum() == 16 * 17 // 2  # lower triangle and diagonal, L = 16
+
+
+def test_a_stopped_experiment_leaves_a_partial_self_describing_json(tmp_path, monkeypatch):
+  """Progress rewrites NAME.json after every record: an experiment killed at its time limit
+  keeps what it measured, with its config, marked incomplete."""
+  real, calls = common.sweep_lengths, []
+
+  def stop_on_second(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt  # like a SIGINT / time limit mid-run: nothing catches it
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(common, "sweep_lengths", stop_on_second)
+  with pytest.raises(KeyboardInterrupt):
+    registry.run_one("breakdown", "cpu", str(tmp_path))
+  data = _load(str(tmp_path), "breakdown")
+  assert data["complete"] is False
+  assert len(data["records"]) == 1 and common.ok(data["records"][0])
+  assert data["config"]["model"]["n_layers"] == common.CPU_MODEL["n_layers"]
+  assert data["environment"]["device"]

@@ -86,7 +86,8 @@ def test_flash_buffer_length_bounds_every_tile_write():
     assert length >= max(ends, default=0), (start, stop)
     assert length == max(ends + [stop]), (start, stop)  # and no larger than needed
     plan = mixers.make_plan("flash", start, stop, 4, "fft")
-    assert plan.buffer_length == length
+    assert plan.buffer_length == schedule.window_bucket(length)  # shared by nearby lengths
+    assert length <= plan.buffer_length <= max(16, 1.5 * length)
 
 
 def test_flash_block_keys_stay_few():

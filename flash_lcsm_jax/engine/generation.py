@@ -240,10 +240,18 @@ class Generator:
     inline_max = self.block_size.bit_length() - 2  # levels that occur inside a full block
     if big > inline_max:
       levels = levels[:-1] + (schedule.NO_TILE,)
+    spec = dataclasses.replace(plan, blocks=())
+    if plan.method == "flash":
+      # A flash block depends only on its own tile levels and the buffer's shape, not on where
+      # the generation starts or stops: with the plan reduced to that, every length and prompt
+      # length that shares a buffer length (mixers.make_plan rounds it) reuses the executable.
+      used = sorted({q for q in levels if q != schedule.NO_TILE})
+      consts = {q: consts[q] for q in used}
+      spec = mixers.Plan("flash", 0, 0, plan.buffer_length, 0, (),
+                         tuple((q, n) for q, n in plan.tau_by_level if q in used))
     args = (self.params, self._layer_list if unroll else None, consts, red, state, rng, forced)
-    static = dict(cfg=self.cfg, spec=dataclasses.replace(plan, blocks=()), levels=levels,
-                  window=block.window, sampler=sampler, collect_logits=collect_logits,
-                  part=part)
+    static = dict(cfg=self.cfg, spec=spec, levels=levels, window=block.window, sampler=sampler,
+                  collect_logits=collect_logits, part=part)
     return args, static, (big if big > inline_max else None)
 
   def compiled_block_text(self, plan: mixers.Plan, consts, state: DecodeState,

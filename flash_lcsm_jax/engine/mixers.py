@@ -57,7 +57,10 @@ def make_plan(method: str, start: int, stop: int, block_size: int, tau: str = "h
     blocks = schedule.flash_blocks(start, stop, block_size)
     levels = sorted({q for b in blocks for q in b.levels if q != schedule.NO_TILE})
     by_level = tuple((q, tau_ops.resolve(tau, q, hybrid_table)) for q in levels)
-    length = schedule.flash_buffer_length(start, stop)
+    # Rounded up (to 2^k or 3 * 2^(k-1), at most 1.5x, usually far less) so that generations of
+    # nearby lengths share one buffer shape, and with it every compiled block (see
+    # Generator._block_call): a new length or prompt length then compiles nothing.
+    length = schedule.window_bucket(schedule.flash_buffer_length(start, stop))
     return Plan(method, start, stop, length, stop, tuple(blocks), by_level)
   blocks = schedule.quadratic_blocks(start, stop, block_size, method)
   if method == "lazy":
