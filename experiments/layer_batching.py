@@ -102,7 +102,12 @@ def plot(data: dict, path: str):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
   ax = axes[-1]
-  labels = [f"B={t['batch']}\nL={t['length']}" for t in data["totals"][::2]]
+  def measured_levels(t):  # a budget may have cut the schedule short: say which levels count
+    qs = sorted(r["level"] for r in records if r["variant"] == t["variant"] and "seconds" in r
+                and r["batch"] == t["batch"] and r["length"] == t["length"])
+    return "" if t["complete"] or not qs else f"\n(levels {qs[0]}-{qs[-1]} only)"
+
+  labels = [f"B={t['batch']}\nL={t['length']}" + measured_levels(t) for t in data["totals"][::2]]
   x = range(len(labels))
   for k, variant in enumerate(("batched", "per_layer")):
     vals = [t["total_s"] for t in data["totals"] if t["variant"] == variant]
