@@ -14,12 +14,13 @@ stream_a() {  # B = 8 whole-tile calibration, then the tau ablation levels 6-8 a
   timeout 330 python3 experiments/calibrate.py --batches=8 --max_level=10 --dir=$D 2>&1 | grep -vE "^[IW][0-9]" | tail -30 >> $D/log.txt
   FLASH_LCSM_UNROLL_LAYERS=0 one $D tau_levels 180 ", batches=(8,), min_level=6, max_level=10, budget_s=150"
 }
-stream_b() {  # the missing sweep points, then layer batching above level 7
+stream_b() {  # the fused dense path (ops/pallas_layer.py) vs XLA, then the missing sweep points
   export CUDA_VISIBLE_DEVICES=1 FLASH_LCSM_UNROLL_LAYERS=0; D=/tmp/res_b; mkdir -p $D/sb $D/sl $D/sw
-  one $D/sb sweep_batch 150 ", ref_max=2**13, values=(32,)"
-  one $D/sl sweep_layers 90 ", ref_max=2**13, values=(36,)"
-  one $D/sw sweep_width 90 ", ref_max=2**13, values=(1728,)"
-  one $D layer_batching 170 ", budget_s=150, points=((1, 2**14),), min_level=8"
+  echo "=== dense_gpu $(date +%T)" >> $D/log.txt
+  timeout 250 python3 experiments/dense_gpu.py --out=$D/dense_gpu.json 2>&1 | grep -vE "^[IW][0-9]" | tail -40 >> $D/log.txt
+  one $D/sb sweep_batch 120 ", ref_max=2**13, values=(32,)"
+  one $D/sl sweep_layers 80 ", ref_max=2**13, values=(36,)"
+  one $D/sw sweep_width 80 ", ref_max=2**13, values=(1728,)"
 }
 mkdir -p /tmp/res_a /tmp/res_b
 keep a & KA=$!; keep b & KB=$!

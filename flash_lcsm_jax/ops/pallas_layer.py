@@ -1,0 +1,877 @@
+"""The per-token dense path of a Hyena layer as four fused Pallas kernels (exact, float32 math).
+
+`hyena._token_layer` (one layer at one position, B = 1..16 rows) runs as ~18 XLA kernels per
+layer on a GPU (measured: 333 launches per token for 18 layers, 0.70 ms/token at B = 1 on an
+H200 against a 0.18 ms weight-bandwidth floor): it is launch-bound. Here a layer is FOUR launches,
+each a matrix-vector product that streams one weight matrix with a prologue and an epilogue:
+
+  K1 "mix"   layer_norm1(x) (every program recomputes the row mean / variance of x: D floats) ->
+             the in_proj product restricted to the program's channel block [j0, j0 + bc) for all
+             three of x0 / x1 / v (columns j, D + j, 2D + j of in_proj, channel-aligned, which is
+             what makes this one kernel) -> short causal conv with the conv state of those
+             channels -> u = x1 * v -> z = acc + red * u -> y = x0 * z.
+             Writes y (B, D), u into the (M, B, D) u buffer at layer m, and the new conv window
+             into the (M, B, K-1, 3D) conv state at layer m (both in place: aliased in -> out).
+  K2 "out"   x1 = x + y @ out_proj + bias.
+  K3 "up"    h = gelu_tanh(layer_norm2(x1) @ fc1 + bias)   (layer norm recomputed per program).
+  K4 "down"  x2 = x1 + h @ fc2 + bias.
+
+Launch layout. Every kernel's grid is (output-row blocks, batch blocks). A program owns `rows`
+output features (K1: `rows` channels = 3 * rows weight rows) and the full reduction over K: there
+is no split-K, so the nonlinear epilogues (gelu, gating, the residual add) run in the same
+program, and nothing is left to sum afterwards. Paper shape (D = 864, I = 1728): 4 rows (216
+programs) for mix / out / down, 8 rows (216 programs) for up: >= 1.5 programs per SM on a 132-SM
+GPU, each streaming 14-41 KB of float32 weights; one batch block up to B = 8.
+
+The weights are prepared ONCE per model (`prepare_layer_weights`): transposed to (N, K) so a
+program streams `rows` contiguous rows; in_proj^T regrouped so a K1 program's x0 / x1 / v rows
+are one contiguous (3, bc, K) block; K padded with zeros to a multiple of 16 (D = 864 and
+I = 1728 need none; it keeps rows 64-byte aligned); output rows padded to the row block; biases,
+norms and conv taps padded and laid out channel-major. Nothing is padded per call: the
+activations (x, y, h) stay exact (B, D) / (B, I) arrays, loads and stores that cross their end
+are masked (none at the paper shape except the last weight chunk, see below).
+
+Inside a program. The reduction over K runs as a static loop over equal power-of-two column
+chunks (`chunk`, default one warp-wide vector load per row: 128 float32 / 256 bfloat16 columns;
+the last chunk is a masked load when K is not a multiple, e.g. 864 = 6 x 128 + 96), so every
+block has the power-of-two shape Triton needs. Per batch row b, the (rows, chunk) weight tile
+times the activation chunk is accumulated ELEMENTWISE over the chunks and reduced over the
+columns once at the end (one in-warp shuffle reduction per row and group, not one per chunk). The
+activation chunk is loaded as a (rows, chunk) tile whose every row reads the same memory (a
+gather with integer index vectors): it arrives in the weight tile's register layout, where a
+(1, chunk) load broadcast to (rows, chunk) would cost a shared-memory layout conversion and two
+barriers per chunk. The layer-norm statistics (two passes, as hyena.layer_norm) are computed the
+same way and reduced within a warp. Batch rows are processed one after the other, each with its
+epilogue and stores right after its sums (`order="batch"`; `order="chunk"` is the alternative),
+which keeps the register count below 200 at B = 8 without spills (checked by compiling the
+Triton IR for sm_90a with ptxas). Float32 accumulation throughout; bfloat16 weights are upcast
+in registers, and the activation is rounded to the weight dtype first, exactly as `hyena.dense`
+does (x.astype(w.dtype)).
+
+Every kernel takes the whole stacked (M, ...) weights / state and the layer index m as a (1,)
+int32 operand (the Triton backend has no scalar prefetch), so neither the unrolled layer loop nor
+`lax.fori_loop` over layers ever slices (copies) per-layer weights, acc or conv state; u and the
+conv state are written in place. `token_step_fused` runs embed (XLA gather), the 4 kernels per
+layer, and the final norm + unembedding in XLA (one product already near bandwidth). The layer
+loop is unrolled by default (`layer_loop="unroll"`: 4 launches per layer and no while loop whose
+per-iteration condition / counter kernels and host round trip would add to a ~15 us layer);
+`layer_loop="scan"` (a fori_loop over layers) compiles the layer once, and both share one
+jitted per-layer function, so the unrolled loop also lowers (and Triton-compiles) each kernel
+once. Per token: 4 M + ~5 launches (embed, u buffer init, conv-state copy when not donated, final
+norm, unembedding) = ~77 at M = 18 vs 333 today.
+
+Expected floor. Weights per token at the paper shape: 4 D^2 + 2 D I = 5.97 M per layer x 18 =
+107.5 M (430 MB float32, 215 MB bfloat16) + the 43.4 M tied unembedding (174 / 87 MB):
+604 MB -> 0.18 ms at 3.4 TB/s (0.09 ms bfloat16). Per layer 23.9 MB -> 7.0 us of streaming
+(in_proj 2.6, out 0.9, fc1 1.8, fc2 1.8 us) against ~4 x 2 us of launch latency, so ~0.3 ms /
+token (~1.7x the floor) is the expectation for float32 at B = 1; B = 8 adds work per program
+(8 rows through each weight tile, re-read from L1), not HBM bytes.
+
+Three implementations, as every kernel of the package (version helpers from pallas_direct):
+  "pallas"    the compiled Triton kernels (GPU only);
+  "interpret" the same kernel bodies run as XLA ops (any backend; tests);
+  "xla"       `hyena.token_step` (the reference and the fallback).
+`token_step_fused(..., implementation=None)` picks pallas on GPU after a one-time compile probe
+of the four kernels (xla if Triton rejects them, or for B > MAX_BATCH), interpret on CPU; it logs
+its choice once and records it in pallas_direct.CHOSEN / REASONS under "layer D=.. I=.. B=..".
+
+Triton-backend notes (jax 0.10.2 / 0.11): no scalar prefetch (m is a (1,) array read in the
+kernel); masked accesses are pallas.triton.load / store on `ref.at[...]` (pallas_inplace's
+helpers), whose interpret-mode discharge takes either slices with scalar indices or integer
+index arrays alone (hence the gathers above use index arrays for every axis) and rejects plain
+Python-int indices (`_at` makes them int32 scalars); a static slice that crosses the array's end
+is rejected even under a mask (`_traced` makes its start a traced value); every load is a
+ref-level index (Triton cannot lower lax.slice of loaded values); all operands are whole-array
+BlockSpecs indexed by program id (BlockSpec memory spaces are ignored by Triton); the backend is
+named through pallas_direct.triton_compiler_params (the default GPU lowering is Mosaic GPU).
+
+Shape letters: M layers, B batch, D model width, I MLP width, K short-conv taps; bc channels per
+mix program; Dk / Ik = D / I padded to 16 (the reduction axis), Dm / Do / Iu / Dd = D / D / I / D
+padded to the row block of mix / out / up / down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flash_lcsm_jax.config import HyenaConfig
+from flash_lcsm_jax.models import hyena
+from flash_lcsm_jax.ops import pallas_direct as pd
+from flash_lcsm_jax.ops.pallas_inplace import _load, _store, _triton_memory_op
+
+pl = pd.pl
+log = logging.getLogger(__name__)
+
+IMPLEMENTATIONS = pd.IMPLEMENTATIONS  # ("pallas", "interpret", "xla")
+LAYER_LOOPS = ("unroll", "scan")
+GPU_BACKENDS = ("gpu", "cuda", "rocm")
+K_ALIGN = 16  # the reduction axis (D or I) is padded to a multiple of this once, at prepare time
+# Above this many rows the default dispatch runs XLA (a GEMM, tensor cores); an explicit
+# implementation still runs the kernels in batch blocks.
+MAX_BATCH = 16
+# Row blocks are the largest power of two (<= 16) leaving at least this many programs:
+# 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
+TARGET_PROGRAMS = 198
+ORDERS = ("batch", "chunk")
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def _is_pow2(n: int) -> bool:
+  return isinstance(n, int) and n >= 1 and not n & (n - 1)
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelBlocks:
+  """Launch shape of one kernel (hashable: static under jit).
+
+  rows:      output features per program (power of two); for "mix" channels, each 3 weight rows.
+  chunk:     columns of the weight tile per step of the reduction (power of two >= 16); None:
+             one warp-wide vector load per row, 32 lanes x 16 bytes (128 float32 / 256 bfloat16
+             columns), so that with rows >= num_warps a row's partial sums stay in one warp.
+  num_warps, num_stages: Triton launch parameters (stages only matter for loops: there are none).
+  order:     loop order of the reduction, "batch" (batch rows outer: fewer live registers at
+             B = 8) or "chunk" (column chunks outer); see `_matvec`.
+  """
+  rows: int
+  chunk: int | None = None
+  num_warps: int = 4
+  num_stages: int = 1
+  order: str = "batch"
+
+  def __post_init__(self):
+    for name in ("rows", "num_warps") + (("chunk",) if self.chunk is not None else ()):
+      if not _is_pow2(getattr(self, name)):
+        raise ValueError(f"KernelBlocks.{name} must be a power of two, got "
+                         f"{getattr(self, name)!r}")
+    if self.chunk is not None and self.chunk < K_ALIGN:
+      raise ValueError(f"KernelBlocks.chunk must be >= {K_ALIGN}, got {self.chunk}")
+    if self.num_stages < 1:
+      raise ValueError(f"KernelBlocks.num_stages must be >= 1, got {self.num_stages}")
+    if self.order not in ORDERS:
+      raise ValueError(f"KernelBlocks.order must be one of {ORDERS}, got {self.order!r}")
+
+  def chunk_for(self, dtype) -> int:
+    return self.chunk or 512 // jnp.dtype(dtype).itemsize
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerConfig:
+  """Blocks of the four kernels, and the most batch rows one program handles (any int >= 1;
+  the batch block is the largest divisor of B not above it, so every program streams its
+  weights once per batch block)."""
+  mix: KernelBlocks
+  out: KernelBlocks
+  up: KernelBlocks
+  down: KernelBlocks
+  batch_block: int = 8
+
+  def __post_init__(self):
+    if not isinstance(self.batch_block, int) or self.batch_block < 1:
+      raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
+
+
+def _rows_for(n: int, target: int = TARGET_PROGRAMS, max_rows: int = 16) -> int:
+  rows = max_rows
+  while rows > 1 and -(-n // rows) < target:
+    rows //= 2
+  return rows
+
+
+def default_config(d_model: int, d_inner: int) -> LayerConfig:
+  """Rows per program: the largest power of two <= 16 leaving >= TARGET_PROGRAMS programs (paper
+  shape: 4 / 4 / 8 / 4 rows, 216 programs each); warp-wide chunks, 4 warps, batch blocks of 8."""
+  return LayerConfig(mix=KernelBlocks(_rows_for(d_model)), out=KernelBlocks(_rows_for(d_model)),
+                     up=KernelBlocks(_rows_for(d_inner)), down=KernelBlocks(_rows_for(d_model)))
+
+
+def batch_block(batch: int, config: LayerConfig) -> int:
+  """The largest divisor of B that is <= config.batch_block."""
+  return max(d for d in range(1, min(batch, config.batch_block) + 1) if batch % d == 0)
+
+
+def _chunks(width: int, chunk: int) -> tuple[int, int]:
+  """(chunk, count): equal power-of-two column chunks covering [0, width) (the last one may
+  cross width: it is loaded with a mask); chunk shrinks to the next power of two of width."""
+  chunk = min(chunk, 1 << max(0, (width - 1).bit_length()))
+  return chunk, -(-width // chunk)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+  """Everything static about the prepared layers (the model's shapes, eps, weight dtype, blocks)."""
+  n_layers: int
+  d_model: int
+  d_inner: int
+  short_order: int
+  eps: float
+  dtype: str
+  config: LayerConfig
+
+  @property
+  def dk(self) -> int:  # D as a reduction axis
+    return _round_up(self.d_model, K_ALIGN)
+
+  @property
+  def ik(self) -> int:  # I as a reduction axis
+    return _round_up(self.d_inner, K_ALIGN)
+
+  @property
+  def dm(self) -> int:
+    return _round_up(self.d_model, self.config.mix.rows)
+
+  @property
+  def do(self) -> int:
+    return _round_up(self.d_model, self.config.out.rows)
+
+  @property
+  def iu(self) -> int:
+    return _round_up(self.d_inner, self.config.up.rows)
+
+  @property
+  def dd(self) -> int:
+    return _round_up(self.d_model, self.config.down.rows)
+
+  def matches(self, cfg: HyenaConfig) -> bool:
+    return (self.n_layers, self.d_model, self.d_inner, self.short_order, self.eps,
+            self.dtype) == (cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order,
+                            cfg.layer_norm_eps, cfg.dtype)
+
+
+# ----------------------------------------------------------------------------- prepared weights
+
+
+class LayerWeights(NamedTuple):
+  """The layers' weights in kernel layout, stacked over M (matrices in the weight dtype)."""
+  mix_w: jax.Array  # (M, Dm / bc, 3, bc, Dk): in_proj^T, rows j, D + j, 2D + j of a block adjacent
+  mix_b: jax.Array  # (M, 3, Dm) in_proj bias
+  conv_w: jax.Array  # (M, K, 3, Dm) short-conv taps
+  conv_b: jax.Array  # (M, 3, Dm) short-conv bias
+  norm1: jax.Array  # (M, 2, Dk) layer norm 1 scale, bias (zero in the padding)
+  out_w: jax.Array  # (M, Do, Dk) out_proj^T
+  out_b: jax.Array  # (M, Do)
+  norm2: jax.Array  # (M, 2, Dk)
+  up_w: jax.Array  # (M, Iu, Dk) fc1^T
+  up_b: jax.Array  # (M, Iu)
+  down_w: jax.Array  # (M, Dd, Ik) fc2^T
+  down_b: jax.Array  # (M, Dd)
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True)
+class PreparedLayers:
+  """`prepare_layer_weights`' result: weight arrays (the pytree leaves) and the static spec.
+
+  A second copy of the layer weights (in kernel layout): make it once per model and keep it next
+  to the parameters. Passes through jit, tree_map and device_put like any pytree.
+  """
+  weights: LayerWeights
+  spec: LayerSpec
+
+  def tree_flatten(self):
+    return (self.weights,), self.spec
+
+  @classmethod
+  def tree_unflatten(cls, spec, children):
+    return cls(children[0], spec)
+
+
+def _pad_to(x: jax.Array, axis: int, size: int) -> jax.Array:
+  return pd.pad_axis(x, axis % x.ndim, size)
+
+
+def _check_layer_params(layers, cfg: HyenaConfig):
+  M, D, I, K = cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order
+  wdtype = jnp.dtype(cfg.dtype)
+  want = {("norm1", "scale"): (M, D), ("norm1", "bias"): (M, D),
+          ("in_proj", "kernel"): (M, D, 3 * D), ("in_proj", "bias"): (M, 3 * D),
+          ("short_conv", "kernel"): (M, K, 3 * D), ("short_conv", "bias"): (M, 3 * D),
+          ("out_proj", "kernel"): (M, D, D), ("out_proj", "bias"): (M, D),
+          ("norm2", "scale"): (M, D), ("norm2", "bias"): (M, D),
+          ("mlp", "fc1", "kernel"): (M, D, I), ("mlp", "fc1", "bias"): (M, I),
+          ("mlp", "fc2", "kernel"): (M, I, D), ("mlp", "fc2", "bias"): (M, D)}
+  for path, shape in want.items():
+    leaf = layers
+    try:
+      for key in path:
+        leaf = leaf[key]
+    except (KeyError, TypeError):
+      raise ValueError(f"params['layers'] has no {'/'.join(path)}") from None
+    if tuple(leaf.shape) != shape:
+      raise ValueError(f"params['layers']/{'/'.join(path)} has shape {tuple(leaf.shape)}, the "
+                       f"config needs {shape}")
+    if path[-1] == "kernel" and path[0] != "short_conv" and leaf.dtype != wdtype:
+      raise ValueError(f"params['layers']/{'/'.join(path)} has dtype {leaf.dtype}, the config "
+                       f"(dtype={cfg.dtype!r}) needs {wdtype}; cast with hyena.cast_params")
+
+
+def prepare_layer_weights(params, cfg: HyenaConfig,
+                          config: LayerConfig | None = None) -> PreparedLayers:
+  """The layers' weights in kernel layout (once per model; a copy of ~all layer weights).
+
+  Args:
+    params: model parameters (hyena.init_params layout, matmul weights in cfg.dtype).
+    cfg: the model config.
+    config: block config (default `default_config(D, I)`).
+  """
+  layers = params["layers"]
+  _check_layer_params(layers, cfg)
+  config = config or default_config(cfg.d_model, cfg.d_inner)
+  spec = LayerSpec(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order,
+                   float(cfg.layer_norm_eps), cfg.dtype, config)
+  return PreparedLayers(_prepare(layers, spec), spec)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def _prepare(layers, spec: LayerSpec) -> LayerWeights:
+  M, D, K = spec.n_layers, spec.d_model, spec.short_order
+  bc, f32 = spec.config.mix.rows, jnp.float32
+
+  def channel_major(a, pad):  # (M, ..., 3D) -> (M, ..., 3, pad)
+    a = a.reshape(a.shape[:-1] + (3, D)).astype(f32)
+    return _pad_to(a, -1, pad)
+
+  def norm(p):
+    return _pad_to(jnp.stack([p["scale"], p["bias"]], axis=1).astype(f32), -1, spec.dk)
+
+  def transposed(w, rows, cols):  # (M, K, N) -> (M, N padded to rows, K padded to cols)
+    return _pad_to(_pad_to(jnp.swapaxes(w, 1, 2), 1, rows), 2, cols)
+
+  w_in = jnp.swapaxes(layers["in_proj"]["kernel"], 1, 2).reshape(M, 3, D, D)  # [m, g, j, k]
+  w_in = _pad_to(_pad_to(w_in, 2, spec.dm), 3, spec.dk)
+  w_in = w_in.reshape(M, 3, spec.dm // bc, bc, spec.dk).transpose(0, 2, 1, 3, 4)
+  fc1, fc2 = layers["mlp"]["fc1"], layers["mlp"]["fc2"]
+  return LayerWeights(
+      mix_w=w_in,
+      mix_b=channel_major(layers["in_proj"]["bias"], spec.dm),
+      conv_w=channel_major(layers["short_conv"]["kernel"], spec.dm),  # (M, K, 3, Dm)
+      conv_b=channel_major(layers["short_conv"]["bias"], spec.dm),
+      norm1=norm(layers["norm1"]),
+      out_w=transposed(layers["out_proj"]["kernel"], spec.do, spec.dk),
+      out_b=_pad_to(layers["out_proj"]["bias"].astype(f32), 1, spec.do),
+      norm2=norm(layers["norm2"]),
+      up_w=transposed(fc1["kernel"], spec.iu, spec.dk),
+      up_b=_pad_to(fc1["bias"].astype(f32), 1, spec.iu),
+      down_w=transposed(fc2["kernel"], spec.dd, spec.ik),
+      down_b=_pad_to(fc2["bias"].astype(f32), 1, spec.dd),
+  )
+
+
+# ----------------------------------------------------------------------------- kernel pieces
+
+
+def _col_mask(off: int, size: int, n: int):
+  """(1, size) mask of columns < n for a chunk crossing n, else None (no mask needed)."""
+  if off + size <= n:
+    return None
+  return off + jax.lax.broadcasted_iota(jnp.int32, (1, size), 1) < n
+
+
+def _row_mask(start, size: int, n: int):
+  """(size,) mask of rows < n for a block that may cross n, else None (n a multiple of size)."""
+  if n % size == 0:
+    return None
+  return start + jax.lax.broadcasted_iota(jnp.int32, (size,), 0) < n
+
+
+def _traced(offset: int):
+  """`offset` as a traced int32 (offset + 0 * program_id): JAX rejects a static slice that
+  crosses the array's end even under a mask; Triton folds the zero away again."""
+  return offset + 0 * pl.program_id(0)
+
+
+def _at(ref, *idx):
+  """ref.at[idx] with Python-int indices as int32 scalars (the masked load / store of jax 0.10
+  rejects plain int indices)."""
+  return ref.at[tuple(jnp.int32(i) if isinstance(i, int) else i for i in idx)]
+
+
+def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
+  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n)."""
+  mask = _col_mask(off, size, n)
+  start = off if mask is None else _traced(off)
+  return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
+
+
+def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
+  """(rows, size) float32 tile whose every row is ref[*idx, i, off:off + size] (zero past column
+  n). Indexed with integer vectors (a gather of one row into each tile row), the load comes out
+  in the weight tile's register layout and costs L1 hits; a (1, size) load broadcast to
+  (rows, size) would go through shared memory and two barriers per chunk instead. Integer-vector
+  indices (no slices) also keep interpret mode's masked loads working."""
+  row_idx = jnp.full((rows, 1), i, jnp.int32)
+  col_idx = off + jax.lax.broadcasted_iota(jnp.int32, (1, size), 1)
+  mask = _col_mask(off, size, n)
+  load = _triton_memory_op("load")
+  view = _at(ref, *idx, row_idx, col_idx)
+  value = load(view) if mask is None else load(view, mask=mask, other=0.0)
+  return value.astype(jnp.float32)
+
+
+def _row_stats(x_ref, b, rows: int, chunk: int, count: int, n: int, eps: float):
+  """Layer-norm mean and 1 / sqrt(var + eps) of row b (two passes, as hyena.layer_norm), as
+  (rows, 1) columns: computed on (rows, chunk) tiles of the row (see _load_rep), summed
+  elementwise over the chunks and reduced over the columns of each tile row (inside a warp)."""
+  xs = [_load_rep(x_ref, (), b, rows, c * chunk, chunk, n) for c in range(count)]
+  total = xs[0]
+  for x in xs[1:]:
+    total = total + x
+  mean = jnp.sum(total, axis=1, keepdims=True) / n
+  sq = None
+  for c, x in enumerate(xs):
+    d = x - mean
+    mask = _col_mask(c * chunk, chunk, n)
+    if mask is not None:
+      d = jnp.where(mask, d, 0.0)
+    sq = d * d if sq is None else sq + d * d
+  return mean, jax.lax.rsqrt(jnp.sum(sq, axis=1, keepdims=True) / n + eps)
+
+
+def _gelu_tanh(x):
+  """jax.nn.gelu(x, approximate=True), written out (the same operations)."""
+  sqrt_2_over_pi = np.sqrt(2 / np.pi).astype(np.float32)
+  return x * (0.5 * (1.0 + jnp.tanh(sqrt_2_over_pi * (x + 0.044715 * (x ** 3)))))
+
+
+def _weight_cast(x, wdtype):
+  """x rounded to the weight dtype, back in float32 (x.astype(w.dtype) in hyena.dense)."""
+  return x if wdtype == jnp.float32 else x.astype(wdtype).astype(jnp.float32)
+
+
+def _batch_rows(bb: int, batch: int):
+  q = pl.program_id(1)
+  return list(range(bb)) if bb == batch else [q * bb + i for i in range(bb)]
+
+
+def _matvec(tiles, row_vector, emit, batch_rows: int, chunk: int, count: int, rows: int,
+            order: str):
+  """sum_k W[r, k] v_b[k] for every weight tile stream and batch row, handed to emit.
+
+  tiles(c) -> list of (rows, chunk) float32 weight tiles of chunk c (one per output group);
+  row_vector(i) -> (function c -> (rows, chunk) float32 activation chunk of batch row i, every
+  tile row the same values); calling it does the row's prologue (layer-norm statistics).
+  emit(i, sums) gets batch row i's [group] -> (rows,) float32 sums and runs its epilogue.
+  Products accumulate elementwise over the chunks in (rows, chunk) registers and are reduced over
+  the columns once at the end: one in-warp reduction per (batch row, group), not per chunk.
+  order "batch": batch rows outer, chunks inner, each row's epilogue (stores) right after its
+  sums, so a row's activations live only while it is processed, and the stores keep the compiler
+  from holding every weight tile in registers across rows (it re-reads them from L1 instead);
+  "chunk": chunks outer (every row's accumulators and statistics live throughout).
+  """
+  def zeros(n):
+    return [jnp.zeros((rows, chunk), jnp.float32) for _ in range(n)]
+
+  def reduce(acc):
+    return [jnp.sum(a, axis=1) for a in acc]
+
+  if order == "batch":
+    for i in range(batch_rows):
+      vector, acc = row_vector(i), None
+      for c in range(count):
+        ws, v = tiles(c), vector(c)
+        acc = acc or zeros(len(ws))
+        acc = [a + w * v for a, w in zip(acc, ws)]
+      emit(i, reduce(acc))
+  else:
+    vectors, accs = [row_vector(i) for i in range(batch_rows)], None
+    for c in range(count):
+      ws = tiles(c)
+      accs = accs or [zeros(len(ws)) for _ in vectors]
+      for i, vector in enumerate(vectors):
+        v = vector(c)
+        accs[i] = [a + w * v for a, w in zip(accs[i], ws)]
+    for i, acc in enumerate(accs):
+      emit(i, reduce(acc))
+
+
+# ----------------------------------------------------------------------------- K1 "mix"
+
+
+def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
+  """One (channel block, batch block) program of K1.
+
+  refs: m (1,) int32; x (B, D); norm1 (M, 2, Dk); mix_w (M, Dm/bc, 3, bc, Dk); mix_b (M, 3, Dm);
+  conv_w (M, K, 3, Dm); conv_b (M, 3, Dm); red (M, D); acc (M, B, D); [conv_in (M, B, K-1, 3D)];
+  u_in (M, B, D) | outputs y (B, D); u (M, B, D); [conv (M, B, K-1, 3D)] (u, conv aliased in).
+  """
+  K = spec.short_order
+  if K > 1:
+    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, conv_in_ref, _,
+     y_ref, u_ref, conv_ref) = refs
+  else:
+    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, _,
+     y_ref, u_ref) = refs
+  D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
+  wdtype = jnp.dtype(spec.dtype)
+  chunk, count = _chunks(dk, spec.config.mix.chunk_for(wdtype))
+  p = pl.program_id(0)
+  m = m_ref[0]
+  j0 = p * bc
+  chans = pl.ds(j0, bc)
+  cmask = _row_mask(j0, bc, D)
+  rows = _batch_rows(bb, batch)
+
+  def tiles(c):  # x0 / x1 / v rows of the channel block: (bc, chunk) each
+    return [_load_cols(w_ref, (m, p, g, slice(None)), c * chunk, chunk, dk) for g in range(3)]
+
+  def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
+    b = rows[i]
+    mean, rstd = _row_stats(x_ref, b, bc, chunk, count, D, spec.eps)
+
+    def vector(c):
+      off = c * chunk
+      scale = _load_rep(norm_ref, (m,), 0, bc, off, chunk, dk)
+      shift = _load_rep(norm_ref, (m,), 1, bc, off, chunk, dk)
+      x = _load_rep(x_ref, (), b, bc, off, chunk, D)
+      return _weight_cast((x - mean) * rstd * scale + shift, wdtype)
+    return vector
+
+  in_b = [wb_ref[m, g, chans] for g in range(3)]  # (bc,) each; padded: no mask
+  taps = [[cw_ref[m, k, g, chans] for g in range(3)] for k in range(K)]
+  conv_b = [cb_ref[m, g, chans] for g in range(3)]
+  red = _load(_at(red_ref, m, chans), cmask)
+
+  def emit(i, sums):
+    b = rows[i]
+    proj = [sums[g] + in_b[g] for g in range(3)]
+    window = [[_load(_at(conv_in_ref, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
+              for k in range(K - 1)] + [proj]
+    c = []
+    for g in range(3):  # sum_k window[k] * kernel[k] + bias, in hyena._token_layer's order
+      total = window[0][g] * taps[0][g]
+      for k in range(1, K):
+        total = total + window[k][g] * taps[k][g]
+      c.append(total + conv_b[g])
+    x0, x1, v = c
+    u = x1 * v
+    z = _load(_at(acc_ref, m, b, chans), cmask) + red * u
+    _store(_at(y_ref, b, chans), x0 * z, cmask)
+    _store(_at(u_ref, m, b, chans), u, cmask)
+    for k in range(K - 1):  # the new window: window[1:]
+      for g in range(3):
+        _store(_at(conv_ref, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
+
+  _matvec(tiles, row_vector, emit, len(rows), chunk, count, bc, spec.config.mix.order)
+
+
+def _compiler_params(blocks: KernelBlocks, interpret: bool):
+  return None if interpret else pd.triton_compiler_params(blocks.num_warps, blocks.num_stages)
+
+
+def _whole(n: int):
+  return [pl.BlockSpec() for _ in range(n)]
+
+
+def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpec,
+              interpret: bool):
+  B, D = x.shape
+  bb = batch_block(B, spec.config)
+  blocks = spec.config.mix
+  has_conv = spec.short_order > 1
+  ins = [m, x, w.norm1, w.mix_w, w.mix_b, w.conv_w, w.conv_b, red, acc]
+  ins += [conv_state] if has_conv else []
+  ins += [u_buf]
+  outs = [jax.ShapeDtypeStruct((B, D), jnp.float32), jax.ShapeDtypeStruct(u_buf.shape,
+                                                                           jnp.float32)]
+  aliases = {len(ins) - 1: 1}
+  if has_conv:
+    outs.append(jax.ShapeDtypeStruct(conv_state.shape, jnp.float32))
+    aliases[len(ins) - 2] = 2
+  res = pl.pallas_call(
+      functools.partial(_mix_kernel, spec=spec, batch=B, bb=bb),
+      out_shape=tuple(outs),
+      grid=(spec.dm // blocks.rows, B // bb),
+      in_specs=_whole(len(ins)),
+      out_specs=tuple(_whole(len(outs))),
+      input_output_aliases=aliases,
+      interpret=interpret,
+      compiler_params=_compiler_params(blocks, interpret),
+      name="hyena_layer_mix",
+  )(*ins)
+  if has_conv:
+    return res
+  return res[0], res[1], conv_state
+
+
+# ----------------------------------------------------------------------------- K2, K3, K4
+
+
+def _dense_kernel(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: int, wdtype: str,
+                  eps: float | None, gelu: bool, residual: bool, batch: int, bb: int):
+  """One (row block, batch block) program of out / up / down:
+
+    out[b, r] = [res[b, r] +] act(sum_k cast(prologue(v[b]))[k] * W^T[m, r, k] + bias[m, r])
+
+  refs: m (1,); v (B, n_in); [norm (M, 2, k_width) if eps is not None]; w (M, rows_p, k_width);
+  bias (M, rows_p); [res (B, n_out) if residual] | out (B, n_out).
+  """
+  refs = list(refs)
+  m_ref, v_ref = refs.pop(0), refs.pop(0)
+  norm_ref = refs.pop(0) if eps is not None else None
+  w_ref, b_ref = refs.pop(0), refs.pop(0)
+  res_ref = refs.pop(0) if residual else None
+  (out_ref,) = refs
+  rows_per, wdtype = blocks.rows, jnp.dtype(wdtype)
+  chunk, count = _chunks(k_width, blocks.chunk_for(wdtype))
+  p = pl.program_id(0)
+  m = m_ref[0]
+  r0 = p * rows_per
+  rows_sl = pl.ds(r0, rows_per)
+  rmask = _row_mask(r0, rows_per, n_out)
+  rows = _batch_rows(bb, batch)
+
+  def tiles(c):
+    return [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, k_width)]
+
+  def row_vector(i):  # (rows, chunk) tiles, every row the same activation chunk
+    b = rows[i]
+    if eps is not None:
+      mean, rstd = _row_stats(v_ref, b, rows_per, chunk, count, n_in, eps)
+
+    def vector(c):
+      off = c * chunk
+      v = _load_rep(v_ref, (), b, rows_per, off, chunk, n_in)
+      if eps is not None:
+        scale = _load_rep(norm_ref, (m,), 0, rows_per, off, chunk, k_width)
+        shift = _load_rep(norm_ref, (m,), 1, rows_per, off, chunk, k_width)
+        v = (v - mean) * rstd * scale + shift
+      return _weight_cast(v, wdtype)
+    return vector
+
+  bias = b_ref[m, rows_sl]
+
+  def emit(i, sums):
+    b = rows[i]
+    y = sums[0] + bias
+    if gelu:
+      y = _gelu_tanh(y)
+    if residual:
+      y = _load(_at(res_ref, b, rows_sl), rmask) + y
+    _store(_at(out_ref, b, rows_sl), y, rmask)
+
+  _matvec(tiles, row_vector, emit, len(rows), chunk, count, rows_per, blocks.order)
+
+
+def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, wdtype: str,
+                eps: float | None, gelu: bool, interpret: bool, config: LayerConfig, name: str):
+  B, n_in = v.shape
+  bb = batch_block(B, config)
+  ins = [m, v] + ([norm] if eps is not None else []) + [w, bias] + (
+      [res] if res is not None else [])
+  kernel = functools.partial(
+      _dense_kernel, n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype,
+      eps=eps, gelu=gelu, residual=res is not None, batch=B, bb=bb)
+  return pl.pallas_call(
+      kernel,
+      out_shape=jax.ShapeDtypeStruct((B, n_out), jnp.float32),
+      grid=(w.shape[1] // blocks.rows, B // bb),
+      in_specs=_whole(len(ins)),
+      out_specs=pl.BlockSpec(),
+      interpret=interpret,
+      compiler_params=_compiler_params(blocks, interpret),
+      name=name,
+  )(*ins)
+
+
+# ----------------------------------------------------------------------------- one layer
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "interpret"))
+def fused_layer(w: LayerWeights, m: jax.Array, x: jax.Array, acc: jax.Array,
+                conv_state: jax.Array, red: jax.Array, u_buf: jax.Array, *, spec: LayerSpec,
+                interpret: bool = False):
+  """Layer m at one position: the four kernels (jitted on its own, so repeated calls inside an
+  outer jit share one lowering and one Triton compile per kernel; XLA inlines it).
+
+  Args:
+    w: PreparedLayers.weights.
+    m: (1,) int32 layer index.
+    x: (B, D) float32 residual.
+    acc: (M, B, D) float32 long-convolution contributions (read at layer m).
+    conv_state: (M, B, K-1, 3D) float32 (layer m is replaced by its new window, in place).
+    red: (M, D) float32 red-cell taps h_0 + bias.
+    u_buf: (M, B, D) float32 (layer m is overwritten with u_t, in place).
+    spec: PreparedLayers.spec.
+    interpret: run the kernel bodies as XLA ops (any backend) instead of compiling with Triton.
+
+  Returns:
+    x (B, D) after the layer, u_buf, conv_state.
+  """
+  cfg = spec.config
+  y, u_buf, conv_state = _mix_call(w, m, x, acc, conv_state, red, u_buf, spec, interpret)
+  x1 = _dense_call(m, y, None, w.out_w, w.out_b, x, n_out=spec.d_model, blocks=cfg.out,
+                   wdtype=spec.dtype, eps=None, gelu=False, interpret=interpret, config=cfg,
+                   name="hyena_layer_out")
+  h = _dense_call(m, x1, w.norm2, w.up_w, w.up_b, None, n_out=spec.d_inner, blocks=cfg.up,
+                  wdtype=spec.dtype, eps=spec.eps, gelu=True, interpret=interpret, config=cfg,
+                  name="hyena_layer_up")
+  x2 = _dense_call(m, h, None, w.down_w, w.down_b, x1, n_out=spec.d_model, blocks=cfg.down,
+                   wdtype=spec.dtype, eps=None, gelu=False, interpret=interpret, config=cfg,
+                   name="hyena_layer_down")
+  return x2, u_buf, conv_state
+
+
+def layer_index(m) -> jax.Array:
+  return jnp.reshape(jnp.asarray(m, jnp.int32), (1,))
+
+
+def reference_layer(cfg: HyenaConfig, lp, x, acc_m, conv_m, red_m):
+  """The plain-jnp layer (hyena._token_layer): x, u, new conv window of one layer."""
+  return hyena._token_layer(cfg, lp, x, acc_m, conv_m, red_m)  # pylint: disable=protected-access
+
+
+# ----------------------------------------------------------------------------- token step
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "spec", "interpret", "layer_loop"))
+def _token_step(params, w: LayerWeights, red, tokens, acc, conv_state, *, cfg: HyenaConfig,
+                spec: LayerSpec, interpret: bool, layer_loop: str):
+  M, D = cfg.n_layers, cfg.d_model
+  B = tokens.shape[0]
+  x = hyena.embed(params, tokens)
+  acc = acc.astype(jnp.float32)
+  conv_state = conv_state.astype(jnp.float32)
+  red = red.astype(jnp.float32)
+  u_buf = jnp.zeros((M, B, D), jnp.float32)
+  step = functools.partial(fused_layer, w, spec=spec, interpret=interpret)
+  if layer_loop == "unroll":
+    for m in range(M):
+      x, u_buf, conv_state = step(layer_index(m), x, acc, conv_state, red, u_buf)
+  else:
+    def body(m, carry):
+      x, u_buf, conv_state = carry
+      return step(layer_index(m), x, acc, conv_state, red, u_buf)
+
+    x, u_buf, conv_state = jax.lax.fori_loop(0, M, body, (x, u_buf, conv_state))
+  return hyena.logits_from_hidden(params, cfg, x), u_buf, conv_state
+
+
+def _check_inputs(prepared, cfg: HyenaConfig, red, tokens, acc, conv_state):
+  if not isinstance(prepared, PreparedLayers):
+    raise TypeError(f"expected PreparedLayers (see prepare_layer_weights), got "
+                    f"{type(prepared).__name__}")
+  if not prepared.spec.matches(cfg):
+    s = prepared.spec
+    raise ValueError(
+        f"prepared weights do not match the config: prepared for M={s.n_layers}, D={s.d_model}, "
+        f"I={s.d_inner}, K={s.short_order}, eps={s.eps}, dtype={s.dtype}; the config has "
+        f"M={cfg.n_layers}, D={cfg.d_model}, I={cfg.d_inner}, K={cfg.short_filter_order}, "
+        f"eps={cfg.layer_norm_eps}, dtype={cfg.dtype}")
+  M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
+  if tokens.ndim != 1 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+    raise ValueError(f"tokens must be (B,) integer ids, got {tokens.dtype} {tokens.shape}")
+  B = tokens.shape[0]
+  if B < 1:
+    raise ValueError("tokens must hold at least one row")
+  for name, arr, shape in (("acc", acc, (M, B, D)), ("conv_state", conv_state,
+                                                      (M, B, K - 1, 3 * D)),
+                           ("consts.red_tap", red, (M, D))):
+    if tuple(arr.shape) != shape:
+      raise ValueError(f"{name} has shape {tuple(arr.shape)}, expected {shape} (M={M}, B={B}, "
+                       f"D={D}, K={K})")
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+      raise ValueError(f"{name} must be floating point, got {arr.dtype}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _LayerProbe:
+  """Compiles one layer's four Triton kernels for a batch (hashable: cached by pallas_direct)."""
+  spec: LayerSpec
+  batch: int
+
+  def __call__(self):
+    return fused_layer.lower(*layer_avals(self.spec, self.batch), spec=self.spec,
+                             interpret=False).compile()
+
+
+def layer_avals(spec: LayerSpec, batch: int) -> tuple:
+  """Abstract arguments of `fused_layer` (for probes and cross-lowering)."""
+  M, D, K = spec.n_layers, spec.d_model, spec.short_order
+  f32 = jnp.float32
+  weights = jax.eval_shape(lambda: _prepare(_zero_layers(spec), spec))
+  sds = jax.ShapeDtypeStruct
+  return (weights, sds((1,), jnp.int32), sds((batch, D), f32), sds((M, batch, D), f32),
+          sds((M, batch, K - 1, 3 * D), f32), sds((M, D), f32), sds((M, batch, D), f32))
+
+
+def _zero_layers(spec: LayerSpec):
+  cfg = HyenaConfig(d_model=spec.d_model, n_layers=spec.n_layers, d_inner=spec.d_inner,
+                    short_filter_order=spec.short_order, dtype=spec.dtype)
+  return hyena.init_params(jax.random.PRNGKey(0), cfg)["layers"]
+
+
+def resolve_implementation(spec: LayerSpec, batch: int, requested: str | None) -> str:
+  """pallas on GPU (probe-compiled once per spec and batch), interpret on CPU, xla otherwise
+  or for B > MAX_BATCH by default; an explicit request that cannot run raises."""
+  kernel = f"layer D={spec.d_model} I={spec.d_inner} {spec.dtype} B={batch}"
+  if requested is None and batch > MAX_BATCH:
+    reason = f"B = {batch} > {MAX_BATCH}: a GEMM"
+    pd._log_once(kernel, "xla", reason)  # pylint: disable=protected-access
+    pd.CHOSEN[kernel], pd.REASONS[kernel] = "xla", reason
+    return "xla"
+  return pd.resolve_implementation(kernel, requested, _LayerProbe(spec, batch))
+
+
+def token_step_fused(params, prepared: PreparedLayers, cfg: HyenaConfig, consts, tokens, acc,
+                     conv_state, *, implementation: str | None = None,
+                     layer_loop: str = "unroll"):
+  """One token through every layer with the fused kernels: `hyena.token_step`'s contract.
+
+  Args:
+    params: model parameters (embedding, final norm, unembedding; the XLA fallback uses all).
+    prepared: prepare_layer_weights(params, cfg) (made once per model).
+    cfg: the model config.
+    consts: hyena.StepConsts (red_tap (M, D)).
+    tokens: (B,) token ids at position t.
+    acc: (M, B, D) long-convolution contribution of positions < t at position t.
+    conv_state: (M, B, K-1, 3D) the previous K-1 short-conv inputs.
+    implementation: None (pallas on GPU, interpret on CPU, xla where Pallas cannot run or for
+      B > MAX_BATCH; logged once) or one of "pallas", "interpret", "xla".
+    layer_loop: "unroll" (a Python loop over layers, the default) or "scan" (lax.fori_loop).
+
+  Returns:
+    logits (B, V) float32, mixer inputs u_t (M, B, D) float32, new conv_state (float32).
+  """
+  if implementation is not None and implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"implementation must be None or one of {IMPLEMENTATIONS}, got "
+                     f"{implementation!r}")
+  if layer_loop not in LAYER_LOOPS:
+    raise ValueError(f"layer_loop must be one of {LAYER_LOOPS}, got {layer_loop!r}")
+  red = consts.red_tap
+  _check_inputs(prepared, cfg, red, tokens, acc, conv_state)
+  choice = resolve_implementation(prepared.spec, tokens.shape[0], implementation)
+  if choice == "xla":
+    return hyena.token_step(params, cfg, consts, tokens, acc, conv_state)
+  return _token_step(params, prepared.weights, red, tokens, acc, conv_state, cfg=cfg,
+                     spec=prepared.spec, interpret=choice == "interpret", layer_loop=layer_loop)
+
+
+def reference(params, cfg: HyenaConfig, consts, tokens, acc, conv_state):
+  """hyena.token_step (scanned layers): the plain-jnp reference and the XLA fallback."""
+  return hyena.token_step(params, cfg, consts, tokens, acc, conv_state)
+
+
+def weight_bytes_per_token(cfg: HyenaConfig) -> dict[str, int]:
+  """Bytes of weights one token reads: the layers' matrices, and the unembedding."""
+  item = jnp.dtype(cfg.dtype).itemsize
+  D, I, V = cfg.d_model, cfg.d_inner, cfg.vocab_size
+  layers = cfg.n_layers * (4 * D * D + 2 * D * I) * item
+  return {"layers": layers, "unembedding": V * D * item, "total": layers + V * D * item}
+
+
+__all__ = ["KernelBlocks", "LayerConfig", "LayerSpec", "LayerWeights", "PreparedLayers",
+           "default_config", "prepare_layer_weights", "fused_layer", "token_step_fused",
+           "reference", "reference_layer", "resolve_implementation", "weight_bytes_per_token",
+           "layer_avals", "layer_index", "IMPLEMENTATIONS", "LAYER_LOOPS", "MAX_BATCH"]

@@ -1,0 +1,382 @@
+"""Fused per-token layer kernels (ops/pallas_layer) against hyena._token_layer / token_step.
+
+`LayerInterpretTest` runs the four kernels in interpret mode (any backend) on fresh random inputs:
+every output (x, u, the conv state; logits for whole token steps), B in {1, 3}, M in {1, 2}, odd
+widths (D = 40 / 24, I = 2D) with block configs that need masking (partial last channel / row
+blocks, last column chunks crossing the activations' end, a reduction width padded to 16),
+several batch blocks, both layer loops, both reduction orders, short-conv orders 1..4, default and
+explicit chunks, float32 and bfloat16 weights. `LayerCompiledTest` runs the same compiled with
+Triton and skips without a GPU. `TritonLoweringTest` cross-lowers the kernels for CUDA on any host
+at the paper shape (D = 864, I = 1728, B in {1, 8}) and at a masked odd shape. `DispatchTest`
+covers the dispatcher, its fallbacks and the input checks.
+
+Bounds (max |diff| / max |reference| per output). float32: 1e-5 (only the summation order
+differs; measured ~2e-7). bfloat16 weights: the reference runs on the SAME bfloat16 weights, and
+both round the activation to bfloat16 before each product (hyena.dense's x.astype(w.dtype)); an
+activation that differs by one float32 ulp (the layer norm's sums are taken in another order) can
+round to the neighbouring bfloat16 value, a 2^-8 relative change of one input of a product, which
+then propagates through the layers: measured up to 6e-4 at D = 40, hence 5e-3.
+"""
+
+import zlib
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flash_lcsm_jax import HyenaConfig
+from flash_lcsm_jax.models import hyena
+from flash_lcsm_jax.ops import pallas_direct
+from flash_lcsm_jax.ops import pallas_layer as pal
+
+from conftest import random_params  # pylint: disable=g-bad-import-order
+
+TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-3}
+KB = pal.KernelBlocks
+
+
+def masked_config(batch_block: int = 8, order: str = "batch",
+                  chunks=(32, 16, 32, 64)) -> pal.LayerConfig:
+  """Blocks for D = 40 / 24, I = 80 / 48 that leave partial channel / row blocks everywhere and
+  last column chunks that cross the end of the activations and of the padded weights."""
+  rows = (16, 16, 32, 16)
+  return pal.LayerConfig(*[KB(r, chunk=c, order=order) for r, c in zip(rows, chunks)],
+                         batch_block=batch_block)
+
+
+def relative_error(got, want) -> float:
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+
+
+def model(d_model=40, n_layers=2, dtype="float32", short=3, seed=0):
+  cfg = HyenaConfig(vocab_size=37, d_model=d_model, n_layers=n_layers, d_inner=2 * d_model,
+                    l_max=64, filter_order=8, emb_dim=5, filter_inner_mlps=1,
+                    short_filter_order=short, dtype=dtype)
+  return hyena.cast_params(random_params(cfg, seed), cfg), cfg
+
+
+class LayerCompiledTest(parameterized.TestCase):
+  INTERPRET = False
+
+  def setUp(self):
+    super().setUp()
+    if not self.INTERPRET and jax.default_backend() not in pal.GPU_BACKENDS:
+      self.skipTest("compiled Pallas (Triton) kernels need a GPU")
+    self.implementation = "interpret" if self.INTERPRET else "pallas"
+    self.rng = np.random.default_rng(zlib.crc32(self.id().encode()))
+
+  def state(self, cfg, batch):
+    M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
+    f32 = lambda *s: jnp.asarray(self.rng.standard_normal(s), jnp.float32)
+    tokens = jnp.asarray(self.rng.integers(0, cfg.vocab_size, batch), jnp.int32)
+    return (tokens, f32(M, batch, D), f32(M, batch, K - 1, 3 * D),
+            hyena.StepConsts(f32(M, D)))
+
+  def check_step(self, params, cfg, batch, config=None, layer_loop="unroll"):
+    prepared = pal.prepare_layer_weights(params, cfg, config)
+    tokens, acc, conv, consts = self.state(cfg, batch)
+    with jax.default_matmul_precision("highest"):
+      got = jax.jit(lambda p, w, c, t, a, s: pal.token_step_fused(
+          p, w, cfg, c, t, a, s, implementation=self.implementation, layer_loop=layer_loop))(
+              params, prepared, consts, tokens, acc, conv)
+      want = hyena.token_step(params, cfg, consts, tokens, acc, conv)
+    tol = TOLERANCE[cfg.dtype]
+    for name, g, w in zip(("logits", "u", "conv_state"), got, want):
+      self.assertEqual(g.shape, w.shape, name)
+      self.assertEqual(g.dtype, jnp.float32, name)
+      if w.size:
+        self.assertLess(relative_error(g, w), tol, name)
+
+  @parameterized.parameters((1, 1, 40), (3, 2, 40), (1, 2, 24), (3, 1, 24))
+  def test_token_step_float32_masked(self, batch, n_layers, d_model):
+    params, cfg = model(d_model, n_layers)
+    self.check_step(params, cfg, batch, masked_config())
+
+  @parameterized.parameters((1, "unroll"), (3, "scan"))
+  def test_token_step_bfloat16(self, batch, layer_loop):
+    params, cfg = model(dtype="bfloat16", seed=1)
+    self.check_step(params, cfg, batch, masked_config(), layer_loop)
+
+  def test_token_step_scan_and_batch_blocks(self):
+    # B = 6 in batch blocks of 3 (two blocks, dynamic batch rows), layers as a fori_loop.
+    params, cfg = model(seed=2)
+    self.check_step(params, cfg, 6, masked_config(batch_block=4), layer_loop="scan")
+
+  @parameterized.parameters("float32", "bfloat16")
+  def test_chunk_order_and_default_chunks(self, dtype):
+    # order="chunk" (every row's accumulators at once) with the default warp-wide chunks (one
+    # masked 64-column chunk at D = 40).
+    params, cfg = model(dtype=dtype, seed=6)
+    self.check_step(params, cfg, 3, masked_config(order="chunk", chunks=(None,) * 4))
+
+  @parameterized.parameters(1, 2, 4)
+  def test_short_conv_orders(self, short):
+    params, cfg = model(short=short, seed=3)
+    self.check_step(params, cfg, 3, masked_config(batch_block=1))
+
+  def test_default_config_unmasked_width(self):
+    # D = 64, I = 128: no padding anywhere; default blocks (1 row per program at this size).
+    params, cfg = model(d_model=64, n_layers=1, seed=4)
+    self.check_step(params, cfg, 3)
+
+  @parameterized.parameters((1, "float32"), (3, "bfloat16"))
+  def test_each_layer_against_token_layer(self, batch, dtype):
+    # fused_layer at every m against hyena._token_layer: x, u, conv window; other layers of the
+    # u buffer and the conv state are left untouched (in-place writes at layer m only).
+    params, cfg = model(dtype=dtype, seed=5)
+    prepared = pal.prepare_layer_weights(params, cfg, masked_config())
+    _, acc, conv, consts = self.state(cfg, batch)
+    x = jnp.asarray(self.rng.standard_normal((batch, cfg.d_model)), jnp.float32)
+    u_buf = jnp.full(acc.shape, 7.0, jnp.float32)
+    interpret = self.implementation == "interpret"
+    tol = TOLERANCE[dtype]
+    for m, lp in enumerate(hyena.split_layers(params)):
+      got_x, got_u, got_conv = pal.fused_layer(prepared.weights, pal.layer_index(m), x, acc, conv,
+                                               consts.red_tap, u_buf, spec=prepared.spec,
+                                               interpret=interpret)
+      with jax.default_matmul_precision("highest"):
+        want = pal.reference_layer(cfg, lp, x, acc[m], conv[m], consts.red_tap[m])
+      for name, g, w in zip(("x", "u", "conv"), (got_x, got_u[m], got_conv[m]), want):
+        self.assertLess(relative_error(g, w), tol, f"layer {m} {name}")
+      others = [k for k in range(cfg.n_layers) if k != m]
+      np.testing.assert_array_equal(np.asarray(got_u)[others], np.asarray(u_buf)[others])
+      np.testing.assert_array_equal(np.asarray(got_conv)[others], np.asarray(conv)[others])
+
+
+class LayerInterpretTest(LayerCompiledTest):
+  INTERPRET = True
+
+
+class PrepareTest(absltest.TestCase):
+
+  def test_layout_and_padding(self):
+    params, cfg = model(d_model=40, n_layers=2)
+    prepared = pal.prepare_layer_weights(params, cfg, masked_config())
+    w, spec = prepared.weights, prepared.spec
+    D, I, bc = 40, 80, 16
+    self.assertEqual((spec.dk, spec.ik, spec.dm, spec.do, spec.iu, spec.dd),
+                     (48, 80, 48, 48, 96, 48))
+    self.assertEqual(w.mix_w.shape, (2, 3, 3, bc, 48))
+    w_in = np.asarray(params["layers"]["in_proj"]["kernel"])
+    mix = np.asarray(w.mix_w)
+    for m, p, g, i, k in ((1, 0, 0, 3, 5), (0, 2, 2, 7, 39), (1, 1, 1, 15, 0)):
+      self.assertEqual(mix[m, p, g, i, k], w_in[m, k, g * D + p * bc + i])
+    self.assertTrue(np.all(mix[:, 2, :, D - 2 * bc:] == 0))  # channels 40..47: padding
+    self.assertTrue(np.all(mix[..., D:] == 0))
+    np.testing.assert_array_equal(w.out_w[:, :D, :D],
+                                  np.swapaxes(params["layers"]["out_proj"]["kernel"], 1, 2))
+    np.testing.assert_array_equal(w.down_w[:, :D, :I],
+                                  np.swapaxes(params["layers"]["mlp"]["fc2"]["kernel"], 1, 2))
+    self.assertTrue(np.all(np.asarray(w.up_w)[:, I:] == 0))
+    np.testing.assert_array_equal(w.norm1[:, 0, :D], params["layers"]["norm1"]["scale"])
+    self.assertTrue(np.all(np.asarray(w.norm1)[:, :, D:] == 0))
+
+  def test_bfloat16_weights_stay_bfloat16(self):
+    params, cfg = model(dtype="bfloat16")
+    w = pal.prepare_layer_weights(params, cfg).weights
+    for name in ("mix_w", "out_w", "up_w", "down_w"):
+      self.assertEqual(getattr(w, name).dtype, jnp.bfloat16, name)
+    for name in ("mix_b", "conv_w", "conv_b", "norm1", "out_b", "norm2", "up_b", "down_b"):
+      self.assertEqual(getattr(w, name).dtype, jnp.float32, name)
+
+  def test_pytree(self):
+    params, cfg = model()
+    prepared = pal.prepare_layer_weights(params, cfg)
+    leaves, treedef = jax.tree_util.tree_flatten(prepared)
+    self.assertLen(leaves, len(pal.LayerWeights._fields))
+    doubled = jax.tree_util.tree_map(lambda a: 2 * a, prepared)
+    self.assertEqual(doubled.spec, prepared.spec)
+    self.assertEqual(jax.tree_util.tree_unflatten(treedef, leaves).spec, prepared.spec)
+    self.assertEqual(jax.jit(lambda p: p)(prepared).spec, prepared.spec)
+
+  def test_default_config_paper_shape(self):
+    config = pal.default_config(864, 1728)
+    self.assertEqual((config.mix.rows, config.out.rows, config.up.rows, config.down.rows),
+                     (4, 4, 8, 4))
+    for n, blocks in ((864, config.mix), (864, config.out), (1728, config.up),
+                      (864, config.down)):
+      self.assertGreaterEqual(n // blocks.rows, pal.TARGET_PROGRAMS)
+      self.assertEqual(n % blocks.rows, 0)  # no masks at the paper shape
+    self.assertEqual(config.mix.chunk_for(jnp.float32), 128)
+    self.assertEqual(config.mix.chunk_for(jnp.bfloat16), 256)
+    self.assertEqual(pal._chunks(864, 128), (128, 7))  # the last chunk is masked
+    self.assertEqual(pal._chunks(1728, 256), (256, 7))
+    self.assertEqual(pal._chunks(48, 128), (64, 1))
+    self.assertEqual(pal.batch_block(6, pal.LayerConfig(*[KB(4)] * 4, batch_block=4)), 3)
+    self.assertEqual(pal.batch_block(8, config), 8)
+    self.assertEqual(pal.batch_block(16, config), 8)
+
+  def test_weight_bytes(self):
+    cfg = HyenaConfig(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728)
+    got = pal.weight_bytes_per_token(cfg)
+    self.assertEqual(got["layers"], 18 * (4 * 864**2 + 2 * 864 * 1728) * 4)
+    self.assertAlmostEqual(got["total"] / 1e6, 604.0, delta=1.0)
+
+
+class TritonLoweringTest(parameterized.TestCase):
+  """Cross-lowers the compiled kernels for CUDA on any host: the Pallas -> Triton lowering of
+  every primitive, block shape, mask and in-place alias, without a GPU."""
+
+  def lower_for_cuda(self, fn, *args, **static):
+    traced = fn.trace(*args, **static)
+    try:
+      return traced.lower(lowering_platforms=("cuda",)).as_text()
+    except TypeError as e:  # a jax without cross-platform lowering
+      self.skipTest(f"cannot lower for CUDA here: {e}")
+    except RuntimeError as e:  # jaxlib > 0.10.2 compiles Triton while lowering: needs CUDA
+      if "Triton compilation handler" not in str(e):
+        raise
+      self.skipTest(f"cannot compile Triton for CUDA here: {e}")
+
+  @parameterized.product(batch=(1, 8), dtype=("float32", "bfloat16"))
+  def test_paper_shape(self, batch, dtype):
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, pal.default_config(864, 1728))
+    text = self.lower_for_cuda(pal.fused_layer, *pal.layer_avals(spec, batch), spec=spec,
+                               interpret=False)
+    self.assertIn("triton", text)
+
+  @parameterized.parameters(*pal.ORDERS)
+  def test_masked_odd_shape_in_batch_blocks(self, order):
+    spec = pal.LayerSpec(2, 40, 80, 3, 1e-5, "float32", masked_config(batch_block=1,
+                                                                       order=order))
+    text = self.lower_for_cuda(pal.fused_layer, *pal.layer_avals(spec, 3), spec=spec,
+                               interpret=False)
+    self.assertIn("triton", text)
+
+  @parameterized.parameters(*pal.LAYER_LOOPS)
+  def test_token_step_lowers_each_kernel_once(self, layer_loop):
+    # 18 unrolled layers share one lowering of the per-layer function: 4 Triton kernels in the
+    # module, not 72 (one Triton compile each).
+    cfg = HyenaConfig(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
+                      filter_order=64, emb_dim=33)
+    params = jax.eval_shape(lambda: hyena.init_params(jax.random.PRNGKey(0), cfg))
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", pal.default_config(864, 1728))
+    sds, f32, B = jax.ShapeDtypeStruct, jnp.float32, 1
+    text = self.lower_for_cuda(
+        pal._token_step, params, pal.layer_avals(spec, B)[0], sds((18, 864), f32),
+        sds((B,), jnp.int32), sds((18, B, 864), f32), sds((18, B, 2, 3 * 864), f32), cfg=cfg,
+        spec=spec, interpret=False, layer_loop=layer_loop)
+    kernels = text.count("xla.gpu.triton") or text.count("triton_kernel_call")
+    self.assertEqual(kernels, 4)
+
+
+class DispatchTest(parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.params, self.cfg = model(d_model=24, n_layers=1)
+    self.prepared = pal.prepare_layer_weights(self.params, self.cfg, masked_config())
+    rng = np.random.default_rng(0)
+    B, M, D = 2, 1, 24
+    self.tokens = jnp.asarray(rng.integers(0, 37, B), jnp.int32)
+    self.acc = jnp.asarray(rng.standard_normal((M, B, D)), jnp.float32)
+    self.conv = jnp.asarray(rng.standard_normal((M, B, 2, 3 * D)), jnp.float32)
+    self.consts = hyena.StepConsts(jnp.asarray(rng.standard_normal((M, D)), jnp.float32))
+    self.key = "layer D=24 I=48 float32 B=2"
+
+  def step(self, **kw):
+    return pal.token_step_fused(self.params, self.prepared, self.cfg, self.consts, self.tokens,
+                                self.acc, self.conv, **kw)
+
+  def want(self):
+    return hyena.token_step(self.params, self.cfg, self.consts, self.tokens, self.acc, self.conv)
+
+  def test_default_choice_is_recorded(self):
+    self.step()
+    want = "interpret" if jax.default_backend() == "cpu" else "pallas"
+    self.assertEqual(pallas_direct.CHOSEN[self.key], want)
+
+  def test_xla_is_the_reference(self):
+    for g, w in zip(self.step(implementation="xla"), self.want()):
+      np.testing.assert_array_equal(g, w)
+
+  def test_falls_back_to_xla_when_triton_fails(self):
+    if jax.default_backend() != "cpu":
+      self.skipTest("CPU only")
+    with mock.patch.object(pallas_direct, "_backend", return_value="gpu"):
+      got = jax.jit(lambda p, w, c, t, a, s: pal.token_step_fused(p, w, self.cfg, c, t, a, s))(
+          self.params, self.prepared, self.consts, self.tokens, self.acc, self.conv)
+      self.assertEqual(pallas_direct.CHOSEN[self.key], "xla")
+      self.assertIn("failed to compile", pallas_direct.REASONS[self.key])
+      with self.assertRaisesRegex(ValueError, "does not compile"):
+        self.step(implementation="pallas")
+    for g, w in zip(got, self.want()):
+      self.assertLess(relative_error(g, w), 1e-6)
+
+  def test_large_batch_goes_to_xla_by_default(self):
+    B = pal.MAX_BATCH + 1
+    tokens = jnp.zeros((B,), jnp.int32)
+    acc = jnp.zeros((1, B, 24), jnp.float32)
+    conv = jnp.zeros((1, B, 2, 72), jnp.float32)
+    logits, _, _ = pal.token_step_fused(self.params, self.prepared, self.cfg, self.consts,
+                                        tokens, acc, conv)
+    key = f"layer D=24 I=48 float32 B={B}"
+    self.assertEqual(pallas_direct.CHOSEN[key], "xla")
+    self.assertIn("GEMM", pallas_direct.REASONS[key])
+    self.assertEqual(logits.shape, (B, 37))
+
+  def test_compiled_pallas_without_gpu_raises(self):
+    if jax.default_backend() != "cpu":
+      self.skipTest("CPU only")
+    with self.assertRaisesRegex(ValueError, "need a GPU"):
+      self.step(implementation="pallas")
+
+  def test_rejects_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "implementation must be"):
+      self.step(implementation="cuda")
+    with self.assertRaisesRegex(ValueError, "layer_loop must be"):
+      self.step(layer_loop="while")
+    with self.assertRaisesRegex(TypeError, "PreparedLayers"):
+      pal.token_step_fused(self.params, self.params["layers"], self.cfg, self.consts,
+                           self.tokens, self.acc, self.conv)
+    with self.assertRaisesRegex(ValueError, r"acc has shape \(1, 3, 24\), expected \(1, 2, 24\)"):
+      pal.token_step_fused(self.params, self.prepared, self.cfg, self.consts, self.tokens,
+                           jnp.zeros((1, 3, 24)), self.conv)
+    with self.assertRaisesRegex(ValueError, "conv_state has shape"):
+      pal.token_step_fused(self.params, self.prepared, self.cfg, self.consts, self.tokens,
+                           self.acc, self.conv[:, :, :1])
+    with self.assertRaisesRegex(ValueError, "consts.red_tap has shape"):
+      pal.token_step_fused(self.params, self.prepared, self.cfg,
+                           hyena.StepConsts(jnp.zeros((2, 24))), self.tokens, self.acc,
+                           self.conv)
+    with self.assertRaisesRegex(ValueError, "tokens must be"):
+      pal.token_step_fused(self.params, self.prepared, self.cfg, self.consts,
+                           self.tokens[:, None], self.acc, self.conv)
+    with self.assertRaisesRegex(ValueError, "tokens must be"):
+      pal.token_step_fused(self.params, self.prepared, self.cfg, self.consts,
+                           self.tokens.astype(jnp.float32), self.acc, self.conv)
+    other = HyenaConfig(**{**self.cfg.to_dict(), "d_inner": 64})
+    with self.assertRaisesRegex(ValueError, "prepared weights do not match the config"):
+      pal.token_step_fused(self.params, self.prepared, other, self.consts, self.tokens,
+                           self.acc, self.conv)
+
+  def test_prepare_rejects_mismatched_params(self):
+    other = HyenaConfig(**{**self.cfg.to_dict(), "d_inner": 64})
+    with self.assertRaisesRegex(ValueError, r"fc1/kernel has shape \(1, 24, 48\)"):
+      pal.prepare_layer_weights(self.params, other)
+    bf16 = HyenaConfig(**{**self.cfg.to_dict(), "dtype": "bfloat16"})
+    with self.assertRaisesRegex(ValueError, "cast with hyena.cast_params"):
+      pal.prepare_layer_weights(self.params, bf16)
+    with self.assertRaisesRegex(ValueError, "has no mlp/fc2/kernel"):
+      layers = dict(self.params["layers"], mlp={"fc1": self.params["layers"]["mlp"]["fc1"]})
+      pal.prepare_layer_weights({"layers": layers}, self.cfg)
+
+  def test_config_validation(self):
+    with self.assertRaisesRegex(ValueError, "rows must be a power of two"):
+      KB(3)
+    with self.assertRaisesRegex(ValueError, "chunk must be >= 16"):
+      KB(4, chunk=8)
+    with self.assertRaisesRegex(ValueError, "num_warps must be a power of two"):
+      KB(4, num_warps=6)
+    with self.assertRaisesRegex(ValueError, "order must be one of"):
+      KB(4, order="rows")
+    with self.assertRaisesRegex(ValueError, "batch_block must be"):
+      pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
+
+
+if __name__ == "__main__":
+  absltest.main()
