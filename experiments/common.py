@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 import json
 import math
 import os
@@ -441,7 +442,7 @@ def sweep_lengths(gen: Generator, method: str, variant: str | None, lengths: Seq
     ref = reference(gen, method, variant, batch, part, ref_max=max(ref_max, lengths[-1]),
                     repeats=repeats, max_keys=max_keys)
   except Exception as err:  # e.g. out of device memory: keep the rest of the experiment
-    return [{**base, "length": L, "error": _error(err)} for L in lengths]
+    return [{**base, "length": L, "error": error_text(err)} for L in lengths]
   if isinstance(ref, str):
     return [{**base, "length": L, "skipped": ref} for L in lengths]
   records = []
@@ -450,12 +451,26 @@ def sweep_lengths(gen: Generator, method: str, variant: str | None, lengths: Seq
       records.append(measure_length(ref, L, repeats=repeats, full_budget_s=full_budget_s,
                                     force_full=check and L == lengths[0]))
     except Exception as err:
-      records.append({**base, "length": L, "error": _error(err)})
+      records.append({**base, "length": L, "error": error_text(err)})
   return records
 
 
-def _error(err: Exception) -> str:
-  return f"{type(err).__name__}: {str(err)[:300]}"
+def error_text(err: BaseException, limit: int = 300) -> str:
+  """One line for a JSON record: the exception's type and the start of its message."""
+  return f"{type(err).__name__}: {str(err)[:limit]}"
+
+
+def jaxlib_version() -> str:
+  try:
+    return importlib.metadata.version("jaxlib")
+  except Exception:  # pylint: disable=broad-except
+    return "?"
+
+
+def max_relative_error(got, want) -> float:
+  """max |got - want| / max |want|, in float64."""
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
 
 def _key_record(t: KeyTiming, method: str, cfg: HyenaConfig, batch: int) -> dict:

@@ -36,7 +36,6 @@ default run stays within about 4 minutes on an H100 including compiles.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 import statistics
@@ -84,20 +83,7 @@ def _elapsed() -> float:
   return time.perf_counter() - _START
 
 
-def _error(e: BaseException) -> str:
-  return f"{type(e).__name__}: {str(e)[:600]}"
 
-
-def _jaxlib_version() -> str:
-  try:
-    return importlib.metadata.version("jaxlib")
-  except Exception:  # pylint: disable=broad-except
-    return "?"
-
-
-def relative_error(got, want) -> float:
-  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-  return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
 
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
@@ -208,7 +194,7 @@ def run_check(model: Model, batch: int, loops, fused_impl: str) -> dict:
         got = jax.jit(lambda p, w, c, t, a, s, loop=loop: pal.token_step_fused(
             p, w, model.cfg, c, t, a, s, implementation=fused_impl, layer_loop=loop))(
                 model.params, model.prepared(), model.consts, tokens, acc, conv)
-        errs = {name: relative_error(g, w) for name, g, w in
+        errs = {name: common.max_relative_error(g, w) for name, g, w in
                 zip(("logits", "u", "conv_state"), got, want)}
         row[f"rel_err_{loop}"] = errs
         row[f"finite_{loop}"] = all(bool(np.isfinite(np.asarray(g)).all()) for g in got)
@@ -216,7 +202,7 @@ def run_check(model: Model, batch: int, loops, fused_impl: str) -> dict:
                     <= row["tolerance"] for loop in loops)
     row["seconds"] = round(time.perf_counter() - t0, 1)
   except Exception as e:  # pylint: disable=broad-except
-    row.update(ok=False, error=_error(e))
+    row.update(ok=False, error=common.error_text(e, 600))
     traceback.print_exc(limit=4, file=sys.stderr)
   return row
 
@@ -256,7 +242,7 @@ def run_timing(model: Model, batch: int, impl: str, fused_impl: str, floor_s: fl
                times_over_floor=per_token / floor_s if floor_s else None,
                tokens_per_s=batch / per_token)
   except Exception as e:  # pylint: disable=broad-except
-    row["error"] = _error(e)
+    row["error"] = common.error_text(e, 600)
     traceback.print_exc(limit=4, file=sys.stderr)
   return row
 
@@ -333,7 +319,7 @@ def main(argv):
   floors: dict = {}
   result = dict(experiment="dense_gpu", complete=False, device=device.device_kind,
                 platform=jax.default_backend(), jax_version=jax.__version__,
-                jaxlib_version=_jaxlib_version(), tiny=tiny, fused_implementation=fused_impl,
+                jaxlib_version=common.jaxlib_version(), tiny=tiny, fused_implementation=fused_impl,
                 matmul_precision=str(jax.config.jax_default_matmul_precision),
                 tokens_per_chain=_TOKENS.value, repeats=_REPEATS.value, rates=rates,
                 floors=floors, rows=rows)
@@ -373,6 +359,13 @@ def main(argv):
       return True
     return False
 
+  def timed(dtype: str, batch: int, impl: str, python_loop: bool = False):
+    row = dict(kind="time", dtype=dtype, batch=batch, impl=impl,
+               **({"chain": "python"} if python_loop else {}))
+    if not over_budget(row):
+      record(run_timing(model(dtype), batch, impl, fused_impl,
+                        floors[dtype]["floor_ms"] * 1e-3, python_loop=python_loop))
+
   phase1 = list(_PHASE1.value)
   loops = [i.split("_")[1] for i in phase1 + _PHASE2.value if i.startswith("fused")]
   for dtype in _DTYPES.value:
@@ -381,25 +374,13 @@ def main(argv):
       if not over_budget(row):
         record(run_check(model(dtype), batch, loops, fused_impl))
       for impl in phase1:
-        row = dict(kind="time", dtype=dtype, batch=batch, impl=impl)
-        if not over_budget(row):
-          m = model(dtype)
-          record(run_timing(m, batch, impl, fused_impl, floors[dtype]["floor_ms"] * 1e-3))
-  for dtype in _DTYPES.value:
-    for batch in batches:
-      for impl in _PHASE2.value:
-        row = dict(kind="time", dtype=dtype, batch=batch, impl=impl)
-        if not over_budget(row):
-          m = model(dtype)
-          record(run_timing(m, batch, impl, fused_impl, floors[dtype]["floor_ms"] * 1e-3))
-  for dtype in _DTYPES.value:
-    for batch in batches:
-      for impl in _PYTHON_CHAIN.value:
-        row = dict(kind="time", dtype=dtype, batch=batch, impl=impl, chain="python")
-        if not over_budget(row):
-          m = model(dtype)
-          record(run_timing(m, batch, impl, fused_impl, floors[dtype]["floor_ms"] * 1e-3,
-                            python_loop=True))
+        timed(dtype, batch, impl)
+  # Phase 2 and the Python-unrolled chains only after every (dtype, B) has its phase-1 numbers.
+  for impls, python_loop in ((_PHASE2.value, False), (_PYTHON_CHAIN.value, True)):
+    for dtype in _DTYPES.value:
+      for batch in batches:
+        for impl in impls:
+          timed(dtype, batch, impl, python_loop)
   for variant in _VARIANTS.value:
     for dtype in _DTYPES.value:
       for batch in batches:

@@ -29,7 +29,6 @@ whole run (entries past it are recorded as skipped).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import statistics
@@ -80,9 +79,6 @@ TILE_TAUS = ("direct", "matmul", "pallas", "pallas_inplace")
 def _elapsed() -> float:
   return time.perf_counter() - _START
 
-
-def _error(e: BaseException) -> str:
-  return f"{type(e).__name__}: {str(e)[:600]}"
 
 
 # ----------------------------------------------------------------------------- implementations
@@ -191,10 +187,6 @@ def expected64(h: np.ndarray, seg: np.ndarray) -> np.ndarray:
   return out
 
 
-def relative_error(got, want) -> float:
-  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-  return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
-
 
 # ----------------------------------------------------------------------------- (a) correctness
 
@@ -226,12 +218,12 @@ def check_all(levels, batches, M, D) -> list[dict]:
           poison(seg.size * 4 * 2)
           out = np.asarray(fn(consts, seg))
           row.update(finite=bool(np.isfinite(out).all()),
-                     rel_err_vs_reference=relative_error(out, ref),
-                     rel_err_vs_float64=relative_error(out[0, :, :64], want64),
-                     ref_rel_err_vs_float64=relative_error(ref[0, :, :64], want64))
+                     rel_err_vs_reference=common.max_relative_error(out, ref),
+                     rel_err_vs_float64=common.max_relative_error(out[0, :, :64], want64),
+                     ref_rel_err_vs_float64=common.max_relative_error(ref[0, :, :64], want64))
           row["ok"] = row["finite"] and row["rel_err_vs_reference"] <= _TOLERANCE.value
         except Exception as e:  # pylint: disable=broad-except
-          row.update(ok=False, error=_error(e))
+          row.update(ok=False, error=common.error_text(e, 600))
           traceback.print_exc(limit=2, file=sys.stderr)
         rows.append(row)
         err = row.get("rel_err_vs_reference", float("nan"))
@@ -309,14 +301,18 @@ def time_tiles(level: int, B: int, filters, M: int, D: int, repeats: int) -> lis
       chain = chain.lower(consts, buf, ts).compile()
       row["in_jit_us"], _ = _chained_us(chain, consts, buf, [ts], repeats, per=count)
     except Exception as e:  # pylint: disable=broad-except
-      row["error"] = _error(e)
+      row["error"] = common.error_text(e, 600)
       traceback.print_exc(limit=2, file=sys.stderr)
     rows.append(row)
-    print(f"time  {name:22s} q={level:2d} B={B}: "
-          + (f"{row['median_us']:10.1f} us (in jit {row['in_jit_us']:10.1f} us) "
-             f"[{row['ran_as']}]" if "in_jit_us" in row else row.get("error", "")[:160]),
-          flush=True)
+    _print_timing(row)
   return rows
+
+
+def _print_timing(row: dict):
+  print(f"time  {row['impl']:22s} q={row['level']:2d} B={row['batch']}: "
+        + (f"{row['median_us']:10.1f} us (in jit {row['in_jit_us']:10.1f} us) "
+           f"[{row['ran_as']}]" if "in_jit_us" in row else row.get("error", "")[:160]),
+        flush=True)
 
 
 def time_all(levels, batches, M, D) -> list[dict]:
@@ -349,25 +345,16 @@ def time_all(levels, batches, M, D) -> list[dict]:
           chain = chain.lower(consts, segs).compile()
           row["in_jit_us"], _ = _median_us(chain, [(consts, segs)], repeats, per=len(segs))
         except Exception as e:  # pylint: disable=broad-except
-          row["error"] = _error(e)
+          row["error"] = common.error_text(e, 600)
           traceback.print_exc(limit=2, file=sys.stderr)
         rows.append(row)
-        print(f"time  {name:22s} q={level:2d} B={B}: "
-              + (f"{row['median_us']:10.1f} us (in jit {row['in_jit_us']:10.1f} us) "
-                 f"[{row['ran_as']}]" if "median_us" in row else row.get("error", "")[:160]),
-              flush=True)
+        _print_timing(row)
       rows += time_tiles(level, B, filters, M, D, repeats)
   return rows
 
 
 # ----------------------------------------------------------------------------- report
 
-
-def _jaxlib_version() -> str:
-  try:
-    return importlib.metadata.version("jaxlib")
-  except Exception:  # pylint: disable=broad-except
-    return "?"
 
 
 def table(timings: list[dict], levels, batches) -> str:
@@ -416,7 +403,7 @@ def main(argv):
   result = dict(
       experiment="kernels_gpu",
       device_kind=device.device_kind, platform=jax.default_backend(),
-      jax_version=jax.__version__, jaxlib_version=_jaxlib_version(),
+      jax_version=jax.__version__, jaxlib_version=common.jaxlib_version(),
       dtype="float32", matmul_precision=_PRECISION.value,
       pallas_dft_precision="tf32x3 (tau); extra: " + ",".join(_DFT_PRECISIONS.value),
       shape=dict(layers=M, channels=D), levels=levels, batches=batches,

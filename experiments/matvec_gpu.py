@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.metadata
 import json
 import os
 import statistics
@@ -85,15 +84,6 @@ def _elapsed() -> float:
   return time.perf_counter() - _START
 
 
-def _error(e: BaseException) -> str:
-  return f"{type(e).__name__}: {str(e)[:600]}"
-
-
-def _jaxlib_version() -> str:
-  try:
-    return importlib.metadata.version("jaxlib")
-  except Exception:  # pylint: disable=broad-except
-    return "?"
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -188,10 +178,6 @@ def median_us(fn, args, repeats: int) -> tuple[float, float]:
   return 1e6 * statistics.median(times), 1e6 * min(times)
 
 
-def relative_error(got, want) -> float:
-  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-  return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
-
 
 # ----------------------------------------------------------------------------- one shape
 
@@ -228,7 +214,7 @@ def run_entry(row: dict, chain, ws, bs, x0, reference, weight_bytes: int, calls:
     _, y0 = compiled(x0, ws, bs)
     if reference is not None:
       row["finite"] = bool(np.isfinite(np.asarray(y0)).all())
-      row["rel_err"] = relative_error(y0, reference)
+      row["rel_err"] = common.max_relative_error(y0, reference)
       # XLA at default precision may run TF32: its error is recorded, not held to the bound.
       row["ok"] = row["finite"] and (row["rel_err"] <= _TOLERANCE.value
                                      or not row["impl"].startswith("pallas"))
@@ -239,7 +225,7 @@ def run_entry(row: dict, chain, ws, bs, x0, reference, weight_bytes: int, calls:
       row["gbps"] = round(weight_bytes / (med / calls * 1e-6) / 1e9, 1)
   except Exception as e:  # pylint: disable=broad-except
     row["ok"] = False
-    row["error"] = _error(e)
+    row["error"] = common.error_text(e, 600)
     traceback.print_exc(limit=3, file=sys.stderr)
 
 
@@ -283,7 +269,7 @@ def run_shape(shape, phase, rows: list, choices: dict):
         try:
           pm.matvec(x0, pm.prepare_weights(ws[0]), bs[0])
         except Exception as e:  # pylint: disable=broad-except
-          pallas_direct.REASONS[key] = _error(e)
+          pallas_direct.REASONS[key] = common.error_text(e, 600)
         choices[key] = (pallas_direct.CHOSEN.get(key), pallas_direct.REASONS.get(key))
       for name, chain, weights, nbytes in entries:
         row = dict(phase=1 if phase == 1 else 2, shape=f"{k}x{n}", K=k, N=n, batch=batch,
@@ -357,7 +343,7 @@ def write(rows, choices, path, done: bool):
   result = dict(
       experiment="matvec_gpu", complete=done,
       device_kind=device.device_kind, platform=jax.default_backend(),
-      jax_version=jax.__version__, jaxlib_version=_jaxlib_version(),
+      jax_version=jax.__version__, jaxlib_version=common.jaxlib_version(),
       matmul_precision=str(jax.config.jax_default_matmul_precision),
       implementation=_IMPLEMENTATION.value, calls=_CALLS.value,
       repeats=max(20, _REPEATS.value), tolerance=_TOLERANCE.value,
@@ -394,7 +380,7 @@ def main(argv):
         run_shape(shape, phase, rows, choices)
       except Exception as e:  # pylint: disable=broad-except  (e.g. out of memory for weights)
         rows.append(dict(phase=1 if phase == 1 else 2, shape="x".join(map(str, shape)),
-                         impl=str(phase), error=_error(e)))
+                         impl=str(phase), error=common.error_text(e, 600)))
         traceback.print_exc(limit=3, file=sys.stderr)
       write(rows, choices, path, done=False)
   result = write(rows, choices, path, done=True)

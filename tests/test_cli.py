@@ -124,7 +124,8 @@ def test_fixed_verify_skips_runnable_taus_at_power_of_two_lengths(monkeypatch, t
 
 def test_compilation_cache_is_written_where_asked_and_can_be_turned_off(tmp_path):
   cache = tmp_path / "cache"
-  code, out = run("--config.num_tokens=4", "--config.methods=flash", f"--compilation_cache={cache}")
+  code, out = run("--config.num_tokens=4", "--config.methods=flash",
+                  f"--compilation_cache={cache}")
   assert code == 0, out
   assert cache.is_dir() and any(cache.iterdir()), "no executables were cached"
   home = tmp_path / "home"  # '' must not fall back to the default under ~/.cache
