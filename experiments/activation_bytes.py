@@ -178,11 +178,7 @@ def plot(data: dict, path: str):
   titles = ("activation bytes per step", "constant (filter) bytes per step",
             "achieved GB/s (counted bytes / measured mixer time)")
   for ax, title in zip(axes, titles):
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("generated length L")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
+    common.log_axes(ax, "generated length L", title=title, title_size=9)
     ax.legend(fontsize=7)
   fig.suptitle(f"Bytes moved in the long convolutions, counted from the schedules\n"
                f"{common.subtitle(data)}", fontsize=10)

@@ -636,6 +636,20 @@ _PALETTE = {"lazy": "tab:red", "eager": "tab:orange", "flash/hybrid": "tab:blue"
 _SPARE = ["tab:cyan", "tab:olive", "tab:gray", "black", "gold", "navy"]
 
 
+def log_axes(ax, xlabel: str, ylabel: str | None = None, title: str | None = None,
+             ylog: bool = True, title_size: float | None = None):
+  """The figures' axes: x on log2 (lengths, tile sizes), y on log10 unless ylog=False, grid."""
+  ax.set_xscale("log", base=2)
+  if ylog:
+    ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  if ylabel is not None:
+    ax.set_ylabel(ylabel)
+  if title is not None:
+    ax.set_title(title, **({} if title_size is None else {"fontsize": title_size}))
+  ax.grid(True, which="both", alpha=0.3)
+
+
 def line_style(label: str) -> dict:
   """Stable colours and markers per method label across figures."""
   if label not in _PALETTE:

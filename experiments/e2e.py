@@ -86,11 +86,7 @@ def plot_lines(ax, records: list[dict], value, ylabel: str):
     if hollow:
       ax.plot([p[0] for p in hollow], [p[1] for p in hollow], linestyle="none", marker="o",
               markersize=8, markerfacecolor="white", markeredgecolor=style["color"] or "k")
-  ax.set_xscale("log", base=2)
-  ax.set_yscale("log")
-  ax.set_xlabel("generated length L")
-  ax.set_ylabel(ylabel)
-  ax.grid(True, which="both", alpha=0.3)
+  common.log_axes(ax, "generated length L", ylabel)
 
 
 def plot_speedup(ax, records: list[dict]):
@@ -108,11 +104,7 @@ def plot_speedup(ax, records: list[dict]):
       ax.annotate(f"{pts[-1][1]:.1f}x", pts[-1], textcoords="offset points", xytext=(4, 0),
                   fontsize=8)
   ax.axhline(1.0, color="k", linewidth=0.8)
-  ax.set_xscale("log", base=2)
-  ax.set_yscale("log")
-  ax.set_xlabel("generated length L")
-  ax.set_ylabel(f"speed-up over {baseline}")
-  ax.grid(True, which="both", alpha=0.3)
+  common.log_axes(ax, "generated length L", f"speed-up over {baseline}")
 
 
 def plot(data: dict, path: str, title: str = "End-to-end generation time"):

@@ -94,12 +94,8 @@ def plot(data: dict, path: str):
       if pts:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, markersize=4,
                 label=f"{variant}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("tile size U")
-    ax.set_ylabel("seconds in all tiles of this size")
-    ax.set_title(f"B={batch}, L={length}")
-    ax.grid(True, which="both", alpha=0.3)
+    common.log_axes(ax, "tile size U", "seconds in all tiles of this size",
+                    f"B={batch}, L={length}")
     ax.legend(fontsize=8)
   ax = axes[-1]
   def measured_levels(t):  # a budget may have cut the schedule short: say which levels count

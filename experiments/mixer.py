@@ -44,11 +44,9 @@ def plot(data: dict, path: str):
               markersize=3, label=f"lazy, L={r['length']}")
   ax.axhline(data["environment"]["copy_bandwidth_GBps"], color="k", linestyle="--",
              label="stream bandwidth (read+write)")
-  ax.set_xscale("log", base=2)
-  ax.set_xlabel("history window (positions)")
-  ax.set_ylabel("lazy history + filter read, GB/s")
+  common.log_axes(ax, "history window (positions)", "lazy history + filter read, GB/s",
+                  ylog=False)
   ax.legend(fontsize=7)
-  ax.grid(True, which="both", alpha=0.3)
   fig.suptitle(f"Long convolutions only (part='mixer'), B={data['config']['batch']} "
                f"(hollow: integrated)\n{common.subtitle(data)}", fontsize=10)
   common.save_figure(fig, path)

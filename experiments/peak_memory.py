@@ -120,11 +120,7 @@ def plot(data: dict, path: str):
   limit = data["environment"].get("memory_limit_bytes")
   if limit:
     ax.axhline(limit / 2**30, color="k", linewidth=0.8, label="device memory")
-  ax.set_xscale("log", base=2)
-  ax.set_yscale("log")
-  ax.set_xlabel("generated length L")
-  ax.set_ylabel("GiB")
-  ax.grid(True, which="both", alpha=0.3)
+  common.log_axes(ax, "generated length L", "GiB")
   ax.legend(fontsize=7)
   fig.suptitle("Peak device memory (measured: solid; validation.estimate_generation_bytes: "
                f"dashed)\n{common.subtitle(data)}", fontsize=10)

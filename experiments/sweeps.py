@@ -94,9 +94,7 @@ def plot(data: dict, path: str):
     ax1.plot([p[0] for p in speed], [p[1] for p in speed], **common.line_style("flash/hybrid"))
   names = {"batch": "batch B", "layers": "layers M", "width": "width D"}
   for ax in (ax0, ax1):
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel(names[axis])
-    ax.grid(True, which="both", alpha=0.3)
+    common.log_axes(ax, names[axis], ylog=False)
   ax0.set_yscale("log")
   ax0.set_ylabel("ms per step (mean over the generation)")
   ax0.legend(fontsize=8)

@@ -131,12 +131,7 @@ def plot(data: dict, path: str):
     best = [s for s in data["fastest_by_level"] if s["batch"] == batch]
     ax.plot([1 << s["level"] for s in best], [s["fastest_s"] * 1e6 for s in best], "k:",
             linewidth=1, label="fastest")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("tile size U")
-    ax.set_ylabel("microseconds per tile (all layers)")
-    ax.set_title(f"B={batch}")
-    ax.grid(True, which="both", alpha=0.3)
+    common.log_axes(ax, "tile size U", "microseconds per tile (all layers)", f"B={batch}")
     ax.legend(fontsize=8)
   model = data["config"]["model"]
   fig.suptitle(f"tau by tile size: one tile of all M={model['n_layers']} layers, "
