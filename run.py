@@ -32,23 +32,15 @@ _CACHE = flags.DEFINE_string(
     "'' turns it off; JAX_COMPILATION_CACHE_DIR, if set, wins.")
 
 
-def enable_compilation_cache(path: str):
-  import jax
-  if jax.config.jax_compilation_cache_dir or not path:
-    return
-  jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = flags.FLAGS.config
   mode = _MODE.value
   if mode in ("generate", "verify", "train"):
-    enable_compilation_cache(_CACHE.value)
-  if mode in ("generate", "verify"):
     from flash_lcsm_jax import cli
+    cli.enable_compilation_cache(_CACHE.value)
+  if mode in ("generate", "verify"):
     code = cli.generate_main(config) if mode == "generate" else cli.verify_main(config, _OUT.value)
   elif mode == "train":
     from flash_lcsm_jax import training

@@ -83,10 +83,8 @@ def run_one(name: str, size: str, outdir: str, **overrides) -> dict:
 def enable_compilation_cache():
   """Executables shared between experiments (same model, batch, part: common.REF_MAX) compile
   once per machine: a persistent cache under build/ (git-ignored), unless one is configured."""
-  import jax
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update("jax_compilation_cache_dir", os.path.join(_ROOT, "build", "xla_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  from flash_lcsm_jax import cli
+  cli.enable_compilation_cache(os.path.join(_ROOT, "build", "xla_cache"))
 
 
 def bench_main(experiment: str, size: str, outdir: str) -> int:

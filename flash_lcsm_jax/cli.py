@@ -54,6 +54,16 @@ def environment() -> dict:
           "matmul_precision": str(jax.config.jax_default_matmul_precision)}
 
 
+def enable_compilation_cache(path: str):
+  """Persistent XLA compilation cache in `path` ('~' expanded; '' leaves it off), unless one is
+  configured already (JAX_COMPILATION_CACHE_DIR): later runs with the same shapes load their
+  executables instead of compiling them."""
+  if jax.config.jax_compilation_cache_dir or not path:
+    return
+  jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def generate_main(config) -> int:
   set_precision(config.precision)
   params, cfg = build_model(config)
