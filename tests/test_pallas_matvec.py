@@ -221,8 +221,8 @@ class DispatchTest(parameterized.TestCase):
       self.assertGreaterEqual(programs, 150, (k, n))
     for k, n in ((5, 3), (1000, 1000), (4096, 11008)):
       config = pm.default_config(k, n)
-      self.assertLessEqual(config.block_n, max(16, pm._next_pow2(n)))
-      self.assertLessEqual(config.block_k, max(16, pm._next_pow2(k)))
+      self.assertLessEqual(config.block_n, max(16, pallas_direct.next_pow2(n)))
+      self.assertLessEqual(config.block_k, max(16, pallas_direct.next_pow2(k)))
 
 
 if __name__ == "__main__":

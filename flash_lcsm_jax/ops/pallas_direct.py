@@ -86,8 +86,12 @@ def _largest_pow2_divisor(n: int) -> int:
   return n & -n
 
 
-def _next_pow2(n: int) -> int:
+def next_pow2(n: int) -> int:
   return 1 << max(0, (n - 1).bit_length())
+
+
+def round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
 
 
 def channel_block(num_channels: int, preferred: int, minimum: int = 16) -> int:
@@ -99,11 +103,11 @@ def channel_block(num_channels: int, preferred: int, minimum: int = 16) -> int:
   divisor = _largest_pow2_divisor(num_channels)
   if divisor >= minimum:
     return min(divisor, preferred)
-  return min(preferred, max(minimum, _next_pow2(num_channels)))
+  return min(preferred, max(minimum, next_pow2(num_channels)))
 
 
 def padded_channels(num_channels: int, block: int) -> int:
-  return -(-num_channels // block) * block
+  return round_up(num_channels, block)
 
 
 def batch_block(batch: int, preferred: int) -> int:

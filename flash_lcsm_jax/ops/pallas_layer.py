@@ -129,10 +129,6 @@ def _is_pow2(n: int) -> bool:
   return isinstance(n, int) and n >= 1 and not n & (n - 1)
 
 
-def _round_up(n: int, multiple: int) -> int:
-  return -(-n // multiple) * multiple
-
-
 @dataclasses.dataclass(frozen=True)
 class KernelBlocks:
   """Launch shape of one kernel (hashable: static under jit).
@@ -222,27 +218,27 @@ class LayerSpec:
 
   @property
   def dk(self) -> int:  # D as a reduction axis
-    return _round_up(self.d_model, K_ALIGN)
+    return pd.round_up(self.d_model, K_ALIGN)
 
   @property
   def ik(self) -> int:  # I as a reduction axis
-    return _round_up(self.d_inner, K_ALIGN)
+    return pd.round_up(self.d_inner, K_ALIGN)
 
   @property
   def dm(self) -> int:
-    return _round_up(self.d_model, self.config.mix.rows)
+    return pd.round_up(self.d_model, self.config.mix.rows)
 
   @property
   def do(self) -> int:
-    return _round_up(self.d_model, self.config.out.rows)
+    return pd.round_up(self.d_model, self.config.out.rows)
 
   @property
   def iu(self) -> int:
-    return _round_up(self.d_inner, self.config.up.rows)
+    return pd.round_up(self.d_inner, self.config.up.rows)
 
   @property
   def dd(self) -> int:
-    return _round_up(self.d_model, self.config.down.rows)
+    return pd.round_up(self.d_model, self.config.down.rows)
 
   def matches(self, cfg: HyenaConfig) -> bool:
     return (self.n_layers, self.d_model, self.d_inner, self.short_order, self.eps,

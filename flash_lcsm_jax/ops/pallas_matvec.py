@@ -110,24 +110,16 @@ MATVEC_CONFIGS: Mapping[tuple[int, int], MatvecConfig] = types.MappingProxyType(
 TARGET_PROGRAMS = 256
 
 
-def _next_pow2(n: int) -> int:
-  return 1 << max(0, (n - 1).bit_length())
-
-
-def _round_up(n: int, multiple: int) -> int:
-  return -(-n // multiple) * multiple
-
-
 def default_config(k: int, n: int) -> MatvecConfig:
   """The table's entry for (K, N), else BN = 128 and the largest BK in 32..128 giving at least
   TARGET_PROGRAMS programs (blocks shrink to the next power of two of tiny K or N)."""
   if (k, n) in MATVEC_CONFIGS:
     return MATVEC_CONFIGS[(k, n)]
-  block_n = min(128, max(16, _next_pow2(n)))
+  block_n = min(128, max(16, pd.next_pow2(n)))
   block_k = 128
   while block_k > 32 and -(-n // block_n) * -(-k // block_k) < TARGET_PROGRAMS:
     block_k //= 2
-  return MatvecConfig(block_n=block_n, block_k=min(block_k, max(16, _next_pow2(k))))
+  return MatvecConfig(block_n=block_n, block_k=min(block_k, max(16, pd.next_pow2(k))))
 
 
 # ----------------------------------------------------------------------------- prepared weights
@@ -178,8 +170,8 @@ def prepare_weights(w: jax.Array, config: MatvecConfig | None = None) -> Prepare
     raise ValueError(f"expected weights (K, N), got shape {w.shape}")
   k, n = w.shape
   config = config or default_config(k, n)
-  w = pd.pad_axis(pd.pad_axis(w, 0, _round_up(k, config.split_k)), 1,
-                  _round_up(n, config.block_n))
+  w = pd.pad_axis(pd.pad_axis(w, 0, pd.round_up(k, config.split_k)), 1,
+                  pd.round_up(n, config.block_n))
   return PreparedWeights(w, k, n, config)
 
 
@@ -229,7 +221,7 @@ def _dot_kernel(x_ref, w_ref, out_ref, *, block_k: int, k_steps: int):
 
 def batch_block(batch: int, config: MatvecConfig) -> int:
   """Rows per program: the next power of two of B, at most config.batch_block (>= 16 for dot)."""
-  rows = min(_next_pow2(batch), config.batch_block)
+  rows = min(pd.next_pow2(batch), config.batch_block)
   return max(rows, DOT_MIN_ROWS) if config.reduction == "dot" else rows
 
 
@@ -288,7 +280,7 @@ def matvec_pallas(x: jax.Array, w: jax.Array, bias: jax.Array | None, *, n: int,
   B, _ = x.shape
   Kp, _ = w.shape
   bb = batch_block(B, config)
-  parts = partial_products(_pad_x(x, _round_up(B, bb), Kp), w, config, interpret)
+  parts = partial_products(_pad_x(x, pd.round_up(B, bb), Kp), w, config, interpret)
   return _add_bias(jnp.sum(parts[:, :B, :n], axis=0), bias)
 
 
