@@ -28,8 +28,8 @@ def run(size: str, outdir: str, name: str = "breakdown", **overrides) -> dict:
   gen = common.generator(cfg)
   records = common.Progress(outdir, name, size, started)
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
-  records.config = {"model": cfg.to_dict(), "parts": PARTS, "unroll_layers": gen.unroll_layers,
-                    **opts}
+  records.config = {"model": cfg.to_dict(), "parts": PARTS,
+                    **common.engine_config(gen, max(opts["batches"])), **opts}
   for batch in opts["batches"]:
     for method, variant in ENTRIES:
       for part in PARTS:

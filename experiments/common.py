@@ -38,7 +38,7 @@ import numpy as np
 from flash_lcsm_jax import HyenaConfig, Generator, init_params, validation
 from flash_lcsm_jax.cli import environment as _cli_environment
 from flash_lcsm_jax.engine import mixers
-from flash_lcsm_jax.engine.generation import DecodeState
+from flash_lcsm_jax.engine.generation import DENSE_PATHS, DecodeState
 from flash_lcsm_jax.engine.schedule import NO_TILE
 from flash_lcsm_jax.ops import tau as tau_ops
 
@@ -84,9 +84,27 @@ def unroll_layers() -> bool | None:
   return None if value == "" else value == "1"
 
 
+# "xla" / "fused" forces the Generator's per-token dense path in every experiment (recorded in
+# each JSON's config); unset: the Generator's default (Generator.dense_path_for).
+DENSE_ENV = "FLASH_LCSM_DENSE"
+
+
+def dense_path() -> str | None:
+  value = os.environ.get(DENSE_ENV, "")
+  if value not in ("",) + DENSE_PATHS:
+    raise ValueError(f"{DENSE_ENV} must be one of {DENSE_PATHS} or unset, got {value!r}")
+  return value or None
+
+
 def generator(cfg: HyenaConfig, seed: int = 0) -> Generator:
   """A Generator over random parameters (timings do not depend on the weights' values)."""
-  return Generator(random_params(cfg, seed), cfg, BLOCK_SIZE, unroll_layers=unroll_layers())
+  return Generator(random_params(cfg, seed), cfg, BLOCK_SIZE, unroll_layers=unroll_layers(),
+                   dense_path=dense_path())
+
+
+def engine_config(gen: Generator, batch: int) -> dict:
+  """The engine choices a JSON's config records: layer loop and dense path."""
+  return {"unroll_layers": gen.unroll_layers, "dense_path": gen.dense_path_for(batch)}
 
 
 @functools.lru_cache(maxsize=2)

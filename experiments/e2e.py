@@ -44,7 +44,7 @@ def sweep(name: str, size: str, part: str, records: list | None = None,
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
   budget = common.Budget(opts["budget_s"])
   config = {"model": cfg.to_dict(), "part": part, "block_size": common.BLOCK_SIZE,
-            "unroll_layers": gen.unroll_layers, "start_position": 0, **opts}
+            **common.engine_config(gen, opts["batch"]), "start_position": 0, **opts}
   records = [] if records is None else records
   if isinstance(records, common.Progress):
     records.config = config

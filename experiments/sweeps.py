@@ -44,6 +44,7 @@ def run(size: str, outdir: str, name: str = "sweep", axis: str = "batch", **over
   records = common.Progress(outdir, name, size, started)
   records.config = {"model": base_cfg.to_dict(), "axis": axis, "values": values,
                     "unroll_layers": common.unroll_layers(),
+                    "dense_path": common.dense_path(),
                     **{k: v for k, v in opts.items() if k != "values"}}
   budget = common.Budget(opts["budget_s"])
   for value in values:

@@ -156,6 +156,28 @@ def test_unrolled_layer_loop_matches_forward(method):
   assert_parity(gen.decode_logits(tokens, 7, method=method), want, f"unrolled {method}")
 
 
+@pytest.mark.parametrize("method", ["flash", "lazy"])
+def test_fused_dense_path_matches_forward(method):
+  """dense_path="fused" (ops/pallas_layer, interpret mode on CPU) runs the same numerics."""
+  params, cfg = make_model(**MODELS["small"])
+  gen = Generator(params, cfg, block_size=4 if method == "flash" else 64, dense_path="fused")
+  assert gen.dense_path_for(2) == "fused"
+  tokens, want = reference("small", 64)
+  tokens, want = tokens[:, :23], want[:, :23]
+  assert_parity(gen.decode_logits(tokens, 5, method=method), want, f"fused {method}")
+
+
+def test_dense_path_choice_and_errors():
+  params, cfg = make_model(**MODELS["small"])
+  with pytest.raises(ValueError, match="dense_path"):
+    Generator(params, cfg, dense_path="triton")
+  auto = Generator(params, cfg)
+  gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
+  assert auto.dense_path_for(1) == ("fused" if gpu else "xla")
+  assert auto.dense_path_for(10**4) == "xla"  # beyond the fused kernels' batch
+  assert Generator(params, cfg, dense_path="xla").dense_path_for(1) == "xla"
+
+
 @pytest.mark.parametrize("overrides", [dict(short_filter_order=1, n_layers=1),
                                        dict(short_filter_order=4, n_layers=3)],
                          ids=["K1-M1", "K4-M3"])

@@ -22,6 +22,7 @@ from flash_lcsm_jax.engine import mixers, schedule
 from flash_lcsm_jax.engine.sampling import Sampler
 from flash_lcsm_jax.models import hyena
 from flash_lcsm_jax.ops import calibration
+from flash_lcsm_jax.ops import pallas_layer
 
 
 class DecodeState(NamedTuple):
@@ -52,12 +53,21 @@ def _prefill(params, cfg: HyenaConfig, filters, prompt, valid):
 
 
 PARTS = ("all", "mixer", "dense")
+DENSE_PATHS = ("xla", "fused")
+
+
+def _token_step(params, cfg: HyenaConfig, red, token, acc, conv_state, dense_weights):
+  """The per-token dense path. dense_weights: None (XLA, scanned layers), split_layers(params)
+  (XLA, unrolled layers) or pallas_layer.PreparedLayers (four fused kernels per layer)."""
+  if isinstance(dense_weights, pallas_layer.PreparedLayers):
+    return pallas_layer.token_step_fused(params, dense_weights, cfg, red, token, acc, conv_state)
+  return hyena.token_step(params, cfg, red, token, acc, conv_state, dense_weights)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "spec", "levels", "window", "sampler",
                                              "collect_logits", "part"),
                    donate_argnames=("state",))
-def _run_block(params, layer_list, consts, red, state: DecodeState, rng, forced, *,
+def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forced, *,
                cfg: HyenaConfig, spec: mixers.Plan, levels: tuple[int, ...], window: int,
                sampler: Sampler, collect_logits: bool, part: str = "all"):
   """Runs len(levels) consecutive positions. forced: (B, n) tokens to feed, or None.
@@ -80,13 +90,13 @@ def _run_block(params, layer_list, consts, red, state: DecodeState, rng, forced,
           token, logits if collect_logits else None)
     if part == "dense":
       acc = jnp.zeros(state.conv_state.shape[:2] + (cfg.d_model,), jnp.float32)
-      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state,
-                                         layer_list)
+      logits, u, conv = _token_step(params, cfg, red, token, acc, state.conv_state,
+                                    dense_weights)
       buf = state.buffer
     else:
       acc = mixers.read(spec, consts, state.buffer, t, window)
-      logits, u, conv = hyena.token_step(params, cfg, red, token, acc, state.conv_state,
-                                         layer_list)
+      logits, u, conv = _token_step(params, cfg, red, token, acc, state.conv_state,
+                                    dense_weights)
       buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
     sampled = sampler(logits, jax.random.fold_in(rng, t))
     return DecodeState(buf, conv, sampled, t + 1), (sampled, logits if collect_logits else None)
@@ -124,18 +134,51 @@ class Generator:
       compile). None: unroll on accelerators for batches >= 4 (measured on an H200, paper
       config: 569 vs 997 us per token at B = 8, no gain at B = 1), else scan. Unrolling keeps
       a second, per-layer copy of the layer weights on the device.
+    dense_path: the per-token path outside the long convolutions: "xla" (XLA ops, scanned or
+      unrolled as unroll_layers says) or "fused" (ops/pallas_layer: four Pallas kernels per
+      layer over weights prepared once, a second copy of the layer weights; on CPU they run
+      in interpret mode, which is exact but slow). None: see `dense_path_for`.
   """
   params: Any
   cfg: HyenaConfig
   block_size: int = 16
   hybrid_table: dict[int, str] | None = None
   unroll_layers: bool | None = None
+  dense_path: str | None = None
 
   def __post_init__(self):
     validation.check_params(self.params, self.cfg)
+    if self.dense_path is not None and self.dense_path not in DENSE_PATHS:
+      raise ValueError(f"dense_path must be None or one of {DENSE_PATHS}, got "
+                       f"{self.dense_path!r}")
     self._filters = None
     self._consts: dict[Any, Any] = {}
     self._layer_list = None  # split per-layer weights (a second copy), made on first use
+    self._prepared = None  # pallas_layer.PreparedLayers (a second copy), made on first use
+
+  def dense_path_for(self, batch: int) -> str:
+    """The dense path a batch runs: dense_path if set, else "fused" on a GPU for batches the
+    fused kernels take (B <= pallas_layer.MAX_BATCH), else "xla"."""
+    if self.dense_path is not None:
+      return self.dense_path
+    if jax.default_backend() in pallas_layer.GPU_BACKENDS and batch <= pallas_layer.MAX_BATCH:
+      return "fused"
+    return "xla"
+
+  def dense_weights(self, batch: int):
+    """What `_token_step` takes for this batch: None, split layers or prepared weights."""
+    if self.dense_path_for(batch) == "fused":
+      if self._prepared is None:
+        self._prepared = pallas_layer.prepare_layer_weights(self.params, self.cfg)
+      return self._prepared
+    unroll = self.unroll_layers
+    if unroll is None:
+      unroll = jax.default_backend() != "cpu" and batch >= 4
+    if not unroll:
+      return None
+    if self._layer_list is None:
+      self._layer_list = hyena.split_layers(self.params)
+    return self._layer_list
 
   def filters(self, length: int) -> jax.Array:
     if self._filters is None or self._filters.shape[-1] < length:
@@ -231,11 +274,6 @@ class Generator:
                   block, sampler: Sampler, collect_logits: bool, part: str):
     """(args, static kwargs) of `_run_block` for one block, and the level of the block-boundary
     tile that runs as its own executable afterwards (None if the block runs all its tiles)."""
-    unroll = self.unroll_layers
-    if unroll is None:
-      unroll = jax.default_backend() != "cpu" and state.token.shape[0] >= 4
-    if unroll and self._layer_list is None:
-      self._layer_list = hyena.split_layers(self.params)
     levels, big = block.levels, block.levels[-1]
     inline_max = self.block_size.bit_length() - 2  # levels that occur inside a full block
     if big > inline_max:
@@ -249,7 +287,8 @@ class Generator:
       consts = {q: consts[q] for q in used}
       spec = mixers.Plan("flash", 0, 0, plan.buffer_length, 0, (),
                          tuple((q, n) for q, n in plan.tau_by_level if q in used))
-    args = (self.params, self._layer_list if unroll else None, consts, red, state, rng, forced)
+    args = (self.params, self.dense_weights(state.token.shape[0]), consts, red, state, rng,
+            forced)
     static = dict(cfg=self.cfg, spec=spec, levels=levels, window=block.window, sampler=sampler,
                   collect_logits=collect_logits, part=part)
     return args, static, (big if big > inline_max else None)
@@ -352,8 +391,8 @@ class Generator:
 
 def _one_off(params, cfg: HyenaConfig, kwargs: dict) -> Generator:
   """A Generator for one call; Generator's own fields are taken out of kwargs."""
-  fields = {f: kwargs.pop(f) for f in ("block_size", "hybrid_table", "unroll_layers")
-            if f in kwargs}
+  fields = {f: kwargs.pop(f) for f in ("block_size", "hybrid_table", "unroll_layers",
+                                     "dense_path") if f in kwargs}
   return Generator(params, cfg, **fields)
 
 
