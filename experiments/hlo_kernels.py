@@ -100,3 +100,25 @@ def count(text: str) -> KernelCount:
 
   visit(entry, 1)
   return KernelCount(sum(by_op.values()), dict(by_op.most_common()), unknown)
+
+
+_SHAPE = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*([a-z]\w*)\[([\d,]*)\]")
+_BYTES = {"f32": 4, "s32": 4, "u32": 4, "bf16": 2, "f16": 2, "c64": 8, "f64": 8, "pred": 1,
+          "s8": 1, "u8": 1}
+
+
+def large_copies(text: str, min_bytes: int = 2**20) -> list[str]:
+  """`dtype[shape]` of every copy instruction (in any computation, counted once) whose result
+  has at least min_bytes: the hidden copies of big buffers that in-place updates should avoid."""
+  out = []
+  for line in text.splitlines():
+    m = _SHAPE.match(line)
+    if not m or _opcode(line.split("=", 1)[1]) not in ("copy", "copy-start"):
+      continue
+    dims = [int(d) for d in m.group(2).split(",") if d]
+    n = _BYTES.get(m.group(1), 4)
+    for d in dims:
+      n *= d
+    if n >= min_bytes:
+      out.append(f"{m.group(1)}[{m.group(2)}]")
+  return out
