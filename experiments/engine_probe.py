@@ -68,7 +68,8 @@ def verify(gen, cfg, results):
     tokens, positions, ref = refs[L]
     t0 = time.perf_counter()
     lg = gen.decode_logits(tokens, P, method=method, tau=tau, positions=positions)
-    row = dict(L=L, P=P, method=method, tau=tau, rel_error=rel(lg, ref),
+    row = dict(L=L, P=P, method=method, tau=tau, dense_path=gen.dense_path_for(1),
+               rel_error=rel(lg, ref),
                logit_positions_compared=len(positions), seconds=time.perf_counter() - t0)
     print("verify", row, flush=True)
     results["verify"].append(row)
