@@ -16,6 +16,8 @@ _LEVELS = flags.DEFINE_integer("max_level", 12, "Calibrate levels 0..max_level."
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _WIDTH = flags.DEFINE_integer("width", 864, "D.")
 _DIR = flags.DEFINE_string("dir", calibration.TABLE_DIR, "Where the table is written.")
+_MIN_LEVEL = flags.DEFINE_integer("min_level", 0, "First level to calibrate.")
+_IMPLS = flags.DEFINE_list("impls", [], "Tau implementations to time (default: all).")
 
 
 def main(_):
@@ -23,14 +25,19 @@ def main(_):
                     l_max=2 << _LEVELS.value, filter_order=64, emb_dim=33)
   params = init_params(jax.random.PRNGKey(0), cfg)
   filters = materialise_filter(params["layers"]["filter"], cfg, cfg.l_max)
+  impls = _IMPLS.value or None
   tables, measured = {}, {}
   for B in [int(b) for b in _BATCHES.value]:
-    measured[B] = calibration.measure(filters, B, range(_LEVELS.value + 1))
-    tables[B] = calibration.derive(measured[B])
-    for level, times in measured[B].items():
-      row = "  ".join(f"{k}={v:7.1f}" for k, v in sorted(times.items()))
-      print(f"B={B} level={level:2d} best={tables[B].get(level, '-'):10s} {row}", flush=True)
-  print("wrote", calibration.save(tables, measured, directory=_DIR.value))
+    measured[B], tables[B] = {}, {}
+    for level in range(_MIN_LEVEL.value, _LEVELS.value + 1):
+      # One level at a time, saved after each: a device call that runs out of time keeps
+      # every level it finished.
+      measured[B].update(calibration.measure(filters, B, [level], impls))
+      tables[B] = calibration.derive(measured[B])
+      row = "  ".join(f"{k}={v:7.1f}" for k, v in sorted(measured[B][level].items()))
+      print(f"B={B} level={level:2d} best={tables[B].get(level, '-'):14s} {row}", flush=True)
+      path = calibration.save(tables, measured, directory=_DIR.value)
+  print("wrote", path)
 
 
 if __name__ == "__main__":
