@@ -117,7 +117,9 @@ def random_params(cfg: HyenaConfig, seed: int = 0):
 # Flash variants: label -> (tau, hybrid table). "X+fft" runs tau X at every level it supports
 # and fft above, so every tau gets a full generation at any length.
 def flash_variants(labels: Sequence[str] | None = None) -> dict[str, tuple[str, dict | None]]:
-  out = {"hybrid": ("hybrid", None)}
+  # hybrid: the device's calibrated table; hybrid_default: the built-in table (what a device
+  # without a calibration gets), to check that calibrating pays.
+  out = {"hybrid": ("hybrid", None), "hybrid_default": ("hybrid", dict(tau_ops.DEFAULT_HYBRID))}
   first = ("fft", "matmul", "direct")  # the XLA ones first: an experiment's budget may end early
   for name in sorted(tau_ops.names(), key=lambda n: (n not in first, first.index(n)
                                                       if n in first else 0, n)):
