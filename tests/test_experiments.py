@@ -116,7 +116,8 @@ def test_integrate_interpolates_sampled_windows(method):
 def test_flash_variants_cover_every_tau():
   variants = common.flash_variants()
   assert variants["hybrid"] == ("hybrid", None) and variants["fft"] == ("fft", None)
-  assert len(variants) == len(common.tau_ops.names()) + 1
+  assert variants["hybrid_default"] == ("hybrid", common.tau_ops.DEFAULT_HYBRID)
+  assert len(variants) == len(common.tau_ops.names()) + 2
   with pytest.raises(ValueError, match="unknown flash variants"):
     common.flash_variants(["nope"])
 
