@@ -69,6 +69,7 @@ def verify(gen, cfg, results):
     t0 = time.perf_counter()
     lg = gen.decode_logits(tokens, P, method=method, tau=tau, positions=positions)
     row = dict(L=L, P=P, method=method, tau=tau, dense_path=gen.dense_path_for(1),
+               matmul_precision="highest",
                rel_error=rel(lg, ref),
                logit_positions_compared=len(positions), seconds=time.perf_counter() - t0)
     print("verify", row, flush=True)
