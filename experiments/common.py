@@ -330,7 +330,8 @@ def integrate(blocks: Sequence, timings: list[KeyTiming]) -> float:
 
 def fits(gen: Generator, plan: mixers.Plan, batch: int, headroom: float = 0.85) -> str | None:
   """None if the generation fits the device's memory, else the reason it does not."""
-  need = validation.estimate_generation_bytes(gen.params, gen.cfg, plan, batch)
+  need = (validation.estimate_generation_bytes(gen.params, gen.cfg, plan, batch)
+          + validation.estimate_working_bytes(gen.cfg, plan, batch))
   limit = validation.device_memory_limit()
   if limit is not None and need > headroom * limit:
     return f"needs about {need / 2**30:.1f} GiB, device has {limit / 2**30:.1f} GiB"

@@ -140,10 +140,34 @@ def estimate_generation_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int
   return weights + buffer + consts + filters
 
 
+def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
+  """Transient device bytes on top of what a generation holds (seen on an 80 GB H100):
+
+  - XLA's autotuner runs each fusion that reads the engine buffer on a redzone copy of its
+    operands, i.e. one more buffer (30 GiB for lazy at B = 8, L = 2^16);
+  - flash's largest FFT tile: its spectrum, the product, the inverse FFT's output and cuFFT's
+    scratch, about 4 spectra of one FFT call (one layer at a time above tau.FFT_CHUNK_BYTES).
+  """
+  from flash_lcsm_jax.ops import tau as tau_ops  # ops imports validation's users, not this
+  M, D = cfg.n_layers, cfg.d_model
+  working = 4 * M * batch * D * plan.buffer_length
+  if plan.method == "flash" and plan.levels:
+    U = 1 << max(plan.levels)
+    spectrum = 8 * M * batch * D * (U + 1)
+    if M > 1 and spectrum > tau_ops.FFT_CHUNK_BYTES:
+      spectrum //= M
+    working = max(working, 4 * spectrum)
+  return working
+
+
 def check_memory(params, cfg: HyenaConfig, plan, batch: int):
   limit = device_memory_limit()
-  need = estimate_generation_bytes(params, cfg, plan, batch)
+  held = estimate_generation_bytes(params, cfg, plan, batch)
+  need = held + estimate_working_bytes(cfg, plan, batch)
   if limit is not None and need > 0.9 * limit:
-    raise MemoryError(f"generation needs about {need / 2**30:.2f} GiB of device memory "
-                      f"(method={plan.method}, batch={batch}, length={plan.stop}); the device "
-                      f"has {limit / 2**30:.2f} GiB. Use a smaller batch or length.")
+    raise MemoryError(
+        f"generation needs about {need / 2**30:.2f} GiB of device memory ({held / 2**30:.2f} "
+        f"GiB held, the rest transient; method={plan.method}, batch={batch}, "
+        f"length={plan.stop}); JAX's memory pool has {limit / 2**30:.2f} GiB. Use a smaller "
+        f"batch or length, or give JAX more of the GPU (XLA_PYTHON_CLIENT_MEM_FRACTION, "
+        f"default 0.75, e.g. 0.92).")
