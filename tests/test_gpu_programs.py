@@ -1,0 +1,77 @@
+"""The standalone GPU programs (experiments/dense_gpu.py, block_probe.py, calibrate.py) in their
+CPU-sized modes, as the device runs them (own process, absl flags), so they cannot rot."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from experiments import hlo_kernels
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_program(script: str, *args: str) -> str:
+  env = dict(os.environ, PYTHONPATH=_ROOT)
+  proc = subprocess.run([sys.executable, os.path.join("experiments", script), *args], cwd=_ROOT,
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout
+
+
+def test_dense_gpu_tiny_checks_and_times_fused_against_xla(tmp_path):
+  out = tmp_path / "dense.json"
+  run_program("dense_gpu.py", "--tiny", f"--out={out}", "--dtypes=float32", "--batches=2",
+              "--phase2=", "--python_chain=", "--variants=order_chunk")
+  data = json.loads(out.read_text())
+  assert data["complete"] and data["checks_passed"] and data["fused_implementation"] == "interpret"
+  check, = [r for r in data["rows"] if r["kind"] == "check"]
+  assert check["ok"] and max(check["rel_err_unroll"].values()) <= 1e-5
+  timed = {(r["impl"], r.get("variant")): r for r in data["rows"] if r["kind"] == "time"}
+  assert set(timed) == {("fused_unroll", None), ("xla_scan", None), ("fused_unroll", "order_chunk")}
+  for row in timed.values():
+    assert row["per_token_ms"] > 0 and row["kernels_per_token"] > 0
+  assert timed[("fused_unroll", "order_chunk")]["config"]["mix"]["order"] == "chunk"
+
+
+def test_block_probe_tiny_compares_step_loops_and_dense_paths(tmp_path):
+  out = tmp_path / "block_probe.json"
+  run_program("block_probe.py", "--tiny", f"--out={out}", "--repeats=1", "--methods=lazy,flash",
+              "--dense=xla,fused")
+  rows = json.loads(out.read_text())["rows"]
+  keys = {(r["method"], r["dense"], r["unroll_steps"]) for r in rows}
+  # flash blocks always unroll, so flash appears once per dense path
+  assert keys == {("lazy", d, u) for d in ("xla", "fused") for u in (False, True)} | {
+      ("flash", d, False) for d in ("xla", "fused")}
+  for r in rows:
+    assert "error" not in r, r
+    assert r["per_step_ms"] > 0 and r["kernels_per_step"] > 0 and r["steps"] == 16
+
+
+def test_calibrate_writes_a_table_level_by_level(tmp_path):
+  stdout = run_program("calibrate.py", "--batches=1", "--layers=2", "--width=8", "--max_level=2",
+                       f"--dir={tmp_path}", "--impls=direct,fft")
+  assert stdout.count("best=") == 3
+  doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+  table, measured = doc["tables"]["1"], doc["measured_us"]["1"]
+  assert sorted(table) == ["0", "1", "2"]
+  for level, times in measured.items():
+    assert set(times) == {"direct", "fft"} and all(np.isfinite(v) for v in times.values())
+    assert table[level] == min(times, key=times.get)
+
+
+def test_large_copies_lists_big_copy_results_only():
+  text = textwrap.dedent("""\
+      ENTRY %main (p: f32[18,1,864,4096]) -> f32[18,1,864,4096] {
+        %p = f32[18,1,864,4096]{3,2,1,0} parameter(0)
+        %small = f32[4]{0} copy(%x)
+        %big = f32[18,1,864,4096]{3,2,1,0} copy(%p)
+        %s = (f32[8,1024,64]{2,1,0}, u32[]) copy-start(%q)
+        ROOT %f = f32[18,1,864,4096]{3,2,1,0} fusion(%big), kind=kLoop, calls=%c
+      }
+      """)
+  assert hlo_kernels.large_copies(text) == ["f32[18,1,864,4096]"]
+  assert hlo_kernels.large_copies(text, min_bytes=16) == ["f32[4]", "f32[18,1,864,4096]"]
