@@ -64,19 +64,30 @@ def enable_compilation_cache(path: str):
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def make_generator(params, cfg, config) -> Generator:
+  """The config's Generator (block size, dense path; "" or a missing key: the default)."""
+  dense = config.get("dense_path", "") or None
+  return Generator(params, cfg, config.block_size, dense_path=dense)
+
+
+def _dense_path(gen, batch: int) -> str:
+  choose = getattr(gen, "dense_path_for", None)  # test doubles may not have it
+  return choose(batch) if choose else "xla"
+
+
 def generate_main(config) -> int:
   set_precision(config.precision)
   params, cfg = build_model(config)
   prompt = encode_prompt(config.prompt, config.batch, cfg)
   sampler = sampling.from_name(config.sampler, config.temperature, config.top_k, config.top_p)
-  gen = Generator(params, cfg, config.block_size)
+  gen = make_generator(params, cfg, config)
   rng = jax.random.PRNGKey(config.seed)
   env = environment()
   source = config.checkpoint or f"random weights (seed {config.seed})"
   print(f"model: {cfg.n_layers} layers, width {cfg.d_model}, vocab {cfg.vocab_size}, "
         f"l_max {cfg.l_max}, {source}; device {env['device']}, jax {env['jax']}")
   print(f"prompt: {config.prompt!r} x batch {config.batch}; {config.num_tokens} new tokens; "
-        f"sampler {sampler}")
+        f"sampler {sampler}; dense path {_dense_path(gen, config.batch)}")
   outputs = {}
   for method in config.methods.split(","):
     gen.generate(prompt, config.num_tokens, method=method, tau=config.tau, sampler=sampler,
@@ -99,7 +110,7 @@ def verify_main(config, out_path: str = "") -> int:
   """Teacher-forced logits of every method and tau against the parallel forward."""
   set_precision(config.precision)
   params, cfg = build_model(config)
-  gen = Generator(params, cfg, config.block_size)
+  gen = make_generator(params, cfg, config)
   lengths = [int(x) for x in str(config.verify_lengths).split(",")]
   prompts = [int(x) for x in str(config.verify_prompts).split(",")]
   key = jax.random.PRNGKey(config.seed + 1)
@@ -128,6 +139,7 @@ def verify_main(config, out_path: str = "") -> int:
         print(f"L={L:6d} P={P:5d} {method:5s} tau={tau:7s} rel.err={err:.2e} "
               f"{'ok' if passed else 'FAIL'}")
   report = {"environment": environment(), "model": cfg.to_dict(),
+            "dense_path": _dense_path(gen, config.batch),
             "tolerance": config.verify_tolerance, "passed": bool(ok), "checks": rows}
   if out_path:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)

@@ -64,8 +64,17 @@ def test_verify_with_an_impossible_tolerance_fails(tmp_path):
   assert all(c["passed"] == (c["rel_error"] <= 0) for c in ran)
 
 
+def test_generate_with_the_fused_dense_path():
+  code, out = run("--config.num_tokens=6", "--config.methods=flash,lazy",
+                  "--config.dense_path=fused")
+  assert code == 0, out
+  assert "dense path fused" in out, out
+  assert "all methods produced the same tokens: True" in out, out
+
+
 @pytest.mark.parametrize("flags,match", [
     (("--mode=nope",), "mode"),
+    (("--config.dense_path=cuda",), "dense_path must be None or one of"),
     (("--config.model.d_model=0",), "HyenaConfig.d_model must be a positive int"),
     (("--config.precision=float64",), "config.precision must be one of"),
     (("unexpected_positional",), "unexpected arguments"),
@@ -87,7 +96,7 @@ def verify_with_a_fake_engine(monkeypatch, tmp_path, lengths, prompts):
 
   class FakeGenerator:
 
-    def __init__(self, params, cfg, block_size):
+    def __init__(self, params, cfg, block_size, **unused):
       self.params, self.cfg = params, cfg
 
     def filters(self, length):
