@@ -75,3 +75,34 @@ def test_large_copies_lists_big_copy_results_only():
       """)
   assert hlo_kernels.large_copies(text) == ["f32[18,1,864,4096]"]
   assert hlo_kernels.large_copies(text, min_bytes=16) == ["f32[4]", "f32[18,1,864,4096]"]
+
+
+def test_trace_gpu_tiny_reads_kernel_events_from_the_profiler(tmp_path):
+  out = tmp_path / "trace_gpu.json"
+  stdout = run_program("trace_gpu.py", "--tiny", f"--out={out}", "--parts=mixer,all",
+                       "--repeats=1", "--top=3")
+  data = json.loads(out.read_text())
+  assert [r["part"] for r in data["records"]] == ["mixer", "all"]
+  for rec in data["records"]:
+    assert rec["wall_us_per_step"] > 0 and rec["kernels_per_step"] > 0 and rec["lines"]
+    assert 0 < rec["busy_us_per_step"] <= rec["kernel_us_per_step"] + 1e-9
+    assert len(rec["top"]) <= 3 and not any(k["name"].startswith("$") for k in rec["top"])
+  assert "wrote" in stdout
+
+
+def test_busy_time_is_the_union_of_intervals():
+  from experiments.trace_gpu import busy_ns
+  assert busy_ns([]) == 0
+  assert busy_ns([(0, 10), (5, 15), (20, 30), (21, 22)]) == 25
+
+
+def test_inplace_blocks_tiny_times_every_config_set(tmp_path):
+  out = tmp_path / "inplace_blocks.json"
+  run_program("inplace_blocks_gpu.py", "--tiny", f"--out={out}", "--levels=0,1", "--rounds=1")
+  data = json.loads(out.read_text())
+  seen = {(r["configs"], r["level"]) for r in data["rows"]}
+  assert seen == {(c, q) for c in data["configs"] for q in (0, 1)}
+  for r in data["rows"]:
+    assert np.isfinite(r["us"]["pallas_inplace"]) and r["us"]["pallas_inplace"] > 0
+    if r["configs"] == "current":
+      assert set(r["us"]) == {"pallas_inplace", "direct", "direct_dot"}

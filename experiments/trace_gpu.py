@@ -1,0 +1,129 @@
+"""Where a generation step's time goes, kernel by kernel, from a JAX profiler trace.
+
+  PYTHONPATH=. python experiments/trace_gpu.py [--parts=mixer,dense,all] [--out=PATH]
+  PYTHONPATH=. python experiments/trace_gpu.py --tiny        # CPU smoke run
+
+Nsight Compute crashes inside JAX on the device machine (experiments/NOTES.md), but JAX's own
+profiler (CUPTI) records every kernel, and `jax.profiler.ProfileData` reads the trace in Python
+(no TensorBoard needed). For each part of the model (part="mixer": the long convolutions alone;
+"dense": the model without them; "all"), flash on the paper config at B = --batch: compile and
+warm up the blocks of --steps positions from --position, trace --repeats runs of them, then
+report per step:
+  - wall time (host clock around the traced runs) and device busy time (the union of the device
+    planes' kernel intervals): the gap between them is launch / dependency latency;
+  - kernels launched and their total time, by kernel name (top --top), from the device planes'
+    stream lines (on CPU, where there is no device plane, the XLA thread-pool lines stand in).
+JSON: every line's totals, so nothing is lost when the names change between JAX versions.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import os
+import tempfile
+import time
+
+from absl import app, flags
+import jax
+
+from experiments import common
+
+_PARTS = flags.DEFINE_list("parts", ["mixer", "dense", "all"], "Parts of the model to trace.")
+_POSITION = flags.DEFINE_integer("position", 2**16, "First traced position.")
+_STEPS = flags.DEFINE_integer("steps", 64, "Traced positions (a multiple of the block size).")
+_BATCH = flags.DEFINE_integer("batch", 1, "B.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Traced runs of the steps.")
+_TOP = flags.DEFINE_integer("top", 15, "Kernels listed per part.")
+_OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
+_TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on the tiny model.")
+
+
+def device_lines(profile) -> list:
+  """(plane name, line) pairs that hold the device's kernels: the GPU planes' stream lines,
+  else (CPU) the XLA thread-pool lines of the host plane."""
+  gpu = [(p.name, ln) for p in profile.planes if p.name.startswith("/device:")
+         for ln in p.lines]
+  streams = [(p, ln) for p, ln in gpu if "stream" in ln.name.lower()]
+  if streams or gpu:
+    return streams or gpu
+  return [(p.name, ln) for p in profile.planes if p.name.startswith("/host:")
+          for ln in p.lines if ln.name.startswith("tf_XLA")]
+
+
+def busy_ns(intervals: list[tuple[float, float]]) -> float:
+  """Length of the union of [start, end) intervals."""
+  total, end = 0.0, float("-inf")
+  for s, e in sorted(intervals):
+    if e <= end:
+      continue
+    total += e - max(s, end)
+    end = e
+  return total
+
+
+def summarize(profile, steps: int, top: int) -> dict:
+  kernels: dict = collections.defaultdict(lambda: [0, 0.0])
+  lines, intervals = {}, []
+  for plane, line in device_lines(profile):
+    n, ns = 0, 0.0
+    for ev in line.events:
+      if not ev.duration_ns or ev.name.startswith("$"):  # "$file:line": Python tracer frames
+        continue
+      n += 1
+      ns += ev.duration_ns
+      kernels[ev.name][0] += 1
+      kernels[ev.name][1] += ev.duration_ns
+      intervals.append((ev.start_ns, ev.start_ns + ev.duration_ns))
+    lines[f"{plane} / {line.name}"] = dict(events=n, total_us=ns / 1e3)
+  ranked = sorted(kernels.items(), key=lambda kv: -kv[1][1])
+  launches = sum(c for c, _ in kernels.values())
+  return dict(kernels_per_step=launches / steps, kernel_us_per_step=sum(
+      t for _, t in kernels.values()) / steps / 1e3, busy_us_per_step=busy_ns(intervals) / steps / 1e3,
+              top=[dict(name=k[:160], per_step=c / steps, us_per_step=t / steps / 1e3)
+                   for k, (c, t) in ranked[:top]], lines=lines)
+
+
+def trace_part(gen, plan, consts, batch: int, blocks, part: str, repeats: int, top: int) -> dict:
+  steps = sum(b.num_steps for b in blocks)
+  common.run_blocks(gen, plan, consts, batch, blocks, part)  # compile and warm up
+  common.run_blocks(gen, plan, consts, batch, blocks, part)
+  folder = tempfile.mkdtemp(prefix="trace_")
+  wall = 0.0
+  with jax.profiler.trace(folder):
+    for _ in range(repeats):
+      wall += common.run_blocks(gen, plan, consts, batch, blocks, part)
+  path, = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
+  summary = summarize(jax.profiler.ProfileData.from_file(path), steps * repeats, top)
+  return dict(part=part, steps=steps, repeats=repeats, wall_us_per_step=wall / steps / repeats
+              * 1e6, **summary)
+
+
+def main(argv):
+  del argv
+  size = "cpu" if _TINY.value else "gpu"
+  cfg = common.model_config(size)
+  gen = common.generator(cfg)
+  batch = _BATCH.value
+  position = min(_POSITION.value, cfg.l_max // 2) if _TINY.value else _POSITION.value
+  steps = 32 if _TINY.value else _STEPS.value
+  plan, consts = gen.plan("flash", "hybrid", 0, position + steps, batch)
+  blocks = [b for b in plan.blocks if b.first >= position]
+  result = dict(experiment="trace_gpu", environment=common.environment(size, rates=False),
+                config=dict(model=cfg.to_dict(), batch=batch, position=position, steps=steps,
+                            **common.engine_config(gen, batch),
+                            tau_by_level=dict(plan.tau_by_level)), records=[])
+  out = common.output_path(_OUT.value, "trace_gpu.json")
+  for part in _PARTS.value:
+    rec = trace_part(gen, plan, consts, batch, blocks, part, _REPEATS.value, _TOP.value)
+    result["records"].append(rec)
+    common.write_json(os.path.dirname(out) or ".", "trace_gpu", result, quiet=True)
+    print(f"{part:6s} wall {rec['wall_us_per_step']:8.1f} us/step, device busy "
+          f"{rec['busy_us_per_step']:8.1f}, {rec['kernels_per_step']:6.1f} kernels/step", flush=True)
+    for k in rec["top"]:
+      print(f"    {k['us_per_step']:8.2f} us  x{k['per_step']:5.2f}  {k['name'][:100]}")
+  print("wrote", out)
+
+
+if __name__ == "__main__":
+  app.run(main)
