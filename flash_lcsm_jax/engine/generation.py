@@ -117,9 +117,11 @@ def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forc
 
 
 @functools.partial(jax.jit, static_argnames=("level", "impl"), donate_argnames=("buf",))
-def _run_tile(level_consts, buf, t, *, level: int, impl: str):
-  """A large gray tile on its own: keeps the step blocks' executables independent of it."""
-  return mixers.gray_tile(level_consts, buf, t, level, impl)
+def _run_tile(level_consts, buf, position, *, level: int, impl: str):
+  """A large gray tile on its own, after the block whose last step fed position - 1: keeps the
+  step blocks' executables independent of it. (position - 1 is taken here, not by the caller:
+  that would be one more dispatch and kernel per block.)"""
+  return mixers.gray_tile(level_consts, buf, position - 1, level, impl)
 
 
 @dataclasses.dataclass
@@ -256,16 +258,22 @@ class Generator:
       raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     red = hyena.step_consts(self.params, self.filters(plan.stop))
     table = dict(plan.tau_by_level)
+    batch = state.token.shape[0]
+    dense = self.dense_weights(batch)
+    statics = {}  # per block key: a flash plan repeats a handful of keys thousands of times
     tokens, logits = [], []
     done = None
     for block in plan.blocks:
       offset = block.first - plan.start
       f = None if forced is None else forced[:, offset:offset + block.num_steps]
-      args, static, big = self._block_call(plan, consts, red, state, rng, f, block, sampler,
-                                           collect_logits, part)
-      state, toks, lg = _run_block(*args, **static)
+      if block.key not in statics:
+        statics[block.key] = self._block_static(plan, consts, block, sampler, collect_logits,
+                                                part, batch)
+      block_consts, static, big = statics[block.key]
+      state, toks, lg = _run_block(self.params, dense, block_consts, red, state, rng, f,
+                                   **static)
       if big is not None:
-        state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position - 1,
+        state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position,
                                                 level=big, impl=table[big]))
       tokens.append(toks)
       if collect_logits and keep_logits is not None:
@@ -290,6 +298,17 @@ class Generator:
                   block, sampler: Sampler, collect_logits: bool, part: str):
     """(args, static kwargs) of `_run_block` for one block, and the level of the block-boundary
     tile that runs as its own executable afterwards (None if the block runs all its tiles)."""
+    batch = state.token.shape[0]
+    block_consts, static, big = self._block_static(plan, consts, block, sampler,
+                                                   collect_logits, part, batch)
+    args = (self.params, self.dense_weights(batch), block_consts, red, state, rng, forced)
+    return args, static, big
+
+  def _block_static(self, plan: mixers.Plan, consts, block, sampler: Sampler,
+                    collect_logits: bool, part: str, batch: int):
+    """What a block's call needs besides the state: (engine constants of its tile levels,
+    static kwargs of `_run_block`, level of the boundary tile or None). Depends only on the
+    block's key, so `run` makes it once per key."""
     levels, big = block.levels, block.levels[-1]
     inline_max = self.block_size.bit_length() - 2  # levels that occur inside a full block
     if big > inline_max:
@@ -303,13 +322,10 @@ class Generator:
       consts = {q: consts[q] for q in used}
       spec = mixers.Plan("flash", 0, 0, plan.buffer_length, 0, (),
                          tuple((q, n) for q, n in plan.tau_by_level if q in used))
-    args = (self.params, self.dense_weights(state.token.shape[0]), consts, red, state, rng,
-            forced)
     static = dict(cfg=self.cfg, spec=spec, levels=levels, window=block.window, sampler=sampler,
                   collect_logits=collect_logits, part=part,
-                  unroll_steps=(plan.method != "flash"
-                                and self.unroll_steps_for(state.token.shape[0])))
-    return args, static, (big if big > inline_max else None)
+                  unroll_steps=plan.method != "flash" and self.unroll_steps_for(batch))
+    return consts, static, (big if big > inline_max else None)
 
   def compiled_block_text(self, plan: mixers.Plan, consts, state: DecodeState,
                           block_index: int = 0, part: str = "all") -> str:
