@@ -91,7 +91,7 @@ def test_trace_gpu_tiny_reads_kernel_events_from_the_profiler(tmp_path):
 
 
 def test_busy_time_is_the_union_of_intervals():
-  from experiments.trace_gpu import busy_ns
+  from experiments.profile_events import busy_ns
   assert busy_ns([]) == 0
   assert busy_ns([(0, 10), (5, 15), (20, 30), (21, 22)]) == 25
 
