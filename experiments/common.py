@@ -190,6 +190,8 @@ def environment(size: str, rates: bool = True) -> dict:
   env["devices"] = len(jax.devices())
   stats = _memory_stats()
   env["memory_limit_bytes"] = stats.get("bytes_limit") if stats else None
+  for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV):
+    env[var] = os.environ.get(var)  # None: unset, the default
   if rates:
     env.update(device_rates(size))
   return env

@@ -13,8 +13,13 @@ from flash_lcsm_jax import tau_names
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*flags, timeout=300):
+def run(*flags, timeout=300, **env_vars):
+  """run.py in a subprocess; env_vars set (a value of None: unset) in its environment."""
   env = dict(os.environ, JAX_PLATFORMS="cpu")
+  for key, value in env_vars.items():
+    env.pop(key, None)
+    if value is not None:
+      env[key] = value
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *flags], cwd=ROOT,
                         env=env, capture_output=True, text=True, timeout=timeout)
   return proc.returncode, proc.stdout + proc.stderr
@@ -70,6 +75,20 @@ def test_generate_with_the_fused_dense_path():
   assert code == 0, out
   assert "dense path fused" in out, out
   assert "all methods produced the same tokens: True" in out, out
+
+
+def test_bench_gives_jax_most_of_the_gpu_unless_told_otherwise(tmp_path):
+  """--mode=bench sets XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 when unset (flash at 2^17 on an
+  80 GB GPU needs it); each JSON records what the run had."""
+  bench = ("--mode=bench", "--size=cpu", "--experiment=tiling", f"--out={tmp_path}")
+  code, out = run(*bench, XLA_PYTHON_CLIENT_MEM_FRACTION=None)
+  assert code == 0, out
+  env = json.loads((tmp_path / "tiling.json").read_text())["environment"]
+  assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.92"
+  code, out = run(*bench, XLA_PYTHON_CLIENT_MEM_FRACTION="0.5")
+  assert code == 0, out
+  env = json.loads((tmp_path / "tiling.json").read_text())["environment"]
+  assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.5"
 
 
 @pytest.mark.parametrize("flags,match", [
