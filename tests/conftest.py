@@ -7,7 +7,9 @@ not silently drop to bfloat16 passes (XLA:CPU default) or TF32 (GPU default).
 import math
 import os
 import sys
+import zlib
 
+from absl.testing import parameterized
 import jax
 import pytest
 
@@ -101,3 +103,35 @@ def np_rng(request):
   """A numpy Generator seeded from the test id: fresh inputs per test, reproducible runs."""
   import zlib
   return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+GPU_BACKENDS = ("gpu", "cuda", "rocm")
+
+
+class KernelTestCase(parameterized.TestCase):
+  """Base of the Pallas kernel tests. INTERPRET = False runs the compiled (Triton) kernels and
+  skips without a GPU; a subclass with INTERPRET = True runs the same tests in interpret mode.
+  self.implementation names the mode; self.rng is seeded by the test's id (fresh per test,
+  reproducible per test)."""
+  INTERPRET = False
+
+  def setUp(self):
+    super().setUp()
+    if not self.INTERPRET and jax.default_backend() not in GPU_BACKENDS:
+      self.skipTest("compiled Pallas (Triton) kernels need a GPU")
+    self.implementation = "interpret" if self.INTERPRET else "pallas"
+    self.rng = np.random.default_rng(zlib.crc32(self.id().encode()))
+
+
+def lower_for_cuda(test, traced) -> str:
+  """StableHLO text of a traced kernel lowered for CUDA (the Pallas -> Triton lowering), on any
+  host; skips `test` where this jax cannot: no cross-platform lowering, or a jaxlib (> 0.10.2)
+  that compiles Triton while lowering and so needs CUDA."""
+  try:
+    return traced.lower(lowering_platforms=("cuda",)).as_text()
+  except TypeError as e:
+    test.skipTest(f"cannot lower for CUDA here: {e}")
+  except RuntimeError as e:
+    if "Triton compilation handler" not in str(e):
+      raise
+    test.skipTest(f"cannot compile Triton for CUDA here: {e}")

@@ -4,7 +4,6 @@
 `PallasTauInterpretTest` runs the same cases in interpret mode on any backend.
 """
 
-import zlib
 from unittest import mock
 
 from absl.testing import absltest
@@ -13,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from conftest import KernelTestCase, lower_for_cuda
 from flash_lcsm_jax.ops import pallas_dft
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import tau
@@ -46,16 +46,7 @@ def relative_error(got, want) -> float:
   return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
 
-class PallasTauTest(parameterized.TestCase):
-  INTERPRET = False
-
-  def setUp(self):
-    super().setUp()
-    if not self.INTERPRET and jax.default_backend() not in ("gpu", "cuda", "rocm"):
-      self.skipTest("compiled Pallas (Triton) kernels need a GPU")
-    self.implementation = "interpret" if self.INTERPRET else "pallas"
-    self.rng = np.random.default_rng(zlib.crc32(self.id().encode()))
-
+class PallasTauTest(KernelTestCase):
   def random_inputs(self, shape, level, dtype=np.float32, filter_length=None):
     M, B, D = shape
     U = 1 << level
@@ -121,11 +112,7 @@ class TritonLoweringTest(parameterized.TestCase):
   (power-of-two blocks, supported primitives, dot shapes and precisions) without a GPU."""
 
   def lower_for_cuda(self, fn, *args, **static):
-    traced = fn.trace(*args, **static)
-    try:
-      return traced.lower(lowering_platforms=("cuda",)).as_text()
-    except TypeError as e:  # a jax without cross-platform lowering
-      self.skipTest(f"cannot lower for CUDA here: {e}")
+    return lower_for_cuda(self, fn.trace(*args, **static))
 
   @parameterized.product(batch=(1, 3, 8), channels=(864, 20))
   def test_direct(self, batch, channels):

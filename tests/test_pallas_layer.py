@@ -18,7 +18,6 @@ round to the neighbouring bfloat16 value, a 2^-8 relative change of one input of
 then propagates through the layers: measured up to 6e-4 at D = 40, hence 5e-3.
 """
 
-import zlib
 from unittest import mock
 
 from absl.testing import absltest
@@ -32,7 +31,7 @@ from flash_lcsm_jax.models import hyena
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import pallas_layer as pal
 
-from conftest import random_params  # pylint: disable=g-bad-import-order
+from conftest import KernelTestCase, lower_for_cuda, random_params  # pylint: disable=g-bad-import-order
 
 TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-3}
 KB = pal.KernelBlocks
@@ -59,16 +58,7 @@ def model(d_model=40, n_layers=2, dtype="float32", short=3, seed=0):
   return hyena.cast_params(random_params(cfg, seed), cfg), cfg
 
 
-class LayerCompiledTest(parameterized.TestCase):
-  INTERPRET = False
-
-  def setUp(self):
-    super().setUp()
-    if not self.INTERPRET and jax.default_backend() not in pal.GPU_BACKENDS:
-      self.skipTest("compiled Pallas (Triton) kernels need a GPU")
-    self.implementation = "interpret" if self.INTERPRET else "pallas"
-    self.rng = np.random.default_rng(zlib.crc32(self.id().encode()))
-
+class LayerCompiledTest(KernelTestCase):
   def state(self, cfg, batch):
     M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
     f32 = lambda *s: jnp.asarray(self.rng.standard_normal(s), jnp.float32)
@@ -222,15 +212,7 @@ class TritonLoweringTest(parameterized.TestCase):
   every primitive, block shape, mask and in-place alias, without a GPU."""
 
   def lower_for_cuda(self, fn, *args, **static):
-    traced = fn.trace(*args, **static)
-    try:
-      return traced.lower(lowering_platforms=("cuda",)).as_text()
-    except TypeError as e:  # a jax without cross-platform lowering
-      self.skipTest(f"cannot lower for CUDA here: {e}")
-    except RuntimeError as e:  # jaxlib > 0.10.2 compiles Triton while lowering: needs CUDA
-      if "Triton compilation handler" not in str(e):
-        raise
-      self.skipTest(f"cannot compile Triton for CUDA here: {e}")
+    return lower_for_cuda(self, fn.trace(*args, **static))
 
   @parameterized.product(batch=(1, 8), dtype=("float32", "bfloat16"))
   def test_paper_shape(self, batch, dtype):

@@ -8,7 +8,6 @@ cases compiled with Triton and skips without a GPU. `TritonLoweringTest` cross-l
 kernel for CUDA on any host; `DispatchTest` covers the dispatcher and its fallbacks.
 """
 
-import zlib
 from unittest import mock
 
 from absl.testing import absltest
@@ -17,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from conftest import KernelTestCase, lower_for_cuda
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import pallas_matvec as pm
 
@@ -39,16 +39,7 @@ def as64(a) -> np.ndarray:
   return np.asarray(jnp.asarray(a).astype(jnp.float32), np.float64)
 
 
-class MatvecCompiledTest(parameterized.TestCase):
-  INTERPRET = False
-
-  def setUp(self):
-    super().setUp()
-    if not self.INTERPRET and jax.default_backend() not in pm.GPU_BACKENDS:
-      self.skipTest("compiled Pallas (Triton) kernels need a GPU")
-    self.implementation = "interpret" if self.INTERPRET else "pallas"
-    self.rng = np.random.default_rng(zlib.crc32(self.id().encode()))
-
+class MatvecCompiledTest(KernelTestCase):
   def check(self, K, N, B, config=None, w_dtype=jnp.float32, x_dtype=jnp.float32, bias=True,
             lead=()):
     w = jnp.asarray(self.rng.uniform(-1, 1, (K, N)) / np.sqrt(K), w_dtype)
@@ -103,11 +94,8 @@ class TritonLoweringTest(parameterized.TestCase):
   (power-of-two blocks, supported primitives, dot shapes and precisions) without a GPU."""
 
   def lower_for_cuda(self, x, w, n, config):
-    traced = pm.matvec_pallas.trace(x, w, None, n=n, config=config, interpret=False)
-    try:
-      return traced.lower(lowering_platforms=("cuda",)).as_text()
-    except TypeError as e:  # a jax without cross-platform lowering
-      self.skipTest(f"cannot lower for CUDA here: {e}")
+    return lower_for_cuda(
+        self, pm.matvec_pallas.trace(x, w, None, n=n, config=config, interpret=False))
 
   @parameterized.product(dtype=(jnp.float32, jnp.bfloat16), batch=(1, 3, 8, 40))
   def test_lowers(self, dtype, batch):
