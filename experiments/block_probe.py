@@ -14,7 +14,6 @@ over --repeats back-to-back runs (common.run_blocks), per step.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import traceback
@@ -58,7 +57,7 @@ def main(argv):
   params = common.random_params(cfg)
   positions = [int(p) for p in _POSITIONS.value] if not _TINY.value else [32]
   rows = []
-  out = common.output_path(_OUT.value, "block_probe.json")  # written as DIR/block_probe.json
+  out = common.output_path(_OUT.value, "block_probe.json")
   result = dict(experiment="block_probe", device=jax.devices()[0].device_kind,
                 jax_version=jax.__version__, batch=_BATCH.value, model=cfg.to_dict(), rows=rows)
   for dense in _DENSE.value:
@@ -79,7 +78,7 @@ def main(argv):
             row["error"] = common.error_text(e, 400)
             traceback.print_exc(limit=3, file=sys.stderr)
           rows.append(row)
-          common.write_json(os.path.dirname(out) or ".", "block_probe", result, quiet=True)
+          common.write_json_file(out, result)
       del gen
   print(json.dumps(rows)[:200])
 

@@ -332,8 +332,7 @@ def integrate(blocks: Sequence, timings: list[KeyTiming]) -> float:
 
 def fits(gen: Generator, plan: mixers.Plan, batch: int, headroom: float = 0.85) -> str | None:
   """None if the generation fits the device's memory, else the reason it does not."""
-  need = (validation.estimate_generation_bytes(gen.params, gen.cfg, plan, batch)
-          + validation.estimate_working_bytes(gen.cfg, plan, batch))
+  need = validation.estimate_peak_bytes(gen.params, gen.cfg, plan, batch)
   limit = validation.device_memory_limit()
   if limit is not None and need > headroom * limit:
     return f"needs about {need / 2**30:.1f} GiB, device has {limit / 2**30:.1f} GiB"
@@ -574,14 +573,20 @@ class Progress(list):
 
 
 def write_json(outdir: str, name: str, data: dict, quiet: bool = False) -> str:
-  os.makedirs(outdir, exist_ok=True)
-  path = os.path.join(outdir, f"{name}.json")
+  path = write_json_file(os.path.join(outdir, f"{name}.json"), data)
+  if not quiet:
+    print(f"[{name}] wrote {path} ({data.get('wall_s', 0):.1f} s)", flush=True)
+  return path
+
+
+def write_json_file(path: str, data: dict) -> str:
+  """Writes `data` to `path` atomically (a reader never sees half a file: the programs rewrite
+  their JSON after every record), creating its folder."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(data, f, indent=1, default=_jsonable)
   os.replace(tmp, path)
-  if not quiet:
-    print(f"[{name}] wrote {path} ({data.get('wall_s', 0):.1f} s)", flush=True)
   return path
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import statistics
 import sys
 import time
@@ -283,14 +282,6 @@ def table(summary: list[dict], floors: dict) -> str:
   return "\n".join(lines)
 
 
-def write(path: str, result: dict):
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(tmp, path)
-
-
 def main(argv):
   del argv
   tiny = _TINY.value
@@ -338,7 +329,7 @@ def main(argv):
 
   def record(row: dict):
     rows.append(row)
-    write(path, result)
+    common.write_json_file(path, result)
     what = row.get("impl", "check") + (f":{row['variant']}" if row.get("variant") else "") + (
         "@python" if row.get("chain") == "python" else "")
     status = ("skip" if "skipped" in row else "ERR " if "error" in row else "ok  "
@@ -393,7 +384,7 @@ def main(argv):
   checks = [r for r in rows if r.get("kind") == "check" and "skipped" not in r]
   result.update(complete=True, checks_passed=all(r.get("ok") for r in checks),
                 summary=summarize(rows), elapsed_s=round(_elapsed(), 1))
-  write(path, result)
+  common.write_json_file(path, result)
   print(f"\nwrote {path} in {result['elapsed_s']} s; checks "
         + ("all passed" if result["checks_passed"] else "FAILED"))
   print(table(result["summary"], floors))

@@ -10,7 +10,6 @@ positions, eager's update, the device copy bandwidth and the matmul rate. Writes
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -69,8 +68,7 @@ def verify(gen, cfg, results):
     t0 = time.perf_counter()
     lg = gen.decode_logits(tokens, P, method=method, tau=tau, positions=positions)
     row = dict(L=L, P=P, method=method, tau=tau, dense_path=gen.dense_path_for(1),
-               matmul_precision="highest",
-               rel_error=rel(lg, ref),
+               matmul_precision="highest", rel_error=rel(lg, ref),
                logit_positions_compared=len(positions), seconds=time.perf_counter() - t0)
     print("verify", row, flush=True)
     results["verify"].append(row)
@@ -179,8 +177,7 @@ def main(_):
   out = common.output_path(_OUT.value, "probe.json")
 
   def save():
-    with open(out, "w") as f:
-      json.dump(results, f, indent=1)
+    common.write_json_file(out, results)
 
   if not _SKIP_VERIFY.value:
     verify(Generator(params, cfg), cfg, results)

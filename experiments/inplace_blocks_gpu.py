@@ -11,8 +11,6 @@ level 2 128). For each named config set and level, `calibration.measure` times c
 
 from __future__ import annotations
 
-import json
-import os
 
 from absl import app, flags
 import jax
@@ -64,7 +62,7 @@ def main(argv):
         rows.append(dict(round=rnd, configs=name, level=level, us=times))
         print(f"round {rnd} {name:8s} level {level} " + "  ".join(
             f"{k}={v:6.1f}" for k, v in times.items()), flush=True)
-      common.write_json(os.path.dirname(out) or ".", "inplace_blocks", result, quiet=True)
+      common.write_json_file(out, result)
   pallas_inplace.INPLACE_CONFIGS.clear()
   pallas_inplace.INPLACE_CONFIGS.update(committed)
   print("wrote", out)

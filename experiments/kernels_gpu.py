@@ -29,8 +29,6 @@ whole run (entries past it are recorded as skipped).
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import sys
 import time
@@ -78,7 +76,6 @@ TILE_TAUS = ("direct", "matmul", "pallas", "pallas_inplace")
 
 def _elapsed() -> float:
   return time.perf_counter() - _START
-
 
 
 # ----------------------------------------------------------------------------- implementations
@@ -185,7 +182,6 @@ def expected64(h: np.ndarray, seg: np.ndarray) -> np.ndarray:
   for k in range(U):
     out += h[None, :, U - k:2 * U - k] * seg[..., k:k + 1]
   return out
-
 
 
 # ----------------------------------------------------------------------------- (a) correctness
@@ -356,7 +352,6 @@ def time_all(levels, batches, M, D) -> list[dict]:
 # ----------------------------------------------------------------------------- report
 
 
-
 def table(timings: list[dict], levels, batches) -> str:
   impls = list(dict.fromkeys(r["impl"] for r in timings))
   by_key = {(r["impl"], r["level"], r["batch"]): r for r in timings}
@@ -414,9 +409,7 @@ def main(argv):
       pallas_choices=dict(pallas_direct.CHOSEN), pallas_reasons=dict(pallas_direct.REASONS),
       elapsed_s=round(_elapsed(), 1))
   path = common.output_path(_OUT.value, "kernels.json")
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  common.write_json_file(path, result)
   failed = [f"{c['impl']} q={c['level']} B={c['batch']}" for c in checks if not c.get("ok", True)]
   print(f"\nwrote {path} in {result['elapsed_s']} s; checks "
         + ("all passed" if not failed else f"FAILED: {failed}"))

@@ -61,8 +61,8 @@ def run(size: str, outdir: str, name: str = "latency", **overrides) -> dict:
           f"t~{p}:{s * 1e3:.3f}ms" for p, s in zip(rec["positions"], rec["per_step_s"])))
     records.append(rec)
     del ref
-  data = common.payload(name, size, {"model": cfg.to_dict(), **common.engine_config(gen, opts["batch"]),
-                                     **opts}, records, started)
+  config = {"model": cfg.to_dict(), **common.engine_config(gen, opts["batch"]), **opts}
+  data = common.payload(name, size, config, records, started)
   common.write_json(outdir, name, data)
   return data
 

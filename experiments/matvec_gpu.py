@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 import statistics
 import sys
 import time
@@ -82,8 +80,6 @@ CANDIDATES = {
 
 def _elapsed() -> float:
   return time.perf_counter() - _START
-
-
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -176,7 +172,6 @@ def median_us(fn, args, repeats: int) -> tuple[float, float]:
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - t0)
   return 1e6 * statistics.median(times), 1e6 * min(times)
-
 
 
 # ----------------------------------------------------------------------------- one shape
@@ -353,9 +348,7 @@ def write(rows, choices, path, done: bool):
               if not r["ok"]],
       dispatcher=choices, summary=summarize(rows), rows=rows,
       elapsed_s=round(_elapsed(), 1))
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  common.write_json_file(path, result)
   return result
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-import time
 
 from absl import app, flags
 import jax
@@ -72,7 +71,7 @@ def main(argv):
   for part in _PARTS.value:
     rec = trace_part(gen, plan, consts, batch, blocks, part, _REPEATS.value, _TOP.value)
     result["records"].append(rec)
-    common.write_json(os.path.dirname(out) or ".", "trace_gpu", result, quiet=True)
+    common.write_json_file(out, result)
     print(f"{part:6s} wall {rec['wall_us_per_step']:8.1f} us/step, device busy "
           f"{rec['busy_us_per_step']:8.1f}, {rec['kernels_per_step']:6.1f} kernels/step", flush=True)
     for k in rec["top"]:

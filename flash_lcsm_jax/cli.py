@@ -70,11 +70,6 @@ def make_generator(params, cfg, config) -> Generator:
   return Generator(params, cfg, config.block_size, dense_path=dense)
 
 
-def _dense_path(gen, batch: int) -> str:
-  choose = getattr(gen, "dense_path_for", None)  # test doubles may not have it
-  return choose(batch) if choose else "xla"
-
-
 def generate_main(config) -> int:
   set_precision(config.precision)
   params, cfg = build_model(config)
@@ -87,7 +82,7 @@ def generate_main(config) -> int:
   print(f"model: {cfg.n_layers} layers, width {cfg.d_model}, vocab {cfg.vocab_size}, "
         f"l_max {cfg.l_max}, {source}; device {env['device']}, jax {env['jax']}")
   print(f"prompt: {config.prompt!r} x batch {config.batch}; {config.num_tokens} new tokens; "
-        f"sampler {sampler}; dense path {_dense_path(gen, config.batch)}")
+        f"sampler {sampler}; dense path {gen.dense_path_for(config.batch)}")
   outputs = {}
   for method in config.methods.split(","):
     gen.generate(prompt, config.num_tokens, method=method, tau=config.tau, sampler=sampler,
@@ -139,7 +134,7 @@ def verify_main(config, out_path: str = "") -> int:
         print(f"L={L:6d} P={P:5d} {method:5s} tau={tau:7s} rel.err={err:.2e} "
               f"{'ok' if passed else 'FAIL'}")
   report = {"environment": environment(), "model": cfg.to_dict(),
-            "dense_path": _dense_path(gen, config.batch),
+            "dense_path": gen.dense_path_for(config.batch),
             "tolerance": config.verify_tolerance, "passed": bool(ok), "checks": rows}
   if out_path:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)

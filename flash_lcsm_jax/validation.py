@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flash_lcsm_jax.config import HyenaConfig
+from flash_lcsm_jax.ops import tau as tau_ops
 
 
 def check_tokens(tokens, cfg: HyenaConfig, name: str) -> jax.Array:
@@ -148,7 +149,6 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   - flash's largest FFT tile: its spectrum, the product, the inverse FFT's output and cuFFT's
     scratch, about 4 spectra of one FFT call (one layer at a time above tau.FFT_CHUNK_BYTES).
   """
-  from flash_lcsm_jax.ops import tau as tau_ops  # ops imports validation's users, not this
   M, D = cfg.n_layers, cfg.d_model
   working = 4 * M * batch * D * plan.buffer_length
   if plan.method == "flash" and plan.levels:
@@ -158,6 +158,12 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
       spectrum //= M
     working = max(working, 4 * spectrum)
   return working
+
+
+def estimate_peak_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:
+  """What a generation holds plus its transient bytes: what must fit on the device."""
+  return (estimate_generation_bytes(params, cfg, plan, batch)
+          + estimate_working_bytes(cfg, plan, batch))
 
 
 def check_memory(params, cfg: HyenaConfig, plan, batch: int):

@@ -118,6 +118,9 @@ def verify_with_a_fake_engine(monkeypatch, tmp_path, lengths, prompts):
     def __init__(self, params, cfg, block_size, **unused):
       self.params, self.cfg = params, cfg
 
+    def dense_path_for(self, batch):
+      return "xla"
+
     def filters(self, length):
       return materialise_filter(self.params["layers"]["filter"], self.cfg, length)
 

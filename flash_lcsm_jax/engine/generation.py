@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -177,8 +176,8 @@ class Generator:
 
   def unroll_steps_for(self, batch: int) -> bool:
     """Whether lazy / eager blocks unroll their steps: unroll_steps if set, else with the fused
-    dense path (H100, B = 1: lazy with the fused path inside a lax.scan of steps cost 1.7 ms
-    per token at L = 1024 against 0.48 for the same path unrolled in a flash block)."""
+    dense path (H100, B = 1, experiments/block_probe.py: a lazy block with the fused path took
+    4.60 ms/step unrolled vs 5.42 scanned at t = 65536, and the same within 2% at t = 1024)."""
     if self.unroll_steps is not None:
       return self.unroll_steps
     return self.dense_path_for(batch) == "fused"
