@@ -43,7 +43,13 @@ from flash_lcsm_jax.engine.schedule import NO_TILE
 from flash_lcsm_jax.ops import tau as tau_ops
 
 SIZES = ("gpu", "cpu")
-BLOCK_SIZE = 16
+# Steps per compiled block (Generator.block_size): FLASH_LCSM_BLOCK overrides it for every
+# experiment (recorded in the JSON configs); the long convolutions alone are bound by the host's
+# cost per executable call, which larger blocks spread over more steps.
+BLOCK_ENV = "FLASH_LCSM_BLOCK"
+BLOCK_SIZE = int(os.environ.get(BLOCK_ENV, "") or 16)
+if BLOCK_SIZE < 1 or BLOCK_SIZE & (BLOCK_SIZE - 1):
+  raise ValueError(f"{BLOCK_ENV} must be a power of two, got {BLOCK_SIZE}")
 # Longest reference plan per size (halved until it fits the device); keep it shared by all
 # experiments so they reuse each other's executables through the compilation cache.
 REF_MAX = {"gpu": 2**17, "cpu": 128}
@@ -190,7 +196,8 @@ def environment(size: str, rates: bool = True) -> dict:
   env["devices"] = len(jax.devices())
   stats = _memory_stats()
   env["memory_limit_bytes"] = stats.get("bytes_limit") if stats else None
-  for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV):
+  for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV,
+              BLOCK_ENV):
     env[var] = os.environ.get(var)  # None: unset, the default
   if rates:
     env.update(device_rates(size))

@@ -31,6 +31,23 @@ def busy_ns(intervals: list[tuple[float, float]]) -> float:
   return total
 
 
+def host_summary(profile, steps: int, top: int) -> list[dict]:
+  """The host planes' named events (XLA's thunk execution, launches, JAX dispatch; Python
+  frames left out), by total time: where the host spends a step when the device waits."""
+  events: dict = collections.defaultdict(lambda: [0, 0.0])
+  for plane in profile.planes:
+    if not plane.name.startswith("/host:"):
+      continue
+    for line in plane.lines:
+      for ev in line.events:
+        if ev.duration_ns and not ev.name.startswith("$"):
+          events[ev.name][0] += 1
+          events[ev.name][1] += ev.duration_ns
+  ranked = sorted(events.items(), key=lambda kv: -kv[1][1])[:top]
+  return [dict(name=k[:160], per_step=c / steps, us_per_step=t / steps / 1e3)
+          for k, (c, t) in ranked]
+
+
 def summarize(profile, steps: int, top: int) -> dict:
   kernels: dict = collections.defaultdict(lambda: [0, 0.0])
   lines, intervals = {}, []
@@ -50,4 +67,5 @@ def summarize(profile, steps: int, top: int) -> dict:
   return dict(kernels_per_step=launches / steps, kernel_us_per_step=sum(
       t for _, t in kernels.values()) / steps / 1e3, busy_us_per_step=busy_ns(intervals) / steps / 1e3,
               top=[dict(name=k[:160], per_step=c / steps, us_per_step=t / steps / 1e3)
-                   for k, (c, t) in ranked[:top]], lines=lines)
+                   for k, (c, t) in ranked[:top]], lines=lines,
+              host=host_summary(profile, steps, top))

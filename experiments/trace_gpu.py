@@ -18,9 +18,11 @@ JSON: every line's totals, so nothing is lost when the names change between JAX 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import tempfile
+import time
 
 from absl import app, flags
 import jax
@@ -34,6 +36,8 @@ _STEPS = flags.DEFINE_integer("steps", 64, "Traced positions (a multiple of the 
 _BATCH = flags.DEFINE_integer("batch", 1, "B.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Traced runs of the steps.")
 _TOP = flags.DEFINE_integer("top", 15, "Kernels listed per part.")
+_BLOCK = flags.DEFINE_integer("block_size", common.BLOCK_SIZE,
+                              "Steps per compiled block (host dispatches per token: 1/this).")
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on the tiny model.")
 
@@ -42,15 +46,26 @@ def trace_part(gen, plan, consts, batch: int, blocks, part: str, repeats: int, t
   steps = sum(b.num_steps for b in blocks)
   common.run_blocks(gen, plan, consts, batch, blocks, part)  # compile and warm up
   common.run_blocks(gen, plan, consts, batch, blocks, part)
+  # Fresh states made before the trace starts, so their zero fill is not counted as a step's.
+  states = [common.zero_state(gen, plan, batch, blocks[0].first) for _ in range(repeats)]
+  jax.block_until_ready(states)
+  sub = dataclasses.replace(plan, blocks=tuple(blocks))
   folder = tempfile.mkdtemp(prefix="trace_")
   wall = 0.0
   with jax.profiler.trace(folder):
-    for _ in range(repeats):
-      wall += common.run_blocks(gen, plan, consts, batch, blocks, part)
+    for state in states:
+      start = time.perf_counter()
+      state, _, _ = gen.run(sub, consts, state, jax.random.PRNGKey(0), part=part)
+      jax.block_until_ready(state)
+      wall += time.perf_counter() - start
   path, = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
   summary = summarize(jax.profiler.ProfileData.from_file(path), steps * repeats, top)
+  # Whether XLA put the block's kernels in command buffers (CUDA graphs: one launch for many).
+  text = gen.compiled_block_text(plan, consts, common.zero_state(gen, plan, batch, blocks[0].first),
+                                 plan.blocks.index(blocks[0]), part)
   return dict(part=part, steps=steps, repeats=repeats, wall_us_per_step=wall / steps / repeats
-              * 1e6, **summary)
+              * 1e6, hlo_command_buffers=text.count("command_buffer"),
+              xla_flags=os.environ.get("XLA_FLAGS", ""), **summary)
 
 
 def main(argv):
@@ -58,6 +73,7 @@ def main(argv):
   size = "cpu" if _TINY.value else "gpu"
   cfg = common.model_config(size)
   gen = common.generator(cfg)
+  gen.block_size = _BLOCK.value
   batch = _BATCH.value
   position = min(_POSITION.value, cfg.l_max // 2) if _TINY.value else _POSITION.value
   steps = 32 if _TINY.value else _STEPS.value
@@ -65,6 +81,7 @@ def main(argv):
   blocks = [b for b in plan.blocks if b.first >= position]
   result = dict(experiment="trace_gpu", environment=common.environment(size, rates=False),
                 config=dict(model=cfg.to_dict(), batch=batch, position=position, steps=steps,
+                            block_size=gen.block_size,
                             **common.engine_config(gen, batch),
                             tau_by_level=dict(plan.tau_by_level)), records=[])
   out = common.output_path(_OUT.value, "trace_gpu.json")
@@ -74,7 +91,11 @@ def main(argv):
     common.write_json_file(out, result)
     print(f"{part:6s} wall {rec['wall_us_per_step']:8.1f} us/step, device busy "
           f"{rec['busy_us_per_step']:8.1f}, {rec['kernels_per_step']:6.1f} kernels/step", flush=True)
+    print(f"    command_buffer mentions in the block's HLO: {rec['hlo_command_buffers']}")
     for k in rec["top"]:
+      print(f"    {k['us_per_step']:8.2f} us  x{k['per_step']:5.2f}  {k['name'][:100]}")
+    print("    host:")
+    for k in rec["host"]:
       print(f"    {k['us_per_step']:8.2f} us  x{k['per_step']:5.2f}  {k['name'][:100]}")
   print("wrote", out)
 

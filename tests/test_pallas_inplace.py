@@ -119,6 +119,46 @@ class InplaceTest(parameterized.TestCase):
     self.assertLess(relative_error(got, want), TOLERANCE)
 
 
+  def check_step(self, taps, buf, u, t, level, got):
+    """flash_step: u stored at t, the tile added at t+1..t+U, acc = the result at t+1."""
+    U = 1 << level
+    new_buf, acc = got
+    with_u = np.array(buf)
+    with_u[..., t] = np.asarray(u)
+    want = expected64(taps, with_u, t, level)
+    self.assertEqual(new_buf.shape, buf.shape)
+    self.assertEqual(acc.shape, u.shape)
+    self.assertLess(relative_error(new_buf, want), TOLERANCE)
+    self.assertLess(relative_error(acc, want[..., t + 1]), TOLERANCE)
+    ref_buf, ref_acc = pallas_inplace.step_reference(taps, buf, u, t, level)
+    self.assertLess(relative_error(new_buf, ref_buf), TOLERANCE)
+    self.assertLess(relative_error(acc, ref_acc), TOLERANCE)
+    outside = np.ones(buf.shape[-1], bool)
+    outside[t:t + U + 1] = False
+    np.testing.assert_array_equal(np.asarray(new_buf)[..., outside],
+                                  np.asarray(buf)[..., outside])
+    np.testing.assert_array_equal(np.asarray(new_buf)[..., t], np.asarray(u))
+
+  @parameterized.product(level=LEVELS, shape=SHAPES)
+  def test_fused_step_matches_reference(self, level, shape):
+    taps, buf = self.random_case(shape, level)
+    U, Lb = 1 << level, buf.shape[-1]
+    u = jnp.asarray(self.rng.standard_normal(shape), jnp.float32)
+    for t in (U - 1, U + 2, Lb - U - 1):
+      got = pallas_inplace.flash_step(taps, buf, u, t, level, implementation=self.IMPLEMENTATION)
+      self.check_step(taps, buf, u, t, level, got)
+
+  @parameterized.parameters(0, 2, 6)
+  def test_fused_step_traced_t_donated(self, level):
+    taps, buf = self.random_case((2, 3, 20), level, extra=19)
+    U = 1 << level
+    u = jnp.asarray(self.rng.standard_normal((2, 3, 20)), jnp.float32)
+    step = jax.jit(lambda c, b, x, t: pallas_inplace.flash_step(
+        c, b, x, t, level, implementation=self.IMPLEMENTATION), donate_argnums=(1,))
+    for t in (U - 1, U + 9, buf.shape[-1] - U - 1):
+      self.check_step(taps, buf, u, t, level, step(taps, jnp.array(buf), u, jnp.int32(t)))
+
+
 class InplaceCompiledTest(InplaceTest):
   IMPLEMENTATION = "pallas"
 
@@ -143,6 +183,24 @@ class TritonLoweringTest(parameterized.TestCase):
       self.skipTest(f"cannot lower for CUDA here: {e}")
     self.assertIn("triton", text)
     self.assertIn("output_operand_alias", text)  # the buffer is updated in place
+
+  @parameterized.product(level=(0, 3, 6), shape=((18, 1, 864), (2, 3, 20)))
+  def test_fused_step_lowers_for_cuda(self, level, shape):
+    M, B, D = shape
+    U = 1 << level
+    config = pallas_direct.resolve_blocks(pallas_inplace.INPLACE_CONFIGS[level], D, B)
+    Dp = pallas_direct.padded_channels(D, config.channel_block)
+    traced = pallas_inplace.step_pallas.trace(
+        jax.ShapeDtypeStruct((M, Dp, 2 * U), jnp.float32),
+        jax.ShapeDtypeStruct((M, B, D, 1000), jnp.float32),
+        jax.ShapeDtypeStruct((M, B, D), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
+        level=level, config=config, interpret=False)
+    try:
+      text = traced.lower(lowering_platforms=("cuda",)).as_text()
+    except TypeError as e:
+      self.skipTest(f"cannot lower for CUDA here: {e}")
+    self.assertIn("triton", text)
+    self.assertIn("output_operand_alias", text)
 
 
 class ErrorsTest(parameterized.TestCase):
@@ -181,6 +239,13 @@ class ErrorsTest(parameterized.TestCase):
       pallas_inplace.gray_tile(self.taps, self.buf, jnp.zeros((2,), jnp.int32), 2)
     with self.assertRaisesRegex(ValueError, "implementation must be"):
       pallas_inplace.gray_tile(self.taps, self.buf, 5, 2, implementation="cuda")
+    with self.assertRaisesRegex(ValueError, r"u must have shape \(M, B, D\)"):
+      pallas_inplace.flash_step(self.taps, self.buf, jnp.zeros((2, 1, 19)), 5, 2)
+    with self.assertRaisesRegex(ValueError, "out of range"):
+      pallas_inplace.flash_step(self.taps, self.buf, jnp.zeros((2, 1, 20)), 36, 2)
+    with self.assertRaisesRegex(ValueError, "levels <= 6"):
+      pallas_inplace.flash_step(jnp.zeros((2, 20, 256)), jnp.zeros((2, 1, 20, 300)),
+                                jnp.zeros((2, 1, 20)), 127, 7)
     if jax.default_backend() == "cpu":
       with self.assertRaisesRegex(ValueError, "need a GPU"):
         pallas_inplace.gray_tile(self.taps, self.buf, 5, 2, implementation="pallas")
@@ -209,11 +274,15 @@ def test_flash_logits_with_inplace_tiles_match_forward():
   tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (3, L)), jnp.int32)
   want = jax.jit(forward, static_argnames=("cfg",))(params, cfg, tokens,
                                                     filters=gen.filters(cfg.l_max))
-  for level in LEVELS:
-    pallas_direct.CHOSEN.pop(f"inplace U={1 << level}", None)
+  # Levels inside a block (0..2 for blocks of 8) run as fused steps (store u, tile, read the
+  # next acc in one kernel); the block-boundary levels (3..6) as separate in-place tiles.
+  inline = range(gen.block_size.bit_length() - 1)
+  keys = [f"flash step U={1 << q}" if q in inline else f"inplace U={1 << q}" for q in LEVELS]
+  for key in keys:
+    pallas_direct.CHOSEN.pop(key, None)
   got = gen.decode_logits(tokens, P, method="flash")
   want_choice = "interpret" if jax.default_backend() == "cpu" else "pallas"
-  assert all(pallas_direct.CHOSEN.get(f"inplace U={1 << q}") == want_choice for q in LEVELS)
+  assert all(pallas_direct.CHOSEN.get(key) == want_choice for key in keys), pallas_direct.CHOSEN
   assert got.shape == want.shape and got.dtype == jnp.float32
   assert rel_err(got, want) <= 1e-5, rel_err(got, want)
   assert max_position_rel_err(got, want) <= 5e-5

@@ -79,37 +79,42 @@ def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forc
   """
   table = dict(spec.tau_by_level)
 
-  def step(state: DecodeState, level: int, forced_token):
+  def step(state: DecodeState, level: int, forced_token, acc=None):
+    """One position; acc: this position's long-convolution input if the previous step's write
+    already read it (flash, fused step), else None. Returns (state, outputs, next acc)."""
     t = state.position
     token = state.token if forced_token is None else forced_token
-    if part == "mixer":
+    if part != "dense" and acc is None:
       acc = mixers.read(spec, consts, state.buffer, t, window)
+    if part == "mixer":
       u = jnp.tanh(acc) + 0.5
-      buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
+      buf, acc_next = mixers.write_and_read_next(spec, consts, state.buffer, t, u, level,
+                                                 window, table)
       logits = jnp.zeros((token.shape[0], 1), jnp.float32) + u[0, :, :1]
       return DecodeState(buf, state.conv_state, token, t + 1), (
-          token, logits if collect_logits else None)
+          token, logits if collect_logits else None), acc_next
     if part == "dense":
       acc = jnp.zeros(state.conv_state.shape[:2] + (cfg.d_model,), jnp.float32)
       logits, u, conv = _token_step(params, cfg, red, token, acc, state.conv_state,
                                     dense_weights)
-      buf = state.buffer
+      buf, acc_next = state.buffer, None
     else:
-      acc = mixers.read(spec, consts, state.buffer, t, window)
       logits, u, conv = _token_step(params, cfg, red, token, acc, state.conv_state,
                                     dense_weights)
-      buf = mixers.write(spec, consts, state.buffer, t, u, level, window, table)
+      buf, acc_next = mixers.write_and_read_next(spec, consts, state.buffer, t, u, level,
+                                                 window, table)
     sampled = sampler(logits, jax.random.fold_in(rng, t))
-    return DecodeState(buf, conv, sampled, t + 1), (sampled, logits if collect_logits else None)
+    return DecodeState(buf, conv, sampled, t + 1), (
+        sampled, logits if collect_logits else None), acc_next
 
   if len(set(levels)) == 1 and not unroll_steps:  # identical steps: a scan compiles once
     xs = None if forced is None else forced.T
     state, (tokens, logits) = jax.lax.scan(
-        lambda s, f: step(s, levels[0], f), state, xs, length=len(levels))
+        lambda s, f: step(s, levels[0], f)[:2], state, xs, length=len(levels))
   else:  # flash (each step's tile level is static) or unroll_steps: a Python loop
-    outs = [None] * len(levels)
+    outs, acc = [None] * len(levels), None
     for j, level in enumerate(levels):
-      state, outs[j] = step(state, level, None if forced is None else forced[:, j])
+      state, outs[j], acc = step(state, level, None if forced is None else forced[:, j], acc)
     tokens = jnp.stack([o[0] for o in outs])
     logits = jnp.stack([o[1] for o in outs]) if collect_logits else None
   return state, tokens.T, (None if logits is None else jnp.swapaxes(logits, 0, 1))
@@ -159,6 +164,7 @@ class Generator:
       raise ValueError(f"dense_path must be None or one of {DENSE_PATHS}, got "
                        f"{self.dense_path!r}")
     self._filters = None
+    self._step_consts = None
     self._consts: dict[Any, Any] = {}
     self._layer_list = None  # split per-layer weights (a second copy), made on first use
     self._prepared = None  # pallas_layer.PreparedLayers (a second copy), made on first use
@@ -201,7 +207,15 @@ class Generator:
     if self._filters is None or self._filters.shape[-1] < length:
       self._filters = hyena.materialise_filter(self.params["layers"]["filter"], self.cfg, length)
       validation.check_finite(self._filters, "materialised filters")
+      self._step_consts = None
     return self._filters
+
+  def step_consts(self, length: int) -> hyena.StepConsts:
+    """The per-token path's constants, made once per filters (eager ops cost host time)."""
+    filters = self.filters(length)
+    if self._step_consts is None:
+      self._step_consts = hyena.step_consts(self.params, filters)
+    return self._step_consts
 
   def plan(self, method: str, tau: str, start: int, stop: int,
            batch: int = 1) -> tuple[mixers.Plan, Any]:
@@ -255,10 +269,12 @@ class Generator:
     """
     if part not in PARTS:
       raise ValueError(f"part must be one of {PARTS}, got {part!r}")
-    red = hyena.step_consts(self.params, self.filters(plan.stop))
     table = dict(plan.tau_by_level)
     batch = state.token.shape[0]
-    dense = self.dense_weights(batch)
+    if part == "mixer":  # the long convolutions alone read no weights: pass none (each
+      model = (None, None, None)  # argument costs host time per call, which bounds this part)
+    else:
+      model = (self.params, self.dense_weights(batch), self.step_consts(plan.stop))
     statics = {}  # per block key: a flash plan repeats a handful of keys thousands of times
     tokens, logits = [], []
     done = None
@@ -269,8 +285,8 @@ class Generator:
         statics[block.key] = self._block_static(plan, consts, block, sampler, collect_logits,
                                                 part, batch)
       block_consts, static, big = statics[block.key]
-      state, toks, lg = _run_block(self.params, dense, block_consts, red, state, rng, f,
-                                   **static)
+      params, dense, red = model
+      state, toks, lg = _run_block(params, dense, block_consts, red, state, rng, f, **static)
       if big is not None:
         state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position,
                                                 level=big, impl=table[big]))
@@ -300,7 +316,9 @@ class Generator:
     batch = state.token.shape[0]
     block_consts, static, big = self._block_static(plan, consts, block, sampler,
                                                    collect_logits, part, batch)
-    args = (self.params, self.dense_weights(batch), block_consts, red, state, rng, forced)
+    model = ((None, None, None) if part == "mixer"
+             else (self.params, self.dense_weights(batch), red))
+    args = model[:2] + (block_consts, model[2], state, rng, forced)
     return args, static, big
 
   def _block_static(self, plan: mixers.Plan, consts, block, sampler: Sampler,
@@ -330,7 +348,7 @@ class Generator:
                           block_index: int = 0, part: str = "all") -> str:
     """The optimized HLO of one block's executable, as `run` would compile it (for counting
     the kernels a token launches; nothing runs and `state` is not donated)."""
-    red = hyena.step_consts(self.params, self.filters(plan.stop))
+    red = self.step_consts(plan.stop)
     args, static, _ = self._block_call(plan, consts, red, state, jax.random.PRNGKey(0), None,
                                        plan.blocks[block_index], Sampler(), False, part)
     return _run_block.lower(*args, **static).compile().as_text()

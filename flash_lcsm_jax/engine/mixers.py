@@ -147,16 +147,32 @@ def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.A
 def write(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array, level: int,
           window: int, tau_table: dict[int, str]) -> jax.Array:
   """Stores / propagates u_t (M, B, D) once the token has passed every layer."""
+  return write_and_read_next(plan, consts, buf, t, u, level, window, tau_table)[0]
+
+
+def write_and_read_next(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array,
+                        level: int, window: int,
+                        tau_table: dict[int, str]) -> tuple[jax.Array, jax.Array | None]:
+  """`write`, and acc_{t+1} where the write produced it on the way (None otherwise).
+
+  Flash levels whose tau has `apply_step` (the fused Pallas step) store u_t, run the tile and
+  read position t+1 in one launch; the next step then skips its own `read` (two launches less
+  per step, which is what a step of the long convolutions alone is made of).
+  """
   if plan.method == "lazy":
-    return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=2)
+    return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=2), None
   if plan.method == "eager":
     future = jax.lax.dynamic_slice_in_dim(buf, t + 1, window, axis=2)
     future = future + consts[:, None, 1:window + 1] * u[:, :, None]
-    return jax.lax.dynamic_update_slice_in_dim(buf, future, t + 1, axis=2)
+    return jax.lax.dynamic_update_slice_in_dim(buf, future, t + 1, axis=2), None
+  if level != schedule.NO_TILE:
+    tau = tau_ops.get(tau_table[level])
+    if tau.apply_step is not None:
+      return tau.apply_step(consts[level], buf, u, t, level)
   buf = jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=3)
   if level == schedule.NO_TILE:
-    return buf
-  return gray_tile(consts[level], buf, t, level, tau_table[level])
+    return buf, None
+  return gray_tile(consts[level], buf, t, level, tau_table[level]), None
 
 
 def gray_tile(level_consts, buf: jax.Array, t: jax.Array, level: int, impl: str) -> jax.Array:

@@ -233,6 +233,135 @@ def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *,
                         interpret=choice == "interpret")
 
 
+# ----------------------------------------------------------------------------- fused flash step
+
+
+def _step_kernel(t_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref, *, num_channels: int,
+                 batch_block: int):
+  """One program of the fused step: store u_t, add the level's gray tile, read acc_{t+1}.
+
+  u_ref / next_ref: (M, B, D, 1) whole arrays; the rest as in `_inplace_kernel`. The newest lag
+  is taken from u_ref, not read back from the buffer after the store (no program reads what it
+  wrote, so no barrier is needed).
+  """
+  n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
+  length = buf_ref.shape[-1]
+  m, c, b_blk = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+  c0 = c * n_channels
+  t = jnp.minimum(jnp.maximum(t_ref[0], tile - 1), length - tile - 1)
+  first = t - (tile - 1)
+  if num_channels % n_channels:
+    rows = c0 + jax.lax.broadcasted_iota(jnp.int32, (n_channels, 1), 0)
+    col_mask = rows < num_channels
+    tile_mask = jnp.broadcast_to(col_mask, (n_channels, tile))
+  else:
+    col_mask = tile_mask = None
+  channels = pl.ds(c0, n_channels)
+  batch = [b_blk * batch_block + i for i in range(batch_block)]
+  acc = [jnp.zeros((n_channels, tile), jnp.float32) for _ in batch]
+  head = [jnp.zeros((n_channels, 1), jnp.float32) for _ in batch]  # the tile's output at t+1
+  for k in range(tile):
+    lags = taps_ref[:, pl.ds(tile - k, tile)].astype(jnp.float32)  # taps[U + j - k], j < U
+    lag0 = taps_ref[:, pl.ds(tile - k, 1)].astype(jnp.float32)  # the same at j = 0
+    for i, b in enumerate(batch):
+      if k == tile - 1:
+        x = _load(u_ref.at[m, b, channels, pl.ds(0, 1)], col_mask)  # (Cb, 1): u_t
+        _store(out_ref.at[m, b, channels, pl.ds(t, 1)], x.astype(out_ref.dtype), col_mask)
+      else:
+        x = _load(buf_ref.at[m, b, channels, pl.ds(first + k, 1)], col_mask)
+      acc[i] = acc[i] + lags * x.astype(jnp.float32)
+      head[i] = head[i] + lag0 * x.astype(jnp.float32)
+  for i, b in enumerate(batch):
+    pending = out_ref.at[m, b, channels, pl.ds(t + 1, tile)]
+    pending0 = _load(out_ref.at[m, b, channels, pl.ds(t + 1, 1)], col_mask).astype(jnp.float32)
+    total = _load(pending, tile_mask).astype(jnp.float32) + acc[i]
+    _store(next_ref.at[m, b, channels, pl.ds(0, 1)], (pending0 + head[i]).astype(next_ref.dtype),
+           col_mask)
+    _store(pending, total.astype(out_ref.dtype), tile_mask)
+
+
+@functools.partial(jax.jit, static_argnames=("level", "config", "interpret"))
+def step_pallas(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, *, level: int,
+                config: BlockConfig, interpret: bool = False) -> tuple[jax.Array, jax.Array]:
+  """The fused step kernel with resolved blocks (arguments as `inplace_pallas`, plus u (M, B, D)).
+
+  Returns (buffer with u at t and the tile added at t+1..t+U (aliased to `buf`),
+  acc_{t+1} = the updated buffer at t+1, (M, B, D) in the buffer's dtype).
+  """
+  M, B, D, _ = buf.shape
+  U = 1 << level
+  Dp = taps.shape[1]
+  cb, bb = config.channel_block, config.batch_block
+  t_arr = jnp.reshape(jnp.asarray(t, jnp.int32), (1,))
+  kernel = functools.partial(_step_kernel, num_channels=D, batch_block=bb)
+  new_buf, nxt = pl.pallas_call(
+      kernel,
+      out_shape=(jax.ShapeDtypeStruct(buf.shape, buf.dtype),
+                 jax.ShapeDtypeStruct((M, B, D, 1), buf.dtype)),
+      grid=(M, Dp // cb, B // bb),
+      in_specs=[
+          pl.BlockSpec(),  # t
+          pl.BlockSpec(block_shape=(None, cb, 2 * U), index_map=lambda m, c, b: (m, c, 0)),
+          pl.BlockSpec(),  # u: indexed in the kernel, like the buffer
+          pl.BlockSpec(),  # buf
+      ],
+      out_specs=(pl.BlockSpec(), pl.BlockSpec()),
+      input_output_aliases={3: 0},
+      interpret=interpret,
+      compiler_params=None if interpret else pallas_direct.triton_compiler_params(
+          config.num_warps, config.num_stages),
+      name=f"flash_step_u{U}",
+  )(t_arr, taps, u.astype(buf.dtype)[..., None], buf)
+  return new_buf, nxt[..., 0]
+
+
+def step_reference(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array,
+                   level: int) -> tuple[jax.Array, jax.Array]:
+  """The same step in XLA ops: store u_t, the 3-op gray tile, read position t+1."""
+  buf = jax.lax.dynamic_update_index_in_dim(buf, u.astype(buf.dtype), t, axis=3)
+  buf = reference(taps, buf, t, level)
+  return buf, jax.lax.dynamic_index_in_dim(buf, t + 1, axis=3, keepdims=False)
+
+
+def flash_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, level: int, *,
+               implementation: str | None = None,
+               config: BlockConfig | None = None) -> tuple[jax.Array, jax.Array]:
+  """A flash step's buffer work in one launch: buf[..., t] = u, the level's gray tile, and the
+  pending output at t+1 (complete once this tile has run: the next step's acc).
+
+  Args: as `gray_tile`, plus u (M, B, D) the mixer inputs at t.
+  Returns: (updated buffer, acc_{t+1} (M, B, D)).
+  """
+  _check(taps, buf, t, level)
+  M, B, D, _ = buf.shape
+  if u.shape != (M, B, D):
+    raise ValueError(f"u must have shape (M, B, D) = {(M, B, D)}, got {u.shape}")
+  if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
+    raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
+                     f"got {implementation!r}")
+  U = 1 << level
+  if implementation == "xla":
+    return step_reference(taps, buf, u, t, level)
+  if level > MAX_LEVEL:
+    raise ValueError(f"the fused Pallas step supports levels <= {MAX_LEVEL} (U <= "
+                     f"{1 << MAX_LEVEL}), got level {level}; use implementation='xla'")
+  config = pallas_direct.resolve_blocks(config or INPLACE_CONFIGS[level], D, B)
+  Dp = pallas_direct.padded_channels(D, config.channel_block)
+  taps = pallas_direct.pad_axis(taps[:, :Dp], 1, Dp)
+  t = jnp.asarray(t, jnp.int32)
+  probe = pallas_direct._Probe(  # pylint: disable=protected-access
+      step_pallas, (jax.ShapeDtypeStruct(taps.shape, taps.dtype),
+                    jax.ShapeDtypeStruct(buf.shape, buf.dtype),
+                    jax.ShapeDtypeStruct(u.shape, u.dtype),
+                    jax.ShapeDtypeStruct((), jnp.int32)),
+      (("level", level), ("config", config), ("interpret", False)))
+  choice = pallas_direct.resolve_implementation(f"flash step U={U}", implementation, probe)
+  if choice == "xla":
+    return step_reference(taps, buf, u, t, level)
+  return step_pallas(taps, buf, u, t, level=level, config=config,
+                     interpret=choice == "interpret")
+
+
 # ----------------------------------------------------------------------------- tau registration
 
 
@@ -260,5 +389,10 @@ def apply_inplace(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int) -> 
   return gray_tile(taps, buf, t, level)
 
 
+def apply_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array,
+               level: int) -> tuple[jax.Array, jax.Array]:
+  return flash_step(taps, buf, u, t, level)
+
+
 tau_ops.register(tau_ops.TauImpl("pallas_inplace", prepare, apply, max_level=MAX_LEVEL,
-                                 apply_inplace=apply_inplace))
+                                 apply_inplace=apply_inplace, apply_step=apply_step))

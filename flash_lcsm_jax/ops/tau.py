@@ -8,6 +8,8 @@ needs taps h_1..h_{2U-1}. Every implementation works on all layers at once:
   apply(constants, seg (M, B, D, U)) -> (M, B, D, U) float32
   apply_inplace (optional): (constants, buf (M, B, D, Lb), t, q) -> buf with the whole gray tile
     added at t+1..t+U (engine.mixers.gray_tile calls it instead of slice / apply / update)
+  apply_step (optional): (constants, buf, u (M, B, D), t, q) -> (buf, acc_{t+1}): the whole
+    buffer work of a flash step (store u at t, the gray tile, read t+1) in one launch
 
 Implementations:
   direct  Toeplitz matrix-vector product per channel (XLA multiply-reduce), small U only.
@@ -31,6 +33,7 @@ import numpy as np
 Prepare = Callable[[jax.Array, int], Any]
 Apply = Callable[[Any, jax.Array], jax.Array]
 ApplyInplace = Callable[[Any, jax.Array, jax.Array, int], jax.Array]
+ApplyStep = Callable[[Any, jax.Array, jax.Array, jax.Array, int], tuple[jax.Array, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +44,8 @@ class TauImpl:
   max_level: int  # Largest tile level this implementation accepts.
   # (consts, buf, t, level) -> buf: the whole gray tile in one call (see module docstring).
   apply_inplace: ApplyInplace | None = None
+  # (consts, buf, u, t, level) -> (buf, acc_{t+1}): a whole flash step's buffer work in one call.
+  apply_step: ApplyStep | None = None
 
 
 _REGISTRY: dict[str, TauImpl] = {}
