@@ -106,3 +106,18 @@ def test_inplace_blocks_tiny_times_every_config_set(tmp_path):
     assert np.isfinite(r["us"]["pallas_inplace"]) and r["us"]["pallas_inplace"] > 0
     if r["configs"] == "current":
       assert set(r["us"]) == {"pallas_inplace", "direct", "direct_dot"}
+
+
+def test_tile_kernels_tiny_times_tiles_and_steps_by_wall_and_kernel_time(tmp_path):
+  out = tmp_path / "tile_kernels.json"
+  run_program("tile_kernels_gpu.py", "--tiny", f"--out={out}", "--levels=0,1")
+  data = json.loads(out.read_text())
+  seen = {(r["variant"], r["level"]) for r in data["rows"]}
+  variants = {"tile:pallas_inplace", "tile:direct", "tile:direct_dot", "step:pallas", "step:xla"}
+  assert seen == {(v, q) for v in variants for q in (0, 1)}
+  for r in data["rows"]:
+    assert r["wall_us"] > 0 and r["kernel_us"] > 0 and r["kernels"] > 0
+  assert {(s["level"], s["fast"], s["slow"]) for s in data["speedups"]} == {
+      (q, f, s) for q in (0, 1) for f, s in (("tile:pallas_inplace", "tile:direct"),
+                                             ("tile:pallas_inplace", "tile:direct_dot"),
+                                             ("step:pallas", "step:xla"))}

@@ -1,0 +1,142 @@
+"""Small gray tiles, Pallas vs XLA, by wall time and by the device's own kernel time.
+
+  PYTHONPATH=. python experiments/tile_kernels_gpu.py [--levels=0,...,6] [--out=PATH]
+  PYTHONPATH=. python experiments/tile_kernels_gpu.py --tiny      # CPU smoke run
+
+A tile of U <= 32 does a few thousand multiply-adds per program: on the GPU its wall time in a
+chain is mostly launch latency, which a profiler-free chain cannot separate from the kernel and
+which moved by 2x between rounds of the same chain in session 4's first call. So each variant is
+timed two ways on the paper shape (M = 18, D = 864, B = --batch), as a jitted chain of --count
+tiles at distinct positions on a donated buffer:
+  wall_us    median over --repeats chains of the host clock, per tile;
+  kernel_us  the device's kernel time per tile, from a JAX profiler trace of --repeats chains
+             (what Nsight Compute would report; it crashes inside JAX on this machine);
+  kernels    launches per tile.
+Variants: the gray tile alone ("tile:<tau>" for pallas_inplace and the XLA direct taus) and a
+flash step's whole buffer work ("step:pallas" = the fused kernel storing u_t, adding the tile and
+reading acc_{t+1}; "step:xla" = the same three things as XLA ops around the direct tile).
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import tempfile
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import common
+from experiments.profile_events import summarize
+from flash_lcsm_jax import HyenaConfig, init_params, materialise_filter
+from flash_lcsm_jax.engine import mixers
+from flash_lcsm_jax.ops import pallas_inplace
+from flash_lcsm_jax.ops import tau as tau_ops
+
+_LEVELS = flags.DEFINE_list("levels", [str(q) for q in range(7)], "Tile levels.")
+_BATCH = flags.DEFINE_integer("batch", 1, "B.")
+_COUNT = flags.DEFINE_integer("count", 16, "Tiles per jitted chain.")
+_REPEATS = flags.DEFINE_integer("repeats", 30, "Chains timed (and traced) per variant.")
+_OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
+_TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run (M=2, D=40, interpret mode).")
+
+TILE_TAUS = ("pallas_inplace", "direct", "direct_dot")
+STEPS = ("step:pallas", "step:xla")
+
+
+def chain(variant: str, level: int, count: int):
+  """jit(consts, buf, u) -> (buf, acc): `count` tiles (or steps) at positions (2j+1)U - 1."""
+  U = 1 << level
+
+  @functools.partial(jax.jit, donate_argnums=(1,))
+  def run(consts, buf, u):
+    acc = jnp.zeros(u.shape, u.dtype)
+    for j in range(count):
+      t = jnp.asarray((2 * j + 1) * U - 1, jnp.int32)
+      if variant == "step:pallas":
+        buf, acc = pallas_inplace.flash_step(consts, buf, u + acc, t, level)
+      elif variant == "step:xla":
+        buf, acc = pallas_inplace.step_reference(consts, buf, u + acc, t, level)
+      else:
+        buf = mixers.gray_tile(consts, buf, t, level, variant.split(":")[1])
+    return buf, acc
+  return run
+
+
+def measure(variant: str, level: int, filters, batch: int, count: int, repeats: int) -> dict:
+  M, D = filters.shape[:2]
+  U = 1 << level
+  name = "pallas_inplace" if variant.startswith("step:") else variant.split(":")[1]
+  consts = tau_ops.get(name).prepare(filters, level)
+  run = chain(variant, level, count)
+  u = jnp.full((M, batch, D), 0.01, jnp.float32)
+  buf = jnp.full((M, batch, D, 2 * count * U + U), 0.37, jnp.float32)
+  buf, _ = jax.block_until_ready(run(consts, buf, u))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    buf, _ = jax.block_until_ready(run(consts, buf, u))
+    times.append(time.perf_counter() - start)
+  folder = tempfile.mkdtemp(prefix="tiles_")
+  with jax.profiler.trace(folder):
+    for _ in range(repeats):
+      buf, _ = jax.block_until_ready(run(consts, buf, u))
+  path, = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
+  summary = summarize(jax.profiler.ProfileData.from_file(path), count * repeats, top=4)
+  return dict(variant=variant, level=level, U=U, wall_us=1e6 * float(np.median(times)) / count,
+              kernel_us=summary["kernel_us_per_step"], busy_us=summary["busy_us_per_step"],
+              kernels=summary["kernels_per_step"], top=summary["top"])
+
+
+def speedups(rows: list[dict]) -> list[dict]:
+  """Pallas over XLA direct per level: tile alone and whole step, by wall and kernel time."""
+  by = {(r["variant"], r["level"]): r for r in rows}
+  out = []
+  for level in sorted({r["level"] for r in rows}):
+    for fast, slow in (("tile:pallas_inplace", "tile:direct"),
+                       ("tile:pallas_inplace", "tile:direct_dot"), ("step:pallas", "step:xla")):
+      a, b = by.get((fast, level)), by.get((slow, level))
+      if a and b:
+        out.append(dict(level=level, U=1 << level, fast=fast, slow=slow,
+                        wall_speedup=b["wall_us"] / a["wall_us"],
+                        kernel_speedup=b["kernel_us"] / max(a["kernel_us"], 1e-9)))
+  return out
+
+
+def main(argv):
+  del argv
+  layers, width = (2, 40) if _TINY.value else (18, 864)
+  levels = [int(q) for q in _LEVELS.value]
+  if _TINY.value:
+    levels = [q for q in levels if q <= 2]
+  cfg = HyenaConfig(vocab_size=256, d_model=width, n_layers=layers, d_inner=64,
+                    l_max=2 << max(levels), filter_order=64, emb_dim=33)
+  filters = materialise_filter(init_params(jax.random.PRNGKey(0), cfg)["layers"]["filter"], cfg,
+                               cfg.l_max)
+  count, repeats = (4, 3) if _TINY.value else (_COUNT.value, _REPEATS.value)
+  rows = []
+  result = dict(experiment="tile_kernels",
+                environment=common.environment("cpu" if _TINY.value else "gpu", rates=False),
+                config=dict(layers=layers, width=width, batch=_BATCH.value, count=count,
+                            repeats=repeats, levels=levels), rows=rows)
+  out = common.output_path(_OUT.value, "tile_kernels.json")
+  for level in levels:
+    for variant in [f"tile:{t}" for t in TILE_TAUS] + list(STEPS):
+      row = measure(variant, level, filters, _BATCH.value, count, repeats)
+      rows.append(row)
+      print(f"U={row['U']:3d} {variant:20s} wall {row['wall_us']:7.2f} us  kernel "
+            f"{row['kernel_us']:7.2f} us  ({row['kernels']:.1f} kernels)", flush=True)
+    result["speedups"] = speedups(rows)
+    common.write_json_file(out, result)
+  for s in result["speedups"]:
+    print(f"U={s['U']:3d} {s['fast']} over {s['slow']}: wall {s['wall_speedup']:.2f}x, kernel "
+          f"{s['kernel_speedup']:.2f}x")
+  print("wrote", out)
+
+
+if __name__ == "__main__":
+  app.run(main)
