@@ -117,7 +117,8 @@ def speed(params, cfg, results, save=lambda: None):
   for unroll in [int(u) for u in _UNROLL.value]:
     gen = Generator(params, cfg, block_size=_BLOCK.value, unroll_layers=bool(unroll))
     for B in [int(b) for b in _BATCH.value]:
-      for L in [int(x) for x in _SPEED_L.value]:
+      # Clamped to the model (the defaults are for the paper model: --tiny runs them too).
+      for L in sorted({min(int(x), cfg.l_max) for x in _SPEED_L.value}):
         for method, tau in [("flash", t) for t in _TAUS.value]:
           plan, consts = gen.plan(method, tau, 1, L)
           parts = _PARTS.value if tau == "hybrid" else ["mixer"]
@@ -136,7 +137,7 @@ def speed(params, cfg, results, save=lambda: None):
     if unroll != 1 or not _LAZY_T.value:
       continue
     for B in [int(b) for b in _BATCH.value]:
-      for t in [int(x) for x in _LAZY_T.value]:
+      for t in sorted({min(int(x), max(1, cfg.l_max - 64)) for x in _LAZY_T.value}):
         for method in ["lazy", "eager"]:
           if method == "lazy":  # cost depends on t: steps t..t+63
             plan = mixers.make_plan("lazy", t, min(t + 64, cfg.l_max), 16)
