@@ -64,8 +64,9 @@ def summarize(profile, steps: int, top: int) -> dict:
     lines[f"{plane} / {line.name}"] = dict(events=n, total_us=ns / 1e3)
   ranked = sorted(kernels.items(), key=lambda kv: -kv[1][1])
   launches = sum(c for c, _ in kernels.values())
-  return dict(kernels_per_step=launches / steps, kernel_us_per_step=sum(
-      t for _, t in kernels.values()) / steps / 1e3, busy_us_per_step=busy_ns(intervals) / steps / 1e3,
+  kernel_ns = sum(t for _, t in kernels.values())
+  return dict(kernels_per_step=launches / steps, kernel_us_per_step=kernel_ns / steps / 1e3,
+              busy_us_per_step=busy_ns(intervals) / steps / 1e3,
               top=[dict(name=k[:160], per_step=c / steps, us_per_step=t / steps / 1e3)
                    for k, (c, t) in ranked[:top]], lines=lines,
               host=host_summary(profile, steps, top))

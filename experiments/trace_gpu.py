@@ -93,7 +93,8 @@ def main(argv):
     result["records"].append(rec)
     common.write_json_file(out, result)
     print(f"{part:6s} wall {rec['wall_us_per_step']:8.1f} us/step, device busy "
-          f"{rec['busy_us_per_step']:8.1f}, {rec['kernels_per_step']:6.1f} kernels/step", flush=True)
+          f"{rec['busy_us_per_step']:8.1f}, {rec['kernels_per_step']:6.1f} kernels/step",
+          flush=True)
     for k in rec["top"]:
       print(f"    {k['us_per_step']:8.2f} us  x{k['per_step']:5.2f}  {k['name'][:100]}")
     print("    host:")

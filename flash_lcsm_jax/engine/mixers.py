@@ -5,6 +5,8 @@ shared per-token path (`hyena.token_step`):
 
   read(consts, buffer, t, window) -> acc_t (M, B, D): contribution of positions < t at t
   write(consts, buffer, t, u_t, level, window) -> buffer: store / push u_t (M, B, D)
+  write_and_read_next(...) -> (buffer, acc_{t+1} or None): the same, and the next position's
+         acc where the write produced it on the way (flash levels on the fused step kernel)
 
   lazy   buffer = history u (M, B, L, D). read sums h[t-s] u_s over the whole history every step
          (the standard approach, O(t) per step); write stores u_t.

@@ -22,6 +22,14 @@ never padded: that would copy it). t is clamped in the kernel to [U-1, Lb-U-1] s
 out-of-range t can never read or write outside the buffer (the result is then meaningless, as it
 is with XLA's clamped dynamic slices; the contract is t-U+1 >= 0 and t+U < Lb).
 
+The fused flash step (`flash_step`, tau hook `apply_step`) is the same kernel with the rest of a
+flash step's buffer work folded in: it stores u_t (M, B, D) at t (taking the newest lag from u,
+not from the buffer it just wrote), adds the tile, and returns the pending output at t+1, complete
+once this tile has run, as the next step's acc. One launch instead of three (write, tile,
+strided read); the engine uses it at every in-block level whose tau is pallas_inplace. Measured
+on an H100 (experiments/tile_kernels_gpu.py): the long convolutions alone went from ~55 to ~20
+us per step with it and the host-side cuts of session 4 (experiments/NOTES.md).
+
 Three parts, as for every kernel of the package:
   `reference` (the 3-op XLA gray tile, plain jnp; also the fallback), `inplace_pallas` (the
   kernel, frozen block configs per level, `interpret` static) and `gray_tile` (the dispatcher:
@@ -209,28 +217,33 @@ def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *,
   if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
                      f"got {implementation!r}")
-  U = 1 << level
   if implementation == "xla":
     return reference(taps, buf, t, level)
-  if level > MAX_LEVEL:
-    raise ValueError(f"the in-place Pallas gray tile supports levels <= {MAX_LEVEL} (U <= "
-                     f"{1 << MAX_LEVEL}), got level {level} (U = {U}); use implementation='xla' "
-                     "or an FFT tau")
-  M, B, D, _ = buf.shape
-  config = pallas_direct.resolve_blocks(config or INPLACE_CONFIGS[level], D, B)
-  Dp = pallas_direct.padded_channels(D, config.channel_block)
-  taps = pallas_direct.pad_axis(taps[:, :Dp], 1, Dp)  # no-op for taps from `prepare`
-  t = jnp.asarray(t, jnp.int32)
-  probe = pallas_direct._Probe(  # pylint: disable=protected-access
-      inplace_pallas, (jax.ShapeDtypeStruct(taps.shape, taps.dtype),
-                       jax.ShapeDtypeStruct(buf.shape, buf.dtype),
-                       jax.ShapeDtypeStruct((), jnp.int32)),
-      (("level", level), ("config", config), ("interpret", False)))
-  choice = pallas_direct.resolve_implementation(f"inplace U={U}", implementation, probe)
+  choice, taps, config = _launch_plan("inplace", inplace_pallas, taps, buf, (), level,
+                                      implementation, config)
   if choice == "xla":
     return reference(taps, buf, t, level)
   return inplace_pallas(taps, buf, t, level=level, config=config,
                         interpret=choice == "interpret")
+
+
+def _launch_plan(kernel: str, fn, taps, buf, extra, level: int, implementation, config):
+  """(implementation choice, taps padded to the channel block, resolved block config) for one of
+  this module's kernels; `extra` are the ShapeDtypeStructs of operands between buf and t."""
+  if level > MAX_LEVEL:
+    raise ValueError(f"the in-place Pallas gray tile supports levels <= {MAX_LEVEL} (U <= "
+                     f"{1 << MAX_LEVEL}), got level {level} (U = {1 << level}); use "
+                     "implementation='xla' or an FFT tau")
+  _, B, D, _ = buf.shape
+  config = pallas_direct.resolve_blocks(config or INPLACE_CONFIGS[level], D, B)
+  Dp = pallas_direct.padded_channels(D, config.channel_block)
+  taps = pallas_direct.pad_axis(taps[:, :Dp], 1, Dp)  # no-op for taps from `prepare`
+  probe = pallas_direct._Probe(  # pylint: disable=protected-access
+      fn, (jax.ShapeDtypeStruct(taps.shape, taps.dtype), jax.ShapeDtypeStruct(buf.shape, buf.dtype))
+      + tuple(extra) + (jax.ShapeDtypeStruct((), jnp.int32),),
+      (("level", level), ("config", config), ("interpret", False)))
+  label = f"{kernel} U={1 << level}"
+  return pallas_direct.resolve_implementation(label, implementation, probe), taps, config
 
 
 # ----------------------------------------------------------------------------- fused flash step
@@ -339,23 +352,11 @@ def flash_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, leve
   if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
                      f"got {implementation!r}")
-  U = 1 << level
   if implementation == "xla":
     return step_reference(taps, buf, u, t, level)
-  if level > MAX_LEVEL:
-    raise ValueError(f"the fused Pallas step supports levels <= {MAX_LEVEL} (U <= "
-                     f"{1 << MAX_LEVEL}), got level {level}; use implementation='xla'")
-  config = pallas_direct.resolve_blocks(config or INPLACE_CONFIGS[level], D, B)
-  Dp = pallas_direct.padded_channels(D, config.channel_block)
-  taps = pallas_direct.pad_axis(taps[:, :Dp], 1, Dp)
-  t = jnp.asarray(t, jnp.int32)
-  probe = pallas_direct._Probe(  # pylint: disable=protected-access
-      step_pallas, (jax.ShapeDtypeStruct(taps.shape, taps.dtype),
-                    jax.ShapeDtypeStruct(buf.shape, buf.dtype),
-                    jax.ShapeDtypeStruct(u.shape, u.dtype),
-                    jax.ShapeDtypeStruct((), jnp.int32)),
-      (("level", level), ("config", config), ("interpret", False)))
-  choice = pallas_direct.resolve_implementation(f"flash step U={U}", implementation, probe)
+  choice, taps, config = _launch_plan("flash step", step_pallas, taps, buf,
+                                      (jax.ShapeDtypeStruct(u.shape, u.dtype),), level,
+                                      implementation, config)
   if choice == "xla":
     return step_reference(taps, buf, u, t, level)
   return step_pallas(taps, buf, u, t, level=level, config=config,
