@@ -167,40 +167,28 @@ class TritonLoweringTest(parameterized.TestCase):
   """Cross-lowers the compiled kernel for CUDA on any host (the Pallas -> Triton lowering:
   power-of-two blocks, masked loads / stores, the aliased buffer) without a GPU."""
 
-  @parameterized.product(level=(0, 3, 6), shape=((18, 8, 864), (2, 3, 20)))
-  def test_lowers_for_cuda(self, level, shape):
+  @parameterized.product(kernel=("tile", "step"), level=(0, 3, 6),
+                         shape=((18, 8, 864), (18, 1, 864), (2, 3, 20)))
+  def test_lowers_for_cuda(self, kernel, level, shape):
     M, B, D = shape
     U = 1 << level
     config = pallas_direct.resolve_blocks(pallas_inplace.INPLACE_CONFIGS[level], D, B)
     Dp = pallas_direct.padded_channels(D, config.channel_block)
-    traced = pallas_inplace.inplace_pallas.trace(
-        jax.ShapeDtypeStruct((M, Dp, 2 * U), jnp.float32),
-        jax.ShapeDtypeStruct((M, B, D, 1000), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
-        level=level, config=config, interpret=False)
+    taps = jax.ShapeDtypeStruct((M, Dp, 2 * U), jnp.float32)
+    buf = jax.ShapeDtypeStruct((M, B, D, 1000), jnp.float32)
+    t = jax.ShapeDtypeStruct((), jnp.int32)
+    static = dict(level=level, config=config, interpret=False)
+    if kernel == "tile":
+      traced = pallas_inplace.inplace_pallas.trace(taps, buf, t, **static)
+    else:  # the fused step: u (M, B, D) between the buffer and t
+      u = jax.ShapeDtypeStruct((M, B, D), jnp.float32)
+      traced = pallas_inplace.step_pallas.trace(taps, buf, u, t, **static)
     try:
       text = traced.lower(lowering_platforms=("cuda",)).as_text()
     except TypeError as e:  # a jax without cross-platform lowering
       self.skipTest(f"cannot lower for CUDA here: {e}")
     self.assertIn("triton", text)
     self.assertIn("output_operand_alias", text)  # the buffer is updated in place
-
-  @parameterized.product(level=(0, 3, 6), shape=((18, 1, 864), (2, 3, 20)))
-  def test_fused_step_lowers_for_cuda(self, level, shape):
-    M, B, D = shape
-    U = 1 << level
-    config = pallas_direct.resolve_blocks(pallas_inplace.INPLACE_CONFIGS[level], D, B)
-    Dp = pallas_direct.padded_channels(D, config.channel_block)
-    traced = pallas_inplace.step_pallas.trace(
-        jax.ShapeDtypeStruct((M, Dp, 2 * U), jnp.float32),
-        jax.ShapeDtypeStruct((M, B, D, 1000), jnp.float32),
-        jax.ShapeDtypeStruct((M, B, D), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
-        level=level, config=config, interpret=False)
-    try:
-      text = traced.lower(lowering_platforms=("cuda",)).as_text()
-    except TypeError as e:
-      self.skipTest(f"cannot lower for CUDA here: {e}")
-    self.assertIn("triton", text)
-    self.assertIn("output_operand_alias", text)
 
 
 class ErrorsTest(parameterized.TestCase):

@@ -86,27 +86,35 @@ def _store(ref_view, value, mask):
 # ----------------------------------------------------------------------------- kernel
 
 
-def _inplace_kernel(t_ref, taps_ref, buf_ref, out_ref, *, num_channels: int, batch_block: int):
-  """One (layer, channel block, batch block) program.
-
-  t_ref: (1,) int32; taps_ref: (Cb, 2U) block; buf_ref / out_ref: the whole (M, B, D, Lb) buffer
-  (the same memory on GPU: aliased).
-  """
+def _program(t_ref, taps_ref, buf_ref, num_channels: int, batch_block: int):
+  """What a (layer, channel block, batch block) program of either kernel works on: (layer m,
+  channel slice, clamped t, (Cb, 1) and (Cb, U) channel masks or None, batch rows)."""
   n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
   length = buf_ref.shape[-1]
   m, c, b_blk = pl.program_id(0), pl.program_id(1), pl.program_id(2)
   c0 = c * n_channels
   # Memory safety for a t outside the contract (see the module docstring).
   t = jnp.minimum(jnp.maximum(t_ref[0], tile - 1), length - tile - 1)
-  first = t - (tile - 1)
   if num_channels % n_channels:  # last channel block is partial: mask it
     rows = c0 + jax.lax.broadcasted_iota(jnp.int32, (n_channels, 1), 0)
     col_mask = rows < num_channels
     tile_mask = jnp.broadcast_to(col_mask, (n_channels, tile))
   else:
     col_mask = tile_mask = None
-  channels = pl.ds(c0, n_channels)
   batch = [b_blk * batch_block + i for i in range(batch_block)]
+  return m, pl.ds(c0, n_channels), t, col_mask, tile_mask, batch
+
+
+def _inplace_kernel(t_ref, taps_ref, buf_ref, out_ref, *, num_channels: int, batch_block: int):
+  """One (layer, channel block, batch block) program.
+
+  t_ref: (1,) int32; taps_ref: (Cb, 2U) block; buf_ref / out_ref: the whole (M, B, D, Lb) buffer
+  (the same memory on GPU: aliased).
+  """
+  m, channels, t, col_mask, tile_mask, batch = _program(t_ref, taps_ref, buf_ref, num_channels,
+                                                         batch_block)
+  n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
+  first = t - (tile - 1)
   acc = [jnp.zeros((n_channels, tile), jnp.float32) for _ in batch]
   for k in range(tile):
     lags = taps_ref[:, pl.ds(tile - k, tile)].astype(jnp.float32)  # taps[U + j - k], j < U
@@ -257,20 +265,10 @@ def _step_kernel(t_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref, *, num_chan
   is taken from u_ref, not read back from the buffer after the store (no program reads what it
   wrote, so no barrier is needed).
   """
+  m, channels, t, col_mask, tile_mask, batch = _program(t_ref, taps_ref, buf_ref, num_channels,
+                                                         batch_block)
   n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
-  length = buf_ref.shape[-1]
-  m, c, b_blk = pl.program_id(0), pl.program_id(1), pl.program_id(2)
-  c0 = c * n_channels
-  t = jnp.minimum(jnp.maximum(t_ref[0], tile - 1), length - tile - 1)
   first = t - (tile - 1)
-  if num_channels % n_channels:
-    rows = c0 + jax.lax.broadcasted_iota(jnp.int32, (n_channels, 1), 0)
-    col_mask = rows < num_channels
-    tile_mask = jnp.broadcast_to(col_mask, (n_channels, tile))
-  else:
-    col_mask = tile_mask = None
-  channels = pl.ds(c0, n_channels)
-  batch = [b_blk * batch_block + i for i in range(batch_block)]
   acc = [jnp.zeros((n_channels, tile), jnp.float32) for _ in batch]
   head = [jnp.zeros((n_channels, 1), jnp.float32) for _ in batch]  # the tile's output at t+1
   for k in range(tile):
