@@ -271,10 +271,7 @@ class Generator:
       raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     table = dict(plan.tau_by_level)
     batch = state.token.shape[0]
-    if part == "mixer":  # the long convolutions alone read no weights: pass none (each
-      model = (None, None, None)  # argument costs host time per call, which bounds this part)
-    else:
-      model = (self.params, self.dense_weights(batch), self.step_consts(plan.stop))
+    params, dense, red = self._model_args(part, batch, plan.stop)
     statics = {}  # per block key: a flash plan repeats a handful of keys thousands of times
     tokens, logits = [], []
     done = None
@@ -285,7 +282,6 @@ class Generator:
         statics[block.key] = self._block_static(plan, consts, block, sampler, collect_logits,
                                                 part, batch)
       block_consts, static, big = statics[block.key]
-      params, dense, red = model
       state, toks, lg = _run_block(params, dense, block_consts, red, state, rng, f, **static)
       if big is not None:
         state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position,
@@ -309,17 +305,24 @@ class Generator:
     logits = jnp.concatenate(logits, 1) if collect_logits and logits else None
     return state, tokens, logits
 
-  def _block_call(self, plan: mixers.Plan, consts, red, state: DecodeState, rng, forced,
+  def _block_call(self, plan: mixers.Plan, consts, state: DecodeState, rng, forced,
                   block, sampler: Sampler, collect_logits: bool, part: str):
     """(args, static kwargs) of `_run_block` for one block, and the level of the block-boundary
     tile that runs as its own executable afterwards (None if the block runs all its tiles)."""
     batch = state.token.shape[0]
     block_consts, static, big = self._block_static(plan, consts, block, sampler,
                                                    collect_logits, part, batch)
-    model = ((None, None, None) if part == "mixer"
-             else (self.params, self.dense_weights(batch), red))
-    args = model[:2] + (block_consts, model[2], state, rng, forced)
+    params, dense, red = self._model_args(part, batch, plan.stop)
+    args = (params, dense, block_consts, red, state, rng, forced)
     return args, static, big
+
+  def _model_args(self, part: str, batch: int, length: int) -> tuple:
+    """(params, dense weights, step constants) for `_run_block`. The long convolutions alone
+    read none of them and get None: every argument leaf costs host time per call, which is
+    what bounds that part (a flash step there is ~5 us of GPU work)."""
+    if part == "mixer":
+      return None, None, None
+    return self.params, self.dense_weights(batch), self.step_consts(length)
 
   def _block_static(self, plan: mixers.Plan, consts, block, sampler: Sampler,
                     collect_logits: bool, part: str, batch: int):
@@ -348,8 +351,7 @@ class Generator:
                           block_index: int = 0, part: str = "all") -> str:
     """The optimized HLO of one block's executable, as `run` would compile it (for counting
     the kernels a token launches; nothing runs and `state` is not donated)."""
-    red = self.step_consts(plan.stop)
-    args, static, _ = self._block_call(plan, consts, red, state, jax.random.PRNGKey(0), None,
+    args, static, _ = self._block_call(plan, consts, state, jax.random.PRNGKey(0), None,
                                        plan.blocks[block_index], Sampler(), False, part)
     return _run_block.lower(*args, **static).compile().as_text()
 
