@@ -80,13 +80,17 @@ def test_large_copies_lists_big_copy_results_only():
 def test_trace_gpu_tiny_reads_kernel_events_from_the_profiler(tmp_path):
   out = tmp_path / "trace_gpu.json"
   stdout = run_program("trace_gpu.py", "--tiny", f"--out={out}", "--parts=mixer,all",
-                       "--repeats=1", "--top=3")
+                       "--repeats=1", "--top=3", "--block_size=8")
   data = json.loads(out.read_text())
   assert [r["part"] for r in data["records"]] == ["mixer", "all"]
   for rec in data["records"]:
     assert rec["wall_us_per_step"] > 0 and rec["kernels_per_step"] > 0 and rec["lines"]
     assert 0 < rec["busy_us_per_step"] <= rec["kernel_us_per_step"] + 1e-9
     assert len(rec["top"]) <= 3 and not any(k["name"].startswith("$") for k in rec["top"])
+    # The host's own events (dispatch of the block executables among them), no Python frames.
+    host = [k["name"] for k in rec["host"]]
+    assert 0 < len(host) <= 3 and not any(n.startswith("$") for n in host)
+  assert data["config"]["block_size"] == 8
   assert "wrote" in stdout
 
 
