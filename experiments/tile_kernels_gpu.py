@@ -121,6 +121,8 @@ def main(argv):
   rows = []
   result = dict(experiment="tile_kernels",
                 environment=common.environment("cpu" if _TINY.value else "gpu", rates=False),
+                dtype="float32",  # buffer, taps and accumulation
+                matmul_precision="HIGHEST in direct_dot; the other variants have no matmul",
                 config=dict(layers=layers, width=width, batch=_BATCH.value, count=count,
                             repeats=repeats, levels=levels), rows=rows)
   out = common.output_path(_OUT.value, "tile_kernels.json")
