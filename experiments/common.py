@@ -102,10 +102,11 @@ def dense_path() -> str | None:
   return value or None
 
 
-def generator(cfg: HyenaConfig, seed: int = 0) -> Generator:
-  """A Generator over random parameters (timings do not depend on the weights' values)."""
-  return Generator(random_params(cfg, seed), cfg, BLOCK_SIZE, unroll_layers=unroll_layers(),
-                   dense_path=dense_path())
+def generator(cfg: HyenaConfig, seed: int = 0, block_size: int | None = None) -> Generator:
+  """A Generator over random parameters (timings do not depend on the weights' values);
+  block_size: steps per compiled block (None: BLOCK_SIZE, i.e. FLASH_LCSM_BLOCK or 16)."""
+  return Generator(random_params(cfg, seed), cfg, block_size or BLOCK_SIZE,
+                   unroll_layers=unroll_layers(), dense_path=dense_path())
 
 
 def engine_config(gen: Generator, batch: int) -> dict:
@@ -374,7 +375,8 @@ class Reference:
   compiled: set
 
   def blocks(self, length: int) -> tuple:
-    return mixers.make_plan(self.method, 0, length, BLOCK_SIZE, self.tau, self.table).blocks
+    return mixers.make_plan(self.method, 0, length, self.gen.block_size, self.tau,
+                            self.table).blocks
 
 
 def variant_spec(method: str, variant: str | None, batch: int) -> tuple[str, dict | None]:
@@ -395,8 +397,8 @@ def reference(gen: Generator, method: str, variant: str | None, batch: int, part
   tau, table = variant_spec(method, variant, batch)
   gen.hybrid_table = table
   length, reason = ref_max, None
-  while length >= BLOCK_SIZE:
-    reason = fits(gen, mixers.make_plan(method, 0, length, BLOCK_SIZE, tau, table), batch)
+  while length >= gen.block_size:
+    reason = fits(gen, mixers.make_plan(method, 0, length, gen.block_size, tau, table), batch)
     if reason is None:
       break
     length //= 2

@@ -40,10 +40,11 @@ def sweep(name: str, size: str, part: str, records: list | None = None,
   if opts["variants"] == "all":
     opts["variants"] = tuple(common.flash_variants())
   cfg = common.model_config(size, **opts.pop("model", {}))
-  gen = common.generator(cfg)
+  # block_size: an experiment's own (e.g. mixer_b1 on the GPU), else FLASH_LCSM_BLOCK or 16.
+  gen = common.generator(cfg, block_size=opts.pop("block_size", None))
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
   budget = common.Budget(opts["budget_s"])
-  config = {"model": cfg.to_dict(), "part": part, "block_size": common.BLOCK_SIZE,
+  config = {"model": cfg.to_dict(), "part": part, "block_size": gen.block_size,
             **common.engine_config(gen, opts["batch"]), "start_position": 0, **opts}
   records = [] if records is None else records
   if isinstance(records, common.Progress):

@@ -44,10 +44,18 @@ EXPERIMENTS: dict[str, Entry] = {
     "e2e_taus": Entry("e2e", "2: end-to-end time vs L, flash with every tau", 8.5,
                       kwargs=dict(methods=("flash",), variants="all", lengths=(32,)),
                       gpu=dict(lengths=(2**10, 2**14))),
+    # Blocks of 64 on the GPU: the long convolutions alone are bound by the host's cost per
+    # executable call (experiments/NOTES.md, session 4), which larger blocks spread out.
     "mixer_b1": Entry("mixer", "3: long-convolution time vs L, B=1, every tau", 6.0,
-                      kwargs=dict(variants="all")),
+                      kwargs=dict(variants="all"), gpu=dict(block_size=64)),
+    # Issue #3's online convolution: the long convolutions alone (18 x 864 channels) at
+    # L = 2^16, flash only, blocks of 256 (results/h100/online_conv.json gathers such runs).
+    "online_conv": Entry("mixer", "online convolution, flash, L=2^16, blocks of 256", 1.0,
+                         kwargs=dict(methods=("flash",), variants=("hybrid",)),
+                         gpu=dict(lengths=(2**16,), block_size=256)),
     "mixer_b8": Entry("mixer", "3: long-convolution time vs L, B=8", 3.5,
-                      kwargs=dict(batch=8, variants=("hybrid", "fft")), gpu=_B8),
+                      kwargs=dict(batch=8, variants=("hybrid", "fft")),
+                      gpu=dict(_B8, block_size=64)),
     "tau_levels": Entry("tau_levels", "4: tau ablation by tile size", 3.0),
     "sweep_batch": Entry("sweeps", "5: flash vs lazy over batch B", 6.5,
                          kwargs=dict(axis="batch")),
