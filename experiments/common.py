@@ -231,10 +231,12 @@ def zero_state(gen: Generator, plan: mixers.Plan, batch: int, position: int) -> 
 
 
 def run_blocks(gen: Generator, plan: mixers.Plan, consts, batch: int, blocks: Sequence,
-               part: str = "all") -> float:
-  """Seconds to run `blocks` back to back (with the plan's executables) from a fresh state,
-  until the final state, including any block-boundary tile, is ready."""
-  state = zero_state(gen, plan, batch, blocks[0].first)
+               part: str = "all", state: DecodeState | None = None) -> float:
+  """Seconds to run `blocks` back to back (with the plan's executables) from `state` (default:
+  a fresh zero state; it is donated), until the final state, including any block-boundary
+  tile, is ready."""
+  if state is None:
+    state = zero_state(gen, plan, batch, blocks[0].first)
   jax.block_until_ready(state)
   sub = dataclasses.replace(plan, blocks=tuple(blocks))
   start = time.perf_counter()

@@ -6,6 +6,21 @@ Kept apart from experiments/trace_gpu.py (an absl program with flags) so tests c
 from __future__ import annotations
 
 import collections
+import glob
+import os
+import tempfile
+from typing import Callable
+
+import jax
+
+
+def profile(run: Callable[[], None]):
+  """Calls run() under a JAX profiler trace and returns the trace (jax.profiler.ProfileData)."""
+  folder = tempfile.mkdtemp(prefix="trace_")
+  with jax.profiler.trace(folder):
+    run()
+  path, = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
+  return jax.profiler.ProfileData.from_file(path)
 
 
 def device_lines(profile) -> list:

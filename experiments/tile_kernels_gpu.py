@@ -20,9 +20,6 @@ reading acc_{t+1}; "step:xla" = the same three things as XLA ops around the dire
 from __future__ import annotations
 
 import functools
-import glob
-import os
-import tempfile
 import time
 
 from absl import app, flags
@@ -31,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from experiments.profile_events import summarize
+from experiments.profile_events import profile, summarize
 from flash_lcsm_jax import HyenaConfig, init_params, materialise_filter
 from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.ops import pallas_inplace
@@ -81,12 +78,12 @@ def measure(variant: str, level: int, filters, batch: int, count: int, repeats: 
     start = time.perf_counter()
     buf, _ = jax.block_until_ready(run(consts, buf, u))
     times.append(time.perf_counter() - start)
-  folder = tempfile.mkdtemp(prefix="tiles_")
-  with jax.profiler.trace(folder):
+  state = [buf]
+
+  def traced():  # the buffer is donated: each chain takes the previous chain's output
     for _ in range(repeats):
-      buf, _ = jax.block_until_ready(run(consts, buf, u))
-  path, = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
-  summary = summarize(jax.profiler.ProfileData.from_file(path), count * repeats, top=4)
+      state[0], _ = jax.block_until_ready(run(consts, state[0], u))
+  summary = summarize(profile(traced), count * repeats, top=4)
   return dict(variant=variant, level=level, U=U, wall_us=1e6 * float(np.median(times)) / count,
               kernel_us=summary["kernel_us_per_step"], busy_us=summary["busy_us_per_step"],
               kernels=summary["kernels_per_step"], top=summary["top"])

@@ -23,17 +23,13 @@ JSON: every line's totals, so nothing is lost when the names change between JAX 
 
 from __future__ import annotations
 
-import dataclasses
-import glob
 import os
-import tempfile
-import time
 
 from absl import app, flags
 import jax
 
 from experiments import common
-from experiments.profile_events import summarize
+from experiments.profile_events import profile, summarize
 
 _PARTS = flags.DEFINE_list("parts", ["mixer", "dense", "all"], "Parts of the model to trace.")
 _POSITION = flags.DEFINE_integer("position", 2**16, "First traced position.")
@@ -52,22 +48,15 @@ def trace_part(gen, plan, consts, batch: int, blocks, part: str, repeats: int, t
   common.run_blocks(gen, plan, consts, batch, blocks, part)  # compile and warm up
   common.run_blocks(gen, plan, consts, batch, blocks, part)
   # Fresh states made before the trace starts, so their zero fill is not counted as a step's.
-  states = [common.zero_state(gen, plan, batch, blocks[0].first) for _ in range(repeats)]
-  jax.block_until_ready(states)
-  sub = dataclasses.replace(plan, blocks=tuple(blocks))
-  folder = tempfile.mkdtemp(prefix="trace_")
-  wall = 0.0
-  with jax.profiler.trace(folder):
-    for state in states:
-      start = time.perf_counter()
-      state, _, _ = gen.run(sub, consts, state, jax.random.PRNGKey(0), part=part)
-      jax.block_until_ready(state)
-      wall += time.perf_counter() - start
-  path, = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
-  summary = summarize(jax.profiler.ProfileData.from_file(path), steps * repeats, top)
+  states = jax.block_until_ready(
+      [common.zero_state(gen, plan, batch, blocks[0].first) for _ in range(repeats)])
+  wall = []
+  trace = profile(lambda: wall.extend(common.run_blocks(gen, plan, consts, batch, blocks, part,
+                                                        state) for state in states))
+  summary = summarize(trace, steps * repeats, top)
   # (Whether XLA runs the block in command buffers / CUDA graphs shows in the host events
   # "command_buffer*" and "cuGraphLaunch", not in the optimized HLO, which never names them.)
-  return dict(part=part, steps=steps, repeats=repeats, wall_us_per_step=wall / steps / repeats
+  return dict(part=part, steps=steps, repeats=repeats, wall_us_per_step=sum(wall) / steps / repeats
               * 1e6, xla_flags=os.environ.get("XLA_FLAGS", ""), **summary)
 
 

@@ -86,7 +86,7 @@ class PallasTauTest(KernelTestCase):
 
   @parameterized.parameters("pallas", "pallas_dft")
   def test_registered_tau_inside_jit_on_a_buffer_slice(self, name):
-    # As engine.mixers.write calls it: a dynamic slice of a (M, B, D, Lb) buffer, level static.
+    # As engine.mixers.gray_tile calls it: a dynamic slice of a (M, B, D, Lb) buffer, level static.
     impl = tau.get(name)
     level, (M, B, D) = 5, (3, 2, 20)
     filters, _ = self.random_inputs((M, B, D), level)

@@ -305,17 +305,6 @@ class Generator:
     logits = jnp.concatenate(logits, 1) if collect_logits and logits else None
     return state, tokens, logits
 
-  def _block_call(self, plan: mixers.Plan, consts, state: DecodeState, rng, forced,
-                  block, sampler: Sampler, collect_logits: bool, part: str):
-    """(args, static kwargs) of `_run_block` for one block, and the level of the block-boundary
-    tile that runs as its own executable afterwards (None if the block runs all its tiles)."""
-    batch = state.token.shape[0]
-    block_consts, static, big = self._block_static(plan, consts, block, sampler,
-                                                   collect_logits, part, batch)
-    params, dense, red = self._model_args(part, batch, plan.stop)
-    args = (params, dense, block_consts, red, state, rng, forced)
-    return args, static, big
-
   def _model_args(self, part: str, batch: int, length: int) -> tuple:
     """(params, dense weights, step constants) for `_run_block`. The long convolutions alone
     read none of them and get None: every argument leaf costs host time per call, which is
@@ -351,9 +340,11 @@ class Generator:
                           block_index: int = 0, part: str = "all") -> str:
     """The optimized HLO of one block's executable, as `run` would compile it (for counting
     the kernels a token launches; nothing runs and `state` is not donated)."""
-    args, static, _ = self._block_call(plan, consts, state, jax.random.PRNGKey(0), None,
-                                       plan.blocks[block_index], Sampler(), False, part)
-    return _run_block.lower(*args, **static).compile().as_text()
+    block_consts, static, _ = self._block_static(plan, consts, plan.blocks[block_index],
+                                                 Sampler(), False, part, state.token.shape[0])
+    params, dense, red = self._model_args(part, state.token.shape[0], plan.stop)
+    return _run_block.lower(params, dense, block_consts, red, state, jax.random.PRNGKey(0),
+                            None, **static).compile().as_text()
 
   # --------------------------------------------------------------------------- entry points
 

@@ -4,9 +4,9 @@ An engine owns one buffer per layer (stacked on M) and three pure functions used
 shared per-token path (`hyena.token_step`):
 
   read(consts, buffer, t, window) -> acc_t (M, B, D): contribution of positions < t at t
-  write(consts, buffer, t, u_t, level, window) -> buffer: store / push u_t (M, B, D)
-  write_and_read_next(...) -> (buffer, acc_{t+1} or None): the same, and the next position's
-         acc where the write produced it on the way (flash levels on the fused step kernel)
+  write_and_read_next(consts, buffer, t, u_t, level, window) -> (buffer, acc_{t+1} or None):
+         store / push u_t (M, B, D), and the next position's acc where the write produced it
+         on the way (flash levels on the fused step kernel)
 
   lazy   buffer = history u (M, B, L, D). read sums h[t-s] u_s over the whole history every step
          (the standard approach, O(t) per step); write stores u_t.
@@ -61,7 +61,7 @@ def make_plan(method: str, start: int, stop: int, block_size: int, tau: str = "h
     by_level = tuple((q, tau_ops.resolve(tau, q, hybrid_table)) for q in levels)
     # Rounded up (to 2^k or 3 * 2^(k-1), at most 1.5x, usually far less) so that generations of
     # nearby lengths share one buffer shape, and with it every compiled block (see
-    # Generator._block_call): a new length or prompt length then compiles nothing.
+    # Generator._block_static): a new length or prompt length then compiles nothing.
     length = schedule.window_bucket(schedule.flash_buffer_length(start, stop))
     return Plan(method, start, stop, length, stop, tuple(blocks), by_level)
   blocks = schedule.quadratic_blocks(start, stop, block_size, method)
@@ -146,16 +146,11 @@ def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.A
   return jax.lax.dynamic_index_in_dim(buf, t, axis=3, keepdims=False)
 
 
-def write(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array, level: int,
-          window: int, tau_table: dict[int, str]) -> jax.Array:
-  """Stores / propagates u_t (M, B, D) once the token has passed every layer."""
-  return write_and_read_next(plan, consts, buf, t, u, level, window, tau_table)[0]
-
-
 def write_and_read_next(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array,
                         level: int, window: int,
                         tau_table: dict[int, str]) -> tuple[jax.Array, jax.Array | None]:
-  """`write`, and acc_{t+1} where the write produced it on the way (None otherwise).
+  """Stores / propagates u_t (M, B, D) once the token has passed every layer; also returns
+  acc_{t+1} where the write produced it on the way (None otherwise).
 
   Flash levels whose tau has `apply_step` (the fused Pallas step) store u_t, run the tile and
   read position t+1 in one launch; the next step then skips its own `read` (two launches less

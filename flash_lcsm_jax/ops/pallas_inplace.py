@@ -177,7 +177,10 @@ def reference(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int) -> jax.
                                              axis=3)
 
 
-def _check(taps, buf, t, level):
+def _check(taps, buf, t, level, implementation):
+  if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
+    raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
+                     f"got {implementation!r}")
   if not isinstance(level, int) or level < 0:
     raise ValueError(f"level must be a non-negative int, got {level!r}")
   if buf.ndim != 4 or taps.ndim != 3:
@@ -221,10 +224,7 @@ def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *,
   Returns:
     The updated buffer (in place under jit when the buffer is donated or a loop carry).
   """
-  _check(taps, buf, t, level)
-  if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
-    raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
-                     f"got {implementation!r}")
+  _check(taps, buf, t, level, implementation)
   if implementation == "xla":
     return reference(taps, buf, t, level)
   choice, taps, config = _launch_plan("inplace", inplace_pallas, taps, buf, (), level,
@@ -270,7 +270,8 @@ def _step_kernel(t_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref, *, num_chan
   n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
   first = t - (tile - 1)
   acc = [jnp.zeros((n_channels, tile), jnp.float32) for _ in batch]
-  head = [jnp.zeros((n_channels, 1), jnp.float32) for _ in batch]  # the tile's output at t+1
+  # The tile's output at t+1, summed on its own: Triton cannot slice column 0 out of acc.
+  head = [jnp.zeros((n_channels, 1), jnp.float32) for _ in batch]
   for k in range(tile):
     lags = taps_ref[:, pl.ds(tile - k, tile)].astype(jnp.float32)  # taps[U + j - k], j < U
     lag0 = taps_ref[:, pl.ds(tile - k, 1)].astype(jnp.float32)  # the same at j = 0
@@ -343,13 +344,10 @@ def flash_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, leve
   Args: as `gray_tile`, plus u (M, B, D) the mixer inputs at t.
   Returns: (updated buffer, acc_{t+1} (M, B, D)).
   """
-  _check(taps, buf, t, level)
+  _check(taps, buf, t, level, implementation)
   M, B, D, _ = buf.shape
   if u.shape != (M, B, D):
     raise ValueError(f"u must have shape (M, B, D) = {(M, B, D)}, got {u.shape}")
-  if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
-    raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
-                     f"got {implementation!r}")
   if implementation == "xla":
     return step_reference(taps, buf, u, t, level)
   choice, taps, config = _launch_plan("flash step", step_pallas, taps, buf,
