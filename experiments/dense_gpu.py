@@ -85,12 +85,19 @@ def _elapsed() -> float:
 
 
 
-def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
+def variant_config(name: str, base: pal.LayerConfig, d_model: int,
+                   d_inner: int) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  order_batch / order_chunk, or of the batch block: batch_blockN."""
+  order_batch / order_chunk / order_dot (dot raises rows to 16), of the batch block:
+  batch_blockN; or the other kernel family's default: "rowwise" (per-row kernels, the config of
+  B = 1) / "dot" (batch-blocked tl.dot kernels, the config of B >= pal.DOT_MIN_BATCH)."""
   def each(fn):
     return dataclasses.replace(base, mix=fn(base.mix), out=fn(base.out), up=fn(base.up),
                                down=fn(base.down))
+  if name == "rowwise":
+    return pal.default_config(d_model, d_inner, 1)
+  if name == "dot":
+    return pal.default_config(d_model, d_inner, pal.DOT_MIN_BATCH)
   if name == "rows_half":
     return each(lambda b: dataclasses.replace(b, rows=max(1, b.rows // 2)))
   if name == "rows_double":
@@ -99,12 +106,14 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return each(lambda b: dataclasses.replace(b, chunk=int(name[5:])))
   if name.startswith("warps"):
     return each(lambda b: dataclasses.replace(b, num_warps=int(name[5:])))
+  if name == "order_dot":
+    return each(lambda b: dataclasses.replace(b, order="dot", rows=max(pal.DOT_MIN, b.rows)))
   if name.startswith("order_"):
     return each(lambda b: dataclasses.replace(b, order=name[6:]))
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
-  raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, batch_blockN")
+  raise ValueError(f"unknown variant {name!r}: rowwise, dot, rows_half, rows_double, chunkN, "
+                   "warpsN, order_batch, order_chunk, order_dot, batch_blockN")
 
 
 # ----------------------------------------------------------------------------- model and state
@@ -122,8 +131,9 @@ class Model:
     self._prepared: dict = {}
     self._layer_list = None
 
-  def prepared(self, config: pal.LayerConfig | None = None) -> pal.PreparedLayers:
-    config = config or pal.default_config(self.cfg.d_model, self.cfg.d_inner)
+  def prepared(self, config: pal.LayerConfig | None = None,
+               batch: int = 1) -> pal.PreparedLayers:
+    config = config or pal.default_config(self.cfg.d_model, self.cfg.d_inner, batch)
     if config not in self._prepared:
       self._prepared = {config: jax.block_until_ready(
           pal.prepare_layer_weights(self.params, self.cfg, config))}  # one copy at a time
@@ -192,7 +202,7 @@ def run_check(model: Model, batch: int, loops, fused_impl: str) -> dict:
       for loop in loops:
         got = jax.jit(lambda p, w, c, t, a, s, loop=loop: pal.token_step_fused(
             p, w, model.cfg, c, t, a, s, implementation=fused_impl, layer_loop=loop))(
-                model.params, model.prepared(), model.consts, tokens, acc, conv)
+                model.params, model.prepared(batch=batch), model.consts, tokens, acc, conv)
         errs = {name: common.max_relative_error(g, w) for name, g, w in
                 zip(("logits", "u", "conv_state"), got, want)}
         row[f"rel_err_{loop}"] = errs
@@ -215,11 +225,11 @@ def run_timing(model: Model, batch: int, impl: str, fused_impl: str, floor_s: fl
   if variant:
     row["variant"] = variant
   if impl.startswith("fused"):
-    row["config"] = dataclasses.asdict(config or model.prepared().spec.config)
+    row["config"] = dataclasses.asdict(config or model.prepared(batch=batch).spec.config)
   try:
     extra, step = step_fn(impl, model, fused_impl)
     if impl.startswith("fused"):
-      extra = model.prepared(config)
+      extra = model.prepared(config, batch)
     args = (model.params, extra, model.consts) + model.state(batch)
     chain = make_chain(step, n, python_loop)
     t0 = time.perf_counter()
@@ -378,7 +388,9 @@ def main(argv):
         row = dict(kind="time", dtype=dtype, batch=batch, impl="fused_unroll", variant=variant)
         if not over_budget(row):
           m = model(dtype)
-          config = variant_config(variant, pal.default_config(m.cfg.d_model, m.cfg.d_inner))
+          config = variant_config(variant, pal.default_config(m.cfg.d_model, m.cfg.d_inner,
+                                                              batch), m.cfg.d_model,
+                                  m.cfg.d_inner)
           record(run_timing(m, batch, "fused_unroll", fused_impl,
                             floors[dtype]["floor_ms"] * 1e-3, config, variant))
   checks = [r for r in rows if r.get("kind") == "check" and "skipped" not in r]
