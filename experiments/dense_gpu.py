@@ -69,6 +69,8 @@ _PYTHON_TOKENS = flags.DEFINE_integer("python_tokens", 8, "Tokens of the Python-
 _VARIANTS = flags.DEFINE_list(
     "variants", ["rows_half", "chunk256", "warps8", "order_chunk"],
     "Phase 3: fused_unroll with these block-config variants (see variant_config).")
+_CHECK_VARIANTS = flags.DEFINE_bool("check_variants", False, "Check each phase-3 variant "
+                                     "against XLA at HIGHEST before timing it.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run: tiny model (D=40, I=80, M=2), "
                           "interpret mode off GPU, 4 tokens, 2 repeats, one variant, no budget.")
 
@@ -89,8 +91,14 @@ def variant_config(name: str, base: pal.LayerConfig, d_model: int,
                    d_inner: int) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
   order_batch / order_chunk / order_dot (dot raises rows to 16), of the batch block:
-  batch_blockN; or the other kernel family's default: "rowwise" (per-row kernels, the config of
-  B = 1) / "dot" (batch-blocked tl.dot kernels, the config of B >= pal.DOT_MIN_BATCH)."""
+  batch_blockN; the dot kernels' algorithm: tf32x3 / ieee; or the other kernel family's
+  default: "rowwise" (per-row kernels, the config of B = 1) / "dot" (batch-blocked tl.dot
+  kernels, the config of B >= pal.DOT_MIN_BATCH). "A+B" applies A, then B."""
+  if "+" in name:
+    for part in name.split("+"):
+      base = variant_config(part, base, d_model, d_inner)
+    return base
+
   def each(fn):
     return dataclasses.replace(base, mix=fn(base.mix), out=fn(base.out), up=fn(base.up),
                                down=fn(base.down))
@@ -106,6 +114,8 @@ def variant_config(name: str, base: pal.LayerConfig, d_model: int,
     return each(lambda b: dataclasses.replace(b, chunk=int(name[5:])))
   if name.startswith("warps"):
     return each(lambda b: dataclasses.replace(b, num_warps=int(name[5:])))
+  if name in pal.DOT_ALGORITHMS:
+    return each(lambda b: dataclasses.replace(b, dot_algorithm=name))
   if name == "order_dot":
     return each(lambda b: dataclasses.replace(b, order="dot", rows=max(pal.DOT_MIN, b.rows)))
   if name.startswith("order_"):
@@ -113,7 +123,7 @@ def variant_config(name: str, base: pal.LayerConfig, d_model: int,
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
   raise ValueError(f"unknown variant {name!r}: rowwise, dot, rows_half, rows_double, chunkN, "
-                   "warpsN, order_batch, order_chunk, order_dot, batch_blockN")
+                   "warpsN, order_batch, order_chunk, order_dot, batch_blockN, ieee, tf32x3, A+B")
 
 
 # ----------------------------------------------------------------------------- model and state
@@ -190,9 +200,10 @@ def make_chain(step, tokens_per_chain: int, python_loop: bool = False):
 # ----------------------------------------------------------------------------- entries
 
 
-def run_check(model: Model, batch: int, loops, fused_impl: str) -> dict:
+def run_check(model: Model, batch: int, loops, fused_impl: str,
+              config: pal.LayerConfig | None = None, variant: str | None = None) -> dict:
   row = dict(kind="check", dtype=model.cfg.dtype, batch=batch, tolerance=TOLERANCE[
-      model.cfg.dtype])
+      model.cfg.dtype], **({"variant": variant} if variant else {}))
   try:
     tokens, acc, conv = model.state(batch, seed=1)
     t0 = time.perf_counter()
@@ -202,7 +213,7 @@ def run_check(model: Model, batch: int, loops, fused_impl: str) -> dict:
       for loop in loops:
         got = jax.jit(lambda p, w, c, t, a, s, loop=loop: pal.token_step_fused(
             p, w, model.cfg, c, t, a, s, implementation=fused_impl, layer_loop=loop))(
-                model.params, model.prepared(batch=batch), model.consts, tokens, acc, conv)
+                model.params, model.prepared(config, batch), model.consts, tokens, acc, conv)
         errs = {name: common.max_relative_error(g, w) for name, g, w in
                 zip(("logits", "u", "conv_state"), got, want)}
         row[f"rel_err_{loop}"] = errs
@@ -391,6 +402,8 @@ def main(argv):
           config = variant_config(variant, pal.default_config(m.cfg.d_model, m.cfg.d_inner,
                                                               batch), m.cfg.d_model,
                                   m.cfg.d_inner)
+          if _CHECK_VARIANTS.value:
+            record(run_check(m, batch, ["unroll"], fused_impl, config, variant))
           record(run_timing(m, batch, "fused_unroll", fused_impl,
                             floors[dtype]["floor_ms"] * 1e-3, config, variant))
   checks = [r for r in rows if r.get("kind") == "check" and "skipped" not in r]

@@ -120,6 +120,11 @@ MAX_BATCH = 16
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
 ORDERS = ("batch", "chunk", "dot")
+# How a "dot" kernel's tl.dot runs when compiled: "ieee" exact float32 FMAs (Triton's FMA dot,
+# which holds each thread's whole K extent of both operands in registers: keep chunks short);
+# "tf32x3" three TF32 tensor-core products (the split big/small halves; ~float32 accuracy, an
+# error of order 2^-22 per product). Interpret mode always runs XLA's float32 dot at HIGHEST.
+DOT_ALGORITHMS = ("ieee", "tf32x3")
 # tl.dot needs every dimension >= 16: the "dot" kernels' rows per program and padded batch block.
 DOT_MIN = 16
 # From this batch on, default_config picks the batch-blocked "dot" kernels (weights read once per
@@ -141,19 +146,22 @@ class KernelBlocks:
   rows:      output features per program (power of two); for "mix" channels, each 3 weight rows.
   chunk:     columns of the weight tile per step of the reduction (power of two >= 16); None:
              one warp-wide vector load per row, 32 lanes x 16 bytes (128 float32 / 256 bfloat16
-             columns), so that with rows >= num_warps a row's partial sums stay in one warp.
+             columns), so that with rows >= num_warps a row's partial sums stay in one warp;
+             for "dot" with "ieee" 128 bytes (32 float32 columns: see DOT_ALGORITHMS).
   num_warps, num_stages: Triton launch parameters (stages only matter for loops: there are none).
   order:     loop order of the reduction, "batch" (batch rows outer: fewer live registers at
              B = 8) or "chunk" (column chunks outer), see `_matvec`; or "dot": the batch block
              as one (>= 16, chunk) activation tile times each weight tile with tl.dot (exact
              float32 FMAs, HIGHEST), so a program streams its weights once for all its batch
              rows; needs rows >= 16 (see `_matvec_dot`).
+  dot_algorithm: one of DOT_ALGORITHMS ("dot" only).
   """
   rows: int
   chunk: int | None = None
   num_warps: int = 4
   num_stages: int = 1
   order: str = "batch"
+  dot_algorithm: str = "ieee"
 
   def __post_init__(self):
     for name in ("rows", "num_warps") + (("chunk",) if self.chunk is not None else ()):
@@ -166,12 +174,19 @@ class KernelBlocks:
       raise ValueError(f"KernelBlocks.num_stages must be >= 1, got {self.num_stages}")
     if self.order not in ORDERS:
       raise ValueError(f"KernelBlocks.order must be one of {ORDERS}, got {self.order!r}")
+    if self.dot_algorithm not in DOT_ALGORITHMS:
+      raise ValueError(f"KernelBlocks.dot_algorithm must be one of {DOT_ALGORITHMS}, got "
+                       f"{self.dot_algorithm!r}")
     if self.order == "dot" and self.rows < DOT_MIN:
       raise ValueError(f"KernelBlocks.order='dot' needs rows >= {DOT_MIN} (tl.dot's smallest "
                        f"dimension), got {self.rows}")
 
   def chunk_for(self, dtype) -> int:
-    return self.chunk or 512 // jnp.dtype(dtype).itemsize
+    if self.chunk:
+      return self.chunk
+    if self.order == "dot" and self.dot_algorithm == "ieee":
+      return max(DOT_MIN, 128 // jnp.dtype(dtype).itemsize)
+    return 512 // jnp.dtype(dtype).itemsize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -571,23 +586,25 @@ def _norm_rows(norm_ref, m, which: int, rows, chunk: int, count: int, width: int
                              width)
 
 
-def _matvec_dot(tiles, vector, count: int):
+def _matvec_dot(tiles, vector, count: int, algorithm: str, interpret: bool):
   """[group] -> (Bp, rows) float32 sums_k v[b, k] W[r, k] for the batch block.
 
   tiles(c) -> list of (rows, chunk) float32 weight tiles of chunk c (one per output group);
   vector(c) -> (Bp, chunk) float32 activation tile of chunk c (zero past the width and in padding
-  rows). One tl.dot per chunk and group at HIGHEST precision (exact float32 products and sums)."""
+  rows). One tl.dot per chunk and group, as `algorithm` says (DOT_ALGORITHMS; interpret mode:
+  XLA's float32 dot at HIGHEST)."""
+  precision = (jax.lax.DotAlgorithmPreset.TF32_TF32_F32_X3
+               if algorithm == "tf32x3" and not interpret else jax.lax.Precision.HIGHEST)
   acc = None
   for c in range(count):
     v = vector(c)
-    prods = [jax.lax.dot_general(v, w, (((1,), (1,)), ((), ())),
-                                 precision=jax.lax.Precision.HIGHEST,
+    prods = [jax.lax.dot_general(v, w, (((1,), (1,)), ((), ())), precision=precision,
                                  preferred_element_type=jnp.float32) for w in tiles(c)]
     acc = prods if acc is None else [a + p for a, p in zip(acc, prods)]
   return acc
 
 
-def _mix_kernel_dot(*refs, spec: LayerSpec, batch: int, bb: int):
+def _mix_kernel_dot(*refs, spec: LayerSpec, batch: int, bb: int, interpret: bool):
   """One (channel block, batch block) program of K1 with tl.dot (refs as _mix_kernel)."""
   K = spec.short_order
   if K > 1:
@@ -616,7 +633,7 @@ def _mix_kernel_dot(*refs, spec: LayerSpec, batch: int, bb: int):
   def tiles(c):  # x0 / x1 / v rows of the channel block: (bc, chunk) each
     return [_load_cols(w_ref, (m, p, g, slice(None)), c * chunk, chunk, dk) for g in range(3)]
 
-  sums = _matvec_dot(tiles, vector, count)
+  sums = _matvec_dot(tiles, vector, count, spec.config.mix.dot_algorithm, interpret)
   row = lambda a: a[None, :]  # (bc,) -> (1, bc), broadcast over the block's rows
   # Group g's channels are columns g * D + j of the conv state: limit them to g * D + D.
   window = [[_block_op("load", conv_in_ref, (m,), rows, row_mask, g * D + cols, (g + 1) * D,
@@ -643,7 +660,7 @@ def _mix_kernel_dot(*refs, spec: LayerSpec, batch: int, bb: int):
 
 def _dense_kernel_dot(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: int,
                       wdtype: str, eps: float | None, gelu: bool, residual: bool, batch: int,
-                      bb: int):
+                      bb: int, interpret: bool):
   """One (row block, batch block) program of out / up / down with tl.dot (as _dense_kernel)."""
   refs = list(refs)
   m_ref, v_ref = refs.pop(0), refs.pop(0)
@@ -672,7 +689,7 @@ def _dense_kernel_dot(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_widt
   def tiles(c):
     return [_load_cols(w_ref, (m, pl.ds(r0, rows_per)), c * chunk, chunk, k_width)]
 
-  (sums,) = _matvec_dot(tiles, vector, count)
+  (sums,) = _matvec_dot(tiles, vector, count, blocks.dot_algorithm, interpret)
   y = sums + b_ref[m, pl.ds(r0, rows_per)][None, :]
   if gelu:
     y = _gelu_tanh(y)
@@ -774,7 +791,8 @@ def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpe
   if has_conv:
     outs.append(jax.ShapeDtypeStruct(conv_state.shape, jnp.float32))
     aliases[len(ins) - 2] = 2
-  kernel = _mix_kernel_dot if blocks.order == "dot" else _mix_kernel
+  kernel = (functools.partial(_mix_kernel_dot, interpret=interpret) if blocks.order == "dot"
+            else _mix_kernel)
   res = pl.pallas_call(
       functools.partial(kernel, spec=spec, batch=B, bb=bb),
       out_shape=tuple(outs),
@@ -856,10 +874,11 @@ def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, w
   bb = batch_block(B, config)
   ins = [m, v] + ([norm] if eps is not None else []) + [w, bias] + (
       [res] if res is not None else [])
-  kernel = functools.partial(
-      _dense_kernel_dot if blocks.order == "dot" else _dense_kernel, n_in=n_in, n_out=n_out,
-      blocks=blocks, k_width=w.shape[-1], wdtype=wdtype,
-      eps=eps, gelu=gelu, residual=res is not None, batch=B, bb=bb)
+  kernel = (functools.partial(_dense_kernel_dot, interpret=interpret) if blocks.order == "dot"
+            else _dense_kernel)
+  kernel = functools.partial(kernel, n_in=n_in, n_out=n_out, blocks=blocks,
+                             k_width=w.shape[-1], wdtype=wdtype, eps=eps, gelu=gelu,
+                             residual=res is not None, batch=B, bb=bb)
   return pl.pallas_call(
       kernel,
       out_shape=jax.ShapeDtypeStruct((B, n_out), jnp.float32),
