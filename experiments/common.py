@@ -102,11 +102,25 @@ def dense_path() -> str | None:
   return value or None
 
 
+# "1" / "0" forces lazy / eager blocks to unroll / scan their steps (recorded in each JSON);
+# unset: the Generator's default (unrolled with the fused dense path). Scanned steps compile
+# once per block instead of once per step: what makes lazy with the fused path fit at B = 8.
+UNROLL_STEPS_ENV = "FLASH_LCSM_UNROLL_STEPS"
+
+
+def unroll_steps() -> bool | None:
+  value = os.environ.get(UNROLL_STEPS_ENV, "")
+  if value not in ("", "0", "1"):
+    raise ValueError(f"{UNROLL_STEPS_ENV} must be 0, 1 or unset, got {value!r}")
+  return None if value == "" else value == "1"
+
+
 def generator(cfg: HyenaConfig, seed: int = 0, block_size: int | None = None) -> Generator:
   """A Generator over random parameters (timings do not depend on the weights' values);
   block_size: steps per compiled block (None: BLOCK_SIZE, i.e. FLASH_LCSM_BLOCK or 16)."""
   return Generator(random_params(cfg, seed), cfg, block_size or BLOCK_SIZE,
-                   unroll_layers=unroll_layers(), dense_path=dense_path())
+                   unroll_layers=unroll_layers(), dense_path=dense_path(),
+                   unroll_steps=unroll_steps())
 
 
 def engine_config(gen: Generator, batch: int) -> dict:
@@ -198,7 +212,7 @@ def environment(size: str, rates: bool = True) -> dict:
   stats = _memory_stats()
   env["memory_limit_bytes"] = stats.get("bytes_limit") if stats else None
   for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV,
-              BLOCK_ENV):
+              BLOCK_ENV, UNROLL_STEPS_ENV):
     env[var] = os.environ.get(var)  # None: unset, the default
   if rates:
     env.update(device_rates(size))
