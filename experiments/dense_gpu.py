@@ -90,7 +90,7 @@ def _elapsed() -> float:
 def variant_config(name: str, base: pal.LayerConfig, d_model: int,
                    d_inner: int) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  order_batch / order_chunk / order_dot (dot raises rows to 16), of the batch block:
+  stagesN, order_batch / order_chunk / order_dot (dot raises rows to 16), of the batch block:
   batch_blockN; the dot kernels' algorithm: tf32x3 / ieee; or the other kernel family's
   default: "rowwise" (per-row kernels, the config of B = 1) / "dot" (batch-blocked tl.dot
   kernels, the config of B >= pal.DOT_MIN_BATCH). "A+B" applies A, then B."""
@@ -112,6 +112,8 @@ def variant_config(name: str, base: pal.LayerConfig, d_model: int,
     return each(lambda b: dataclasses.replace(b, rows=2 * b.rows))
   if name.startswith("chunk"):
     return each(lambda b: dataclasses.replace(b, chunk=int(name[5:])))
+  if name.startswith("stages"):
+    return each(lambda b: dataclasses.replace(b, num_stages=int(name[6:])))
   if name.startswith("warps"):
     return each(lambda b: dataclasses.replace(b, num_warps=int(name[5:])))
   if name in pal.DOT_ALGORITHMS:
@@ -123,7 +125,7 @@ def variant_config(name: str, base: pal.LayerConfig, d_model: int,
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
   raise ValueError(f"unknown variant {name!r}: rowwise, dot, rows_half, rows_double, chunkN, "
-                   "warpsN, order_batch, order_chunk, order_dot, batch_blockN, ieee, tf32x3, A+B")
+                   "warpsN, stagesN, order_batch, order_chunk, order_dot, batch_blockN, ieee, tf32x3, A+B")
 
 
 # ----------------------------------------------------------------------------- model and state
