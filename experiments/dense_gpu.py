@@ -87,45 +87,31 @@ def _elapsed() -> float:
 
 
 
-def variant_config(name: str, base: pal.LayerConfig, d_model: int,
-                   d_inner: int) -> pal.LayerConfig:
+def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  stagesN, order_batch / order_chunk / order_dot (dot raises rows to 16), of the batch block:
-  batch_blockN; the dot kernels' algorithm: tf32x3 / ieee; or the other kernel family's
-  default: "rowwise" (per-row kernels, the config of B = 1) / "dot" (batch-blocked tl.dot
-  kernels, the config of B >= pal.DOT_MIN_BATCH). "A+B" applies A, then B."""
+  order_batch / order_chunk, or of the batch block: batch_blockN; "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
-      base = variant_config(part, base, d_model, d_inner)
+      base = variant_config(part, base)
     return base
 
   def each(fn):
     return dataclasses.replace(base, mix=fn(base.mix), out=fn(base.out), up=fn(base.up),
                                down=fn(base.down))
-  if name == "rowwise":
-    return pal.default_config(d_model, d_inner, 1)
-  if name == "dot":
-    return pal.default_config(d_model, d_inner, pal.DOT_MIN_BATCH)
   if name == "rows_half":
     return each(lambda b: dataclasses.replace(b, rows=max(1, b.rows // 2)))
   if name == "rows_double":
     return each(lambda b: dataclasses.replace(b, rows=2 * b.rows))
   if name.startswith("chunk"):
     return each(lambda b: dataclasses.replace(b, chunk=int(name[5:])))
-  if name.startswith("stages"):
-    return each(lambda b: dataclasses.replace(b, num_stages=int(name[6:])))
   if name.startswith("warps"):
     return each(lambda b: dataclasses.replace(b, num_warps=int(name[5:])))
-  if name in pal.DOT_ALGORITHMS:
-    return each(lambda b: dataclasses.replace(b, dot_algorithm=name))
-  if name == "order_dot":
-    return each(lambda b: dataclasses.replace(b, order="dot", rows=max(pal.DOT_MIN, b.rows)))
   if name.startswith("order_"):
     return each(lambda b: dataclasses.replace(b, order=name[6:]))
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
-  raise ValueError(f"unknown variant {name!r}: rowwise, dot, rows_half, rows_double, chunkN, "
-                   "warpsN, stagesN, order_batch, order_chunk, order_dot, batch_blockN, ieee, tf32x3, A+B")
+  raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
+                   "order_batch, order_chunk, batch_blockN, A+B")
 
 
 # ----------------------------------------------------------------------------- model and state
@@ -143,9 +129,8 @@ class Model:
     self._prepared: dict = {}
     self._layer_list = None
 
-  def prepared(self, config: pal.LayerConfig | None = None,
-               batch: int = 1) -> pal.PreparedLayers:
-    config = config or pal.default_config(self.cfg.d_model, self.cfg.d_inner, batch)
+  def prepared(self, config: pal.LayerConfig | None = None) -> pal.PreparedLayers:
+    config = config or pal.default_config(self.cfg.d_model, self.cfg.d_inner)
     if config not in self._prepared:
       self._prepared = {config: jax.block_until_ready(
           pal.prepare_layer_weights(self.params, self.cfg, config))}  # one copy at a time
@@ -215,7 +200,7 @@ def run_check(model: Model, batch: int, loops, fused_impl: str,
       for loop in loops:
         got = jax.jit(lambda p, w, c, t, a, s, loop=loop: pal.token_step_fused(
             p, w, model.cfg, c, t, a, s, implementation=fused_impl, layer_loop=loop))(
-                model.params, model.prepared(config, batch), model.consts, tokens, acc, conv)
+                model.params, model.prepared(config), model.consts, tokens, acc, conv)
         errs = {name: common.max_relative_error(g, w) for name, g, w in
                 zip(("logits", "u", "conv_state"), got, want)}
         row[f"rel_err_{loop}"] = errs
@@ -238,11 +223,11 @@ def run_timing(model: Model, batch: int, impl: str, fused_impl: str, floor_s: fl
   if variant:
     row["variant"] = variant
   if impl.startswith("fused"):
-    row["config"] = dataclasses.asdict(config or model.prepared(batch=batch).spec.config)
+    row["config"] = dataclasses.asdict(config or model.prepared().spec.config)
   try:
     extra, step = step_fn(impl, model, fused_impl)
     if impl.startswith("fused"):
-      extra = model.prepared(config, batch)
+      extra = model.prepared(config)
     args = (model.params, extra, model.consts) + model.state(batch)
     chain = make_chain(step, n, python_loop)
     t0 = time.perf_counter()
@@ -401,9 +386,7 @@ def main(argv):
         row = dict(kind="time", dtype=dtype, batch=batch, impl="fused_unroll", variant=variant)
         if not over_budget(row):
           m = model(dtype)
-          config = variant_config(variant, pal.default_config(m.cfg.d_model, m.cfg.d_inner,
-                                                              batch), m.cfg.d_model,
-                                  m.cfg.d_inner)
+          config = variant_config(variant, pal.default_config(m.cfg.d_model, m.cfg.d_inner))
           if _CHECK_VARIANTS.value:
             record(run_check(m, batch, ["unroll"], fused_impl, config, variant))
           record(run_timing(m, batch, "fused_unroll", fused_impl,

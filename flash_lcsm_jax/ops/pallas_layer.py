@@ -119,18 +119,7 @@ MAX_BATCH = 16
 # Row blocks are the largest power of two (<= 16) leaving at least this many programs:
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
-ORDERS = ("batch", "chunk", "dot")
-# How a "dot" kernel's tl.dot runs when compiled: "ieee" exact float32 FMAs (Triton's FMA dot,
-# which holds each thread's whole K extent of both operands in registers: keep chunks short);
-# "tf32x3" three TF32 tensor-core products (the split big/small halves; ~float32 accuracy, an
-# error of order 2^-22 per product). Interpret mode always runs XLA's float32 dot at HIGHEST.
-DOT_ALGORITHMS = ("ieee", "tf32x3")
-# tl.dot needs every dimension >= 16: the "dot" kernels' rows per program and padded batch block.
-DOT_MIN = 16
-# From this batch on, default_config picks the batch-blocked "dot" kernels (weights read once per
-# batch block instead of once per batch row; see `_matvec_dot`).
-DOT_MIN_BATCH = 4
-DOT_STAGES = 3  # Triton pipeline stages of the dot kernels' loop over column chunks
+ORDERS = ("batch", "chunk")
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -147,23 +136,16 @@ class KernelBlocks:
   rows:      output features per program (power of two); for "mix" channels, each 3 weight rows.
   chunk:     columns of the weight tile per step of the reduction (power of two >= 16); None:
              one warp-wide vector load per row, 32 lanes x 16 bytes (128 float32 / 256 bfloat16
-             columns), so that with rows >= num_warps a row's partial sums stay in one warp;
-             for "dot" with "ieee" 128 bytes (32 float32 columns: see DOT_ALGORITHMS).
-  num_warps, num_stages: Triton launch parameters (stages only matter for loops: only the "dot"
-             kernels have one, over column chunks).
+             columns), so that with rows >= num_warps a row's partial sums stay in one warp.
+  num_warps, num_stages: Triton launch parameters (stages only matter for loops: there are none).
   order:     loop order of the reduction, "batch" (batch rows outer: fewer live registers at
-             B = 8) or "chunk" (column chunks outer), see `_matvec`; or "dot": the batch block
-             as one (>= 16, chunk) activation tile times each weight tile with tl.dot (exact
-             float32 FMAs, HIGHEST), so a program streams its weights once for all its batch
-             rows; needs rows >= 16 (see `_matvec_dot`).
-  dot_algorithm: one of DOT_ALGORITHMS ("dot" only).
+             B = 8) or "chunk" (column chunks outer); see `_matvec`.
   """
   rows: int
   chunk: int | None = None
   num_warps: int = 4
   num_stages: int = 1
   order: str = "batch"
-  dot_algorithm: str = "ieee"
 
   def __post_init__(self):
     for name in ("rows", "num_warps") + (("chunk",) if self.chunk is not None else ()):
@@ -176,19 +158,9 @@ class KernelBlocks:
       raise ValueError(f"KernelBlocks.num_stages must be >= 1, got {self.num_stages}")
     if self.order not in ORDERS:
       raise ValueError(f"KernelBlocks.order must be one of {ORDERS}, got {self.order!r}")
-    if self.dot_algorithm not in DOT_ALGORITHMS:
-      raise ValueError(f"KernelBlocks.dot_algorithm must be one of {DOT_ALGORITHMS}, got "
-                       f"{self.dot_algorithm!r}")
-    if self.order == "dot" and self.rows < DOT_MIN:
-      raise ValueError(f"KernelBlocks.order='dot' needs rows >= {DOT_MIN} (tl.dot's smallest "
-                       f"dimension), got {self.rows}")
 
   def chunk_for(self, dtype) -> int:
-    if self.chunk:
-      return self.chunk
-    if self.order == "dot" and self.dot_algorithm == "ieee":
-      return max(DOT_MIN, 128 // jnp.dtype(dtype).itemsize)
-    return 512 // jnp.dtype(dtype).itemsize
+    return self.chunk or 512 // jnp.dtype(dtype).itemsize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,14 +186,9 @@ def _rows_for(n: int, target: int = TARGET_PROGRAMS, max_rows: int = 16) -> int:
   return rows
 
 
-def default_config(d_model: int, d_inner: int, batch: int = 1) -> LayerConfig:
-  """Below DOT_MIN_BATCH rows: rows per program the largest power of two <= 16 leaving >=
-  TARGET_PROGRAMS programs (paper shape: 4 / 4 / 8 / 4 rows, 216 programs each), warp-wide
-  chunks, 4 warps, batch blocks of 8. From DOT_MIN_BATCH on: the "dot" kernels, 16 rows per
-  program and batch blocks of 16 (one tl.dot tile of rows)."""
-  if batch >= DOT_MIN_BATCH:
-    dot = KernelBlocks(DOT_MIN, order="dot", num_stages=DOT_STAGES)
-    return LayerConfig(dot, dot, dot, dot, batch_block=DOT_MIN)
+def default_config(d_model: int, d_inner: int) -> LayerConfig:
+  """Rows per program: the largest power of two <= 16 leaving >= TARGET_PROGRAMS programs (paper
+  shape: 4 / 4 / 8 / 4 rows, 216 programs each); warp-wide chunks, 4 warps, batch blocks of 8."""
   return LayerConfig(mix=KernelBlocks(_rows_for(d_model)), out=KernelBlocks(_rows_for(d_model)),
                      up=KernelBlocks(_rows_for(d_inner)), down=KernelBlocks(_rows_for(d_model)))
 
@@ -525,201 +492,6 @@ def _matvec(tiles, row_vector, emit, batch_rows: int, chunk: int, count: int, ro
       emit(i, reduce(acc))
 
 
-# ----------------------------------------------------------------------------- batch-blocked "dot"
-#
-# At B = 8 the per-row kernels above walk each weight tile once per batch row (8x the loads and
-# FMAs of B = 1, with an activation gather per row and chunk). The "dot" kernels hold the batch
-# block as one (Bp, chunk) activation tile (Bp = the block padded to >= 16 rows, padding rows
-# masked to zero) and multiply it with each (rows, chunk) weight tile by tl.dot at HIGHEST (Triton's
-# exact float32 FMA dot): weights are loaded once per program, the epilogues run on (Bp, rows)
-# tiles, and batch rows past the block are never stored.
-
-
-def _dot_rows(bb: int, batch: int):
-  """(Bp, 1) batch rows of this program's block (Bp = max(16, next power of two of bb)) and the
-  (Bp, 1) mask of the real ones."""
-  bp = max(DOT_MIN, 1 << (bb - 1).bit_length())
-  i = jax.lax.broadcasted_iota(jnp.int32, (bp, 1), 0)
-  rows = i if bb == batch else pl.program_id(1) * bb + i
-  return rows, i < bb
-
-
-def _cols(start, size: int):
-  """(1, size) int32 column indices start, start + 1, ..."""
-  return start + jax.lax.broadcasted_iota(jnp.int32, (1, size), 1)
-
-
-def _block_op(name: str, ref, idx: tuple, rows, row_mask, cols, limit, value=None, mid=()):
-  """Masked (Bp, size) load (zero outside) or store of ref[*idx, rows, *mid, cols]: rows / cols
-  are (Bp, 1) / (1, size) index vectors, masked where row_mask is False or cols >= limit (None:
-  no column limit). Integer-vector indices on both axes keep interpret mode's discharge working."""
-  mask = row_mask if limit is None else row_mask & (cols < limit)
-  mask = jnp.broadcast_to(mask, (rows.shape[0], cols.shape[1]))
-  view = _at(ref, *idx, rows, *mid, cols)
-  if name == "load":
-    return _triton_memory_op("load")(view, mask=mask, other=0.0).astype(jnp.float32)
-  _triton_memory_op("store")(view, value, mask=mask)
-  return None
-
-
-STATS_CHUNK = 128  # columns per load of the dot kernels' layer-norm statistics (static loop)
-
-
-def _block_stats(x_ref, rows, row_mask, n: int, eps: float):
-  """Layer-norm mean and 1 / sqrt(var + eps) of every row of the block as (Bp, 1) columns (two
-  passes, as hyena.layer_norm; padding rows get finite values and are never stored)."""
-  chunk, count = _chunks(n, STATS_CHUNK)
-  xs = [_block_op("load", x_ref, (), rows, row_mask, _cols(c * chunk, chunk), n)
-        for c in range(count)]
-  mean = xs[0].sum(axis=1, keepdims=True)
-  for x in xs[1:]:
-    mean = mean + x.sum(axis=1, keepdims=True)
-  mean = mean / n
-  var = None
-  for c, x in enumerate(xs):
-    d = jnp.where(_cols(c * chunk, chunk) < n, x - mean, 0.0)
-    part = (d * d).sum(axis=1, keepdims=True)
-    var = part if var is None else var + part
-  return mean, jax.lax.rsqrt(var / n + eps)
-
-
-def _norm_rows(norm_ref, m, which: int, rows, chunk: int, width: int):
-  """Function start -> (Bp, chunk) tile of the layer norm's scale (which = 0) or shift (1) from
-  column start, every row the same (gathered, like _load_rep)."""
-  same = jnp.zeros_like(rows) + which
-  everywhere = rows >= 0
-  return lambda start: _block_op("load", norm_ref, (m,), same, everywhere, _cols(start, chunk),
-                                 width)
-
-
-def _load_chunk(ref, idx: tuple, start, chunk: int, n: int):
-  """ref[*idx, start:start + chunk] as float32 for a traced start, zero past column n (masked
-  only when n is not a multiple of chunk)."""
-  mask = None if n % chunk == 0 else _cols(start, chunk) < n
-  return _load(_at(ref, *idx, pl.ds(start, chunk)), mask).astype(jnp.float32)
-
-
-def _matvec_dot(tiles, vector, chunk: int, count: int, out_shape: tuple, groups: int,
-                algorithm: str, interpret: bool):
-  """[group] -> out_shape = (Bp, rows) float32 sums_k v[b, k] W[r, k] for the batch block.
-
-  A loop over the `count` column chunks (lax.fori_loop: an scf.for that Triton software-pipelines
-  with num_stages, prefetching the next chunks' weights while this one multiplies; a static
-  Python loop serialised every chunk's load latency behind the dot's shared-memory barriers:
-  3-13 ms/token at B = 8 in session 5, call 4). tiles(start) -> list of (rows, chunk) float32
-  weight tiles from column start (one per output group); vector(start) -> (Bp, chunk) float32
-  activation tile (zero past the width and in padding rows). One tl.dot per chunk and group, as
-  `algorithm` says (DOT_ALGORITHMS; interpret mode: XLA's float32 dot at HIGHEST)."""
-  precision = (jax.lax.DotAlgorithmPreset.TF32_TF32_F32_X3
-               if algorithm == "tf32x3" and not interpret else jax.lax.Precision.HIGHEST)
-
-  def body(c, acc):
-    start = c * chunk
-    v = vector(start)
-    return tuple(a + jax.lax.dot_general(v, w, (((1,), (1,)), ((), ())), precision=precision,
-                                         preferred_element_type=jnp.float32)
-                 for a, w in zip(acc, tiles(start)))
-
-  init = tuple(jnp.zeros(out_shape, jnp.float32) for _ in range(groups))
-  return jax.lax.fori_loop(0, count, body, init)
-
-
-def _mix_kernel_dot(*refs, spec: LayerSpec, batch: int, bb: int, interpret: bool):
-  """One (channel block, batch block) program of K1 with tl.dot (refs as _mix_kernel)."""
-  K = spec.short_order
-  if K > 1:
-    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, conv_in_ref, _,
-     y_ref, u_ref, conv_ref) = refs
-  else:
-    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, _,
-     y_ref, u_ref) = refs
-  D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
-  wdtype = jnp.dtype(spec.dtype)
-  chunk, count = _chunks(dk, spec.config.mix.chunk_for(wdtype))
-  p = pl.program_id(0)
-  m = m_ref[0]
-  j0 = p * bc
-  chans = pl.ds(j0, bc)
-  cols = _cols(j0, bc)
-  rows, row_mask = _dot_rows(bb, batch)
-  mean, rstd = _block_stats(x_ref, rows, row_mask, D, spec.eps)
-  scale = _norm_rows(norm_ref, m, 0, rows, chunk, dk)
-  shift = _norm_rows(norm_ref, m, 1, rows, chunk, dk)
-
-  def vector(start):  # layer_norm1(x) of the block, rounded to the weight dtype
-    x = _block_op("load", x_ref, (), rows, row_mask, _cols(start, chunk), D)
-    return _weight_cast((x - mean) * rstd * scale(start) + shift(start), wdtype)
-
-  def tiles(start):  # x0 / x1 / v rows of the channel block: (bc, chunk) each
-    return [_load_chunk(w_ref, (m, p, g, slice(None)), start, chunk, dk) for g in range(3)]
-
-  sums = _matvec_dot(tiles, vector, chunk, count, (rows.shape[0], bc), 3,
-                     spec.config.mix.dot_algorithm, interpret)
-  row = lambda a: a[None, :]  # (bc,) -> (1, bc), broadcast over the block's rows
-  # Group g's channels are columns g * D + j of the conv state: limit them to g * D + D.
-  window = [[_block_op("load", conv_in_ref, (m,), rows, row_mask, g * D + cols, (g + 1) * D,
-                       mid=(k,))
-             for g in range(3)] for k in range(K - 1)]
-  window.append([sums[g] + row(wb_ref[m, g, chans]) for g in range(3)])
-  c = []
-  for g in range(3):  # sum_k window[k] * kernel[k] + bias, in hyena._token_layer's order
-    total = window[0][g] * row(cw_ref[m, 0, g, chans])
-    for k in range(1, K):
-      total = total + window[k][g] * row(cw_ref[m, k, g, chans])
-    c.append(total + row(cb_ref[m, g, chans]))
-  x0, x1, v = c
-  u = x1 * v
-  red = row(_load(_at(red_ref, m, chans), _row_mask(j0, bc, D)))
-  z = _block_op("load", acc_ref, (m,), rows, row_mask, cols, D) + red * u
-  _block_op("store", y_ref, (), rows, row_mask, cols, D, x0 * z)
-  _block_op("store", u_ref, (m,), rows, row_mask, cols, D, u)
-  for k in range(K - 1):  # the new window: window[1:]
-    for g in range(3):
-      _block_op("store", conv_ref, (m,), rows, row_mask, g * D + cols, (g + 1) * D,
-                window[k + 1][g], mid=(k,))
-
-
-def _dense_kernel_dot(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: int,
-                      wdtype: str, eps: float | None, gelu: bool, residual: bool, batch: int,
-                      bb: int, interpret: bool):
-  """One (row block, batch block) program of out / up / down with tl.dot (as _dense_kernel)."""
-  refs = list(refs)
-  m_ref, v_ref = refs.pop(0), refs.pop(0)
-  norm_ref = refs.pop(0) if eps is not None else None
-  w_ref, b_ref = refs.pop(0), refs.pop(0)
-  res_ref = refs.pop(0) if residual else None
-  (out_ref,) = refs
-  rows_per, wdtype = blocks.rows, jnp.dtype(wdtype)
-  chunk, count = _chunks(k_width, blocks.chunk_for(wdtype))
-  p = pl.program_id(0)
-  m = m_ref[0]
-  r0 = p * rows_per
-  cols = _cols(r0, rows_per)
-  rows, row_mask = _dot_rows(bb, batch)
-  if eps is not None:
-    mean, rstd = _block_stats(v_ref, rows, row_mask, n_in, eps)
-    scale = _norm_rows(norm_ref, m, 0, rows, chunk, k_width)
-    shift = _norm_rows(norm_ref, m, 1, rows, chunk, k_width)
-
-  def vector(start):
-    v = _block_op("load", v_ref, (), rows, row_mask, _cols(start, chunk), n_in)
-    if eps is not None:
-      v = (v - mean) * rstd * scale(start) + shift(start)
-    return _weight_cast(v, wdtype)
-
-  def tiles(start):
-    return [_load_chunk(w_ref, (m, pl.ds(r0, rows_per)), start, chunk, k_width)]
-
-  (sums,) = _matvec_dot(tiles, vector, chunk, count, (rows.shape[0], rows_per), 1,
-                        blocks.dot_algorithm, interpret)
-  y = sums + b_ref[m, pl.ds(r0, rows_per)][None, :]
-  if gelu:
-    y = _gelu_tanh(y)
-  if residual:
-    y = _block_op("load", res_ref, (), rows, row_mask, cols, n_out) + y
-  _block_op("store", out_ref, (), rows, row_mask, cols, n_out, y)
-
-
 # ----------------------------------------------------------------------------- K1 "mix"
 
 
@@ -813,10 +585,8 @@ def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpe
   if has_conv:
     outs.append(jax.ShapeDtypeStruct(conv_state.shape, jnp.float32))
     aliases[len(ins) - 2] = 2
-  kernel = (functools.partial(_mix_kernel_dot, interpret=interpret) if blocks.order == "dot"
-            else _mix_kernel)
   res = pl.pallas_call(
-      functools.partial(kernel, spec=spec, batch=B, bb=bb),
+      functools.partial(_mix_kernel, spec=spec, batch=B, bb=bb),
       out_shape=tuple(outs),
       grid=(spec.dm // blocks.rows, B // bb),
       in_specs=_whole(len(ins)),
@@ -896,11 +666,9 @@ def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, w
   bb = batch_block(B, config)
   ins = [m, v] + ([norm] if eps is not None else []) + [w, bias] + (
       [res] if res is not None else [])
-  kernel = (functools.partial(_dense_kernel_dot, interpret=interpret) if blocks.order == "dot"
-            else _dense_kernel)
-  kernel = functools.partial(kernel, n_in=n_in, n_out=n_out, blocks=blocks,
-                             k_width=w.shape[-1], wdtype=wdtype, eps=eps, gelu=gelu,
-                             residual=res is not None, batch=B, bb=bb)
+  kernel = functools.partial(
+      _dense_kernel, n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype,
+      eps=eps, gelu=gelu, residual=res is not None, batch=B, bb=bb)
   return pl.pallas_call(
       kernel,
       out_shape=jax.ShapeDtypeStruct((B, n_out), jnp.float32),
