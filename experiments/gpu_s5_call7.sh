@@ -1,8 +1,9 @@
-# Session 5, device call 7 (1 x H200): the dot kernels' column-chunk loop is now a lax.fori_loop
-# that Triton software-pipelines (num_stages 3): call 4's static loops serialised each chunk's
-# load latency behind the dot's barriers (3-13 ms/token at B = 8 whatever the dot algorithm).
+# Session 5, device call 7 (1 x H200): the dot kernels with every load of the column loop a
+# plain block load: activations between the kernels padded to 16 rows of their own, the norm's
+# scale / shift as broadcast rows (call 6's profile: ~0.7 us per column step with per-chunk
+# gathers, 2.5 ms/token at B = 8).
 # (a) dense_gpu, B = 8, float32: default dot kernels (FMA dot, 32 columns, 3 stages) checked and
-# timed against XLA unrolled; variants tf32x3, 64 columns, 2 / 4 stages, 8 warps, each checked.
+# timed against XLA unrolled; variants tf32x3, 64 / 16 columns, 8 warps, 1 stage, each checked.
 # (b) Only if the default fused path beats XLA at B = 8: end to end at B = 8, L = 2^10 / 2^16
 # with FLASH_LCSM_DENSE=fused, lazy first (steps scanned: FLASH_LCSM_UNROLL_STEPS=0), then flash.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
