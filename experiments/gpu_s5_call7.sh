@@ -11,7 +11,7 @@ D=/tmp/res_s5c7
 source experiments/gpu_common.sh
 run_logged 230 python3 experiments/dense_gpu.py --batches=8 --dtypes=float32 \
   --phase1=fused_unroll,xla_unroll --phase2= --python_chain= --check_variants \
-  --variants=tf32x3,chunk64,chunk16,warps8,stages1 \
+  --variants=tf32x3,chunk64,tf32x3+chunk64,warps8,stages1 \
   --budget_s=200 --out=$D/dense_b8_plain.json
 if python3 -c "
 import json, sys
