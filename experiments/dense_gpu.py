@@ -89,8 +89,7 @@ def _elapsed() -> float:
 
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  stagesN, order_batch / order_chunk, the dot kernels' algorithm (ieee / tf32x3), or of the
-  batch block: batch_blockN; "A+B" applies A, then B."""
+  order_batch / order_chunk, or of the batch block: batch_blockN; "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -105,10 +104,6 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return each(lambda b: dataclasses.replace(b, rows=2 * b.rows))
   if name.startswith("chunk"):
     return each(lambda b: dataclasses.replace(b, chunk=int(name[5:])))
-  if name in pal.DOT_ALGORITHMS:
-    return each(lambda b: dataclasses.replace(b, dot_algorithm=name))
-  if name.startswith("stages"):
-    return each(lambda b: dataclasses.replace(b, num_stages=int(name[6:])))
   if name.startswith("warps"):
     return each(lambda b: dataclasses.replace(b, num_warps=int(name[5:])))
   if name.startswith("order_"):
@@ -116,7 +111,7 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "stagesN, order_batch, order_chunk, ieee, tf32x3, batch_blockN, A+B")
+                   "order_batch, order_chunk, batch_blockN, A+B")
 
 
 # ----------------------------------------------------------------------------- model and state

@@ -167,19 +167,6 @@ def test_fused_dense_path_matches_forward(method):
   assert_parity(gen.decode_logits(tokens, 5, method=method), want, f"fused {method}")
 
 
-def test_fused_dense_path_batch_blocked_matches_forward():
-  """From pallas_layer.DOT_MIN_BATCH rows the fused path runs the batch-blocked tl.dot kernels
-  (their own prepared weights, kept beside the per-row kernels'); flash at B = 5 matches."""
-  params, cfg = make_model(**MODELS["small"])
-  gen = Generator(params, cfg, block_size=4, dense_path="fused")
-  small, big = gen.dense_weights(1), gen.dense_weights(5)
-  assert small.spec.config.mix.order == "batch" and big.spec.config.mix.order == "dot"
-  assert gen.dense_weights(5) is big  # made once per config
-  tokens, want = reference("small", 64, batch=5)
-  tokens, want = tokens[:, :19], want[:, :19]
-  assert_parity(gen.decode_logits(tokens, 6, method="flash"), want, "fused dot flash")
-
-
 def test_dense_path_choice_and_errors():
   params, cfg = make_model(**MODELS["small"])
   with pytest.raises(ValueError, match="dense_path"):

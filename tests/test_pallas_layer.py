@@ -113,44 +113,21 @@ class LayerCompiledTest(KernelTestCase):
     params, cfg = model(d_model=64, n_layers=1, seed=4)
     self.check_step(params, cfg, 3)
 
-  # The batch-blocked tl.dot kernels: one batch block padded to 16 rows (B = 3, 5), two blocks
-  # of 4 (B = 8, dynamic batch rows, scanned layers), 17 blocks of one row (B = 17), short-conv
-  # orders 1 / 3 / 4, float32 and bfloat16, every width masked (D = 40 / 24).
-  @parameterized.parameters((3, 8, "float32", 40, 3, "unroll"), (8, 4, "float32", 24, 3, "scan"),
-                            (5, 16, "bfloat16", 40, 1, "unroll"),
-                            (17, 16, "float32", 40, 4, "unroll"))
-  def test_dot_kernels(self, batch, batch_block, dtype, d_model, short, layer_loop):
-    params, cfg = model(d_model=d_model, dtype=dtype, short=short, seed=batch)
-    self.check_step(params, cfg, batch, masked_config(batch_block, order="dot"), layer_loop)
-
-  def test_dot_kernels_default_config(self):
-    # D = 64, I = 128 at B = 4: default_config picks the dot kernels (16 rows, no masks).
-    params, cfg = model(d_model=64, n_layers=1, seed=7)
-    self.assertEqual(pal.default_config(64, 128, 4).mix.order, "dot")
-    self.check_step(params, cfg, 4, pal.default_config(64, 128, 4))
-
-  @parameterized.parameters((1, "float32", "batch"), (3, "bfloat16", "batch"),
-                            (3, "float32", "dot"))
-  def test_each_layer_against_token_layer(self, batch, dtype, order):
+  @parameterized.parameters((1, "float32"), (3, "bfloat16"))
+  def test_each_layer_against_token_layer(self, batch, dtype):
     # fused_layer at every m against hyena._token_layer: x, u, conv window; other layers of the
     # u buffer and the conv state are left untouched (in-place writes at layer m only).
     params, cfg = model(dtype=dtype, seed=5)
-    prepared = pal.prepare_layer_weights(params, cfg, masked_config(order=order))
+    prepared = pal.prepare_layer_weights(params, cfg, masked_config())
     _, acc, conv, consts = self.state(cfg, batch)
     x = jnp.asarray(self.rng.standard_normal((batch, cfg.d_model)), jnp.float32)
     u_buf = jnp.full(acc.shape, 7.0, jnp.float32)
     interpret = self.implementation == "interpret"
     tol = TOLERANCE[dtype]
-    # The dot kernels take x with padding rows of their own (dot_rows(B)); garbage there must
-    # not leak into the real rows.
-    x_in = x if order != "dot" else jnp.concatenate(
-        [x, jnp.full((pal.dot_rows(batch) - batch, cfg.d_model), 3.0, jnp.float32)])
     for m, lp in enumerate(hyena.split_layers(params)):
-      got_x, got_u, got_conv = pal.fused_layer(prepared.weights, pal.layer_index(m), x_in, acc,
-                                               conv, consts.red_tap, u_buf, spec=prepared.spec,
+      got_x, got_u, got_conv = pal.fused_layer(prepared.weights, pal.layer_index(m), x, acc, conv,
+                                               consts.red_tap, u_buf, spec=prepared.spec,
                                                interpret=interpret)
-      self.assertEqual(got_x.shape, x_in.shape)
-      got_x = got_x[:batch]
       with jax.default_matmul_precision("highest"):
         want = pal.reference_layer(cfg, lp, x, acc[m], conv[m], consts.red_tap[m])
       for name, g, w in zip(("x", "u", "conv"), (got_x, got_u[m], got_conv[m]), want):
@@ -222,13 +199,6 @@ class PrepareTest(absltest.TestCase):
     self.assertEqual(pal.batch_block(6, pal.LayerConfig(*[KB(4)] * 4, batch_block=4)), 3)
     self.assertEqual(pal.batch_block(8, config), 8)
     self.assertEqual(pal.batch_block(16, config), 8)
-    # From DOT_MIN_BATCH rows on: the batch-blocked dot kernels, 16 rows, batch blocks of 16.
-    self.assertEqual(pal.default_config(864, 1728, pal.DOT_MIN_BATCH - 1), config)
-    dot = pal.default_config(864, 1728, pal.DOT_MIN_BATCH)
-    for blocks in (dot.mix, dot.out, dot.up, dot.down):
-      self.assertEqual((blocks.order, blocks.rows), ("dot", 16))
-    self.assertEqual(pal.batch_block(8, dot), 8)
-    self.assertEqual(pal.batch_block(16, dot), 16)
 
   def test_weight_bytes(self):
     cfg = HyenaConfig(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728)
@@ -246,8 +216,7 @@ class TritonLoweringTest(parameterized.TestCase):
 
   @parameterized.product(batch=(1, 8), dtype=("float32", "bfloat16"))
   def test_paper_shape(self, batch, dtype):
-    # B = 1: the per-row kernels; B = 8: the batch-blocked dot kernels (default_config's picks).
-    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, pal.default_config(864, 1728, batch))
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, pal.default_config(864, 1728))
     text = self.lower_for_cuda(pal.fused_layer, *pal.layer_avals(spec, batch), spec=spec,
                                interpret=False)
     self.assertIn("triton", text)
@@ -387,8 +356,6 @@ class DispatchTest(parameterized.TestCase):
       KB(4, num_warps=6)
     with self.assertRaisesRegex(ValueError, "order must be one of"):
       KB(4, order="rows")
-    with self.assertRaisesRegex(ValueError, "needs rows >= 16"):
-      KB(8, order="dot")
     with self.assertRaisesRegex(ValueError, "batch_block must be"):
       pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
 

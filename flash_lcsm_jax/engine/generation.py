@@ -167,10 +167,7 @@ class Generator:
     self._step_consts = None
     self._consts: dict[Any, Any] = {}
     self._layer_list = None  # split per-layer weights (a second copy), made on first use
-    # pallas_layer.PreparedLayers per block config (the per-row kernels' for small batches, the
-    # batch-blocked dot kernels' for larger ones: a second copy of the layer weights each), made
-    # on first use.
-    self._prepared: dict[Any, Any] = {}
+    self._prepared = None  # pallas_layer.PreparedLayers (a second copy), made on first use
 
   def dense_path_for(self, batch: int) -> str:
     """The dense path a batch runs: dense_path if set, else "fused" on a GPU for B <= 2 and
@@ -194,10 +191,9 @@ class Generator:
   def dense_weights(self, batch: int):
     """What `_token_step` takes for this batch: None, split layers or prepared weights."""
     if self.dense_path_for(batch) == "fused":
-      config = pallas_layer.default_config(self.cfg.d_model, self.cfg.d_inner, batch)
-      if config not in self._prepared:
-        self._prepared[config] = pallas_layer.prepare_layer_weights(self.params, self.cfg, config)
-      return self._prepared[config]
+      if self._prepared is None:
+        self._prepared = pallas_layer.prepare_layer_weights(self.params, self.cfg)
+      return self._prepared
     unroll = self.unroll_layers
     if unroll is None:
       unroll = jax.default_backend() != "cpu" and batch >= 4

@@ -119,18 +119,7 @@ MAX_BATCH = 16
 # Row blocks are the largest power of two (<= 16) leaving at least this many programs:
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
-ORDERS = ("batch", "chunk", "dot")
-# How a "dot" kernel's tl.dot runs when compiled: "ieee" exact float32 FMAs (Triton's FMA dot,
-# which holds each thread's whole K extent of both operands in registers: keep chunks short);
-# "tf32x3" three TF32 tensor-core products (the split big/small halves; ~float32 accuracy, an
-# error of order 2^-22 per product). Interpret mode always runs XLA's float32 dot at HIGHEST.
-DOT_ALGORITHMS = ("ieee", "tf32x3")
-# tl.dot needs every dimension >= 16: the "dot" kernels' rows per program and padded batch block.
-DOT_MIN = 16
-# From this batch on, default_config picks the batch-blocked "dot" kernels (weights read once per
-# batch block instead of once per batch row; see `_matvec_dot`).
-DOT_MIN_BATCH = 4
-DOT_STAGES = 3  # Triton pipeline stages of the dot kernels' loop over column chunks
+ORDERS = ("batch", "chunk")
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -147,23 +136,16 @@ class KernelBlocks:
   rows:      output features per program (power of two); for "mix" channels, each 3 weight rows.
   chunk:     columns of the weight tile per step of the reduction (power of two >= 16); None:
              one warp-wide vector load per row, 32 lanes x 16 bytes (128 float32 / 256 bfloat16
-             columns), so that with rows >= num_warps a row's partial sums stay in one warp;
-             for "dot" with "ieee" 128 bytes (32 float32 columns: see DOT_ALGORITHMS).
-  num_warps, num_stages: Triton launch parameters (stages only matter for loops: only the "dot"
-             kernels have one, over column chunks).
+             columns), so that with rows >= num_warps a row's partial sums stay in one warp.
+  num_warps, num_stages: Triton launch parameters (stages only matter for loops: there are none).
   order:     loop order of the reduction, "batch" (batch rows outer: fewer live registers at
-             B = 8) or "chunk" (column chunks outer), see `_matvec`; or "dot": the batch block
-             as one (>= 16, chunk) activation tile times each weight tile with tl.dot (exact
-             float32 FMAs, HIGHEST), so a program streams its weights once for all its batch
-             rows; needs rows >= 16 (see `_matvec_dot`).
-  dot_algorithm: one of DOT_ALGORITHMS ("dot" only).
+             B = 8) or "chunk" (column chunks outer); see `_matvec`.
   """
   rows: int
   chunk: int | None = None
   num_warps: int = 4
   num_stages: int = 1
   order: str = "batch"
-  dot_algorithm: str = "ieee"
 
   def __post_init__(self):
     for name in ("rows", "num_warps") + (("chunk",) if self.chunk is not None else ()):
@@ -176,19 +158,9 @@ class KernelBlocks:
       raise ValueError(f"KernelBlocks.num_stages must be >= 1, got {self.num_stages}")
     if self.order not in ORDERS:
       raise ValueError(f"KernelBlocks.order must be one of {ORDERS}, got {self.order!r}")
-    if self.dot_algorithm not in DOT_ALGORITHMS:
-      raise ValueError(f"KernelBlocks.dot_algorithm must be one of {DOT_ALGORITHMS}, got "
-                       f"{self.dot_algorithm!r}")
-    if self.order == "dot" and self.rows < DOT_MIN:
-      raise ValueError(f"KernelBlocks.order='dot' needs rows >= {DOT_MIN} (tl.dot's smallest "
-                       f"dimension), got {self.rows}")
 
   def chunk_for(self, dtype) -> int:
-    if self.chunk:
-      return self.chunk
-    if self.order == "dot" and self.dot_algorithm == "ieee":
-      return max(DOT_MIN, 128 // jnp.dtype(dtype).itemsize)
-    return 512 // jnp.dtype(dtype).itemsize
+    return self.chunk or 512 // jnp.dtype(dtype).itemsize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,14 +186,9 @@ def _rows_for(n: int, target: int = TARGET_PROGRAMS, max_rows: int = 16) -> int:
   return rows
 
 
-def default_config(d_model: int, d_inner: int, batch: int = 1) -> LayerConfig:
-  """Below DOT_MIN_BATCH rows: rows per program the largest power of two <= 16 leaving >=
-  TARGET_PROGRAMS programs (paper shape: 4 / 4 / 8 / 4 rows, 216 programs each), warp-wide
-  chunks, 4 warps, batch blocks of 8. From DOT_MIN_BATCH on: the "dot" kernels, 16 rows per
-  program and batch blocks of 16 (one tl.dot tile of rows)."""
-  if batch >= DOT_MIN_BATCH:
-    dot = KernelBlocks(DOT_MIN, order="dot", num_stages=DOT_STAGES)
-    return LayerConfig(dot, dot, dot, dot, batch_block=DOT_MIN)
+def default_config(d_model: int, d_inner: int) -> LayerConfig:
+  """Rows per program: the largest power of two <= 16 leaving >= TARGET_PROGRAMS programs (paper
+  shape: 4 / 4 / 8 / 4 rows, 216 programs each); warp-wide chunks, 4 warps, batch blocks of 8."""
   return LayerConfig(mix=KernelBlocks(_rows_for(d_model)), out=KernelBlocks(_rows_for(d_model)),
                      up=KernelBlocks(_rows_for(d_inner)), down=KernelBlocks(_rows_for(d_model)))
 
@@ -525,206 +492,6 @@ def _matvec(tiles, row_vector, emit, batch_rows: int, chunk: int, count: int, ro
       emit(i, reduce(acc))
 
 
-# ----------------------------------------------------------------------------- batch-blocked "dot"
-#
-# At B = 8 the per-row kernels above walk each weight tile once per batch row (8x the loads and
-# FMAs of B = 1, with an activation gather per row and chunk). The "dot" kernels hold all B rows
-# as one (Bp, chunk) activation tile and multiply it with each (rows, chunk) weight tile by
-# tl.dot, so weights are loaded once per program. Every load in the column loop is a plain block
-# load: the activations between the kernels (x, y, x1, h) live in (Bp, width) arrays padded with
-# rows of their own (Bp = max(16, next power of two of B), tl.dot's smallest dimension; the
-# padding rows compute finite values nobody reads), and the layer norm's scale and shift are
-# loaded as rows and broadcast. (Session 5 first gathered the activation per chunk with integer
-# index vectors: ~0.7 us per column step whatever the dot algorithm or chunk, 2.5 ms per token.)
-# Only the mix epilogue touches the real-B arrays (acc, u, conv state), with row masks.
-
-
-def dot_rows(batch: int) -> int:
-  """Rows of the dot kernels' padded activations for B rows."""
-  return max(DOT_MIN, 1 << (batch - 1).bit_length())
-
-
-def _cols(start, size: int):
-  """(1, size) int32 column indices start, start + 1, ..."""
-  return start + jax.lax.broadcasted_iota(jnp.int32, (1, size), 1)
-
-
-def _block_op(name: str, ref, idx: tuple, rows, row_mask, cols, limit, value=None, mid=()):
-  """Masked (Bp, size) load (zero outside) or store of ref[*idx, rows, *mid, cols]: rows / cols
-  are (Bp, 1) / (1, size) index vectors, masked where row_mask is False or cols >= limit (None:
-  no column limit). Integer-vector indices on both axes keep interpret mode's discharge working."""
-  mask = row_mask if limit is None else row_mask & (cols < limit)
-  mask = jnp.broadcast_to(mask, (rows.shape[0], cols.shape[1]))
-  view = _at(ref, *idx, rows, *mid, cols)
-  if name == "load":
-    return _triton_memory_op("load")(view, mask=mask, other=0.0).astype(jnp.float32)
-  _triton_memory_op("store")(view, value, mask=mask)
-  return None
-
-
-def _chunk_mask(start, chunk: int, n: int, ndim: int):
-  """Mask of columns < n for a chunk from a (possibly traced) start, shaped for a 1-D or 2-D
-  block; None when every chunk is whole (n a multiple of chunk, start a multiple of chunk)."""
-  if n % chunk == 0:
-    return None
-  cols = start + jax.lax.broadcasted_iota(jnp.int32, (1, chunk) if ndim == 2 else (chunk,),
-                                          ndim - 1)
-  return cols < n
-
-
-def _load_chunk(ref, idx: tuple, start, chunk: int, n: int, ndim: int = 2):
-  """ref[*idx, start:start + chunk] as float32 (an ndim-D block), zero past column n."""
-  return _load(_at(ref, *idx, pl.ds(start, chunk)),
-               _chunk_mask(start, chunk, n, ndim)).astype(jnp.float32)
-
-
-STATS_CHUNK = 128  # columns per load of the dot kernels' layer-norm statistics (static loop)
-
-
-def _padded_stats(x_ref, n: int, eps: float):
-  """Layer-norm mean and 1 / sqrt(var + eps) of every row of a (Bp, n) array as (Bp, 1) columns
-  (two passes, as hyena.layer_norm)."""
-  chunk, count = _chunks(n, STATS_CHUNK)
-  xs = [_load_chunk(x_ref, (slice(None),), _traced(c * chunk) if (c + 1) * chunk > n
-                    else c * chunk, chunk, n) for c in range(count)]
-  mean = xs[0].sum(axis=1, keepdims=True)
-  for x in xs[1:]:
-    mean = mean + x.sum(axis=1, keepdims=True)
-  mean = mean / n
-  var = None
-  for c, x in enumerate(xs):
-    d = jnp.where(_cols(c * chunk, chunk) < n, x - mean, 0.0)
-    part = (d * d).sum(axis=1, keepdims=True)
-    var = part if var is None else var + part
-  return mean, jax.lax.rsqrt(var / n + eps)
-
-
-def _padded_vector(v_ref, norm_ref, m, stats, chunk: int, n_in: int, k_width: int, wdtype):
-  """Function start -> (Bp, chunk) activation tile from column start: plain loads of the padded
-  activation [and of the layer norm's scale / shift rows], rounded to the weight dtype."""
-  def vector(start):
-    v = _load_chunk(v_ref, (slice(None),), start, chunk, n_in)
-    if stats is not None:
-      mean, rstd = stats
-      scale = _load_chunk(norm_ref, (m, 0), start, chunk, k_width, ndim=1)[None, :]
-      shift = _load_chunk(norm_ref, (m, 1), start, chunk, k_width, ndim=1)[None, :]
-      v = (v - mean) * rstd * scale + shift
-    return _weight_cast(v, wdtype)
-  return vector
-
-
-def _matvec_dot(tiles, vector, chunk: int, count: int, out_shape: tuple, groups: int,
-                algorithm: str, interpret: bool):
-  """[group] -> out_shape = (Bp, rows) float32 sums_k v[b, k] W[r, k].
-
-  A loop over the `count` column chunks (lax.fori_loop: an scf.for that Triton can software-
-  pipeline with num_stages). tiles(start) -> list of (rows, chunk) float32 weight tiles from
-  column start (one per output group); vector(start) -> (Bp, chunk) float32 activation tile
-  (zero past the width). One tl.dot per chunk and group, as `algorithm` says (DOT_ALGORITHMS;
-  interpret mode: XLA's float32 dot at HIGHEST)."""
-  precision = (jax.lax.DotAlgorithmPreset.TF32_TF32_F32_X3
-               if algorithm == "tf32x3" and not interpret else jax.lax.Precision.HIGHEST)
-
-  def body(c, acc):
-    start = c * chunk
-    v = vector(start)
-    return tuple(a + jax.lax.dot_general(v, w, (((1,), (1,)), ((), ())), precision=precision,
-                                         preferred_element_type=jnp.float32)
-                 for a, w in zip(acc, tiles(start)))
-
-  init = tuple(jnp.zeros(out_shape, jnp.float32) for _ in range(groups))
-  return jax.lax.fori_loop(0, count, body, init)
-
-
-def _mix_kernel_dot(*refs, spec: LayerSpec, batch: int, interpret: bool):
-  """One channel-block program of K1 with tl.dot (refs as _mix_kernel; x and y are (Bp, D))."""
-  K = spec.short_order
-  if K > 1:
-    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, conv_in_ref, _,
-     y_ref, u_ref, conv_ref) = refs
-  else:
-    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, _,
-     y_ref, u_ref) = refs
-  D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
-  bp = x_ref.shape[0]
-  wdtype = jnp.dtype(spec.dtype)
-  chunk, count = _chunks(dk, spec.config.mix.chunk_for(wdtype))
-  p = pl.program_id(0)
-  m = m_ref[0]
-  j0 = p * bc
-  chans = pl.ds(j0, bc)
-  cols = _cols(j0, bc)
-  cmask = None if D % bc == 0 else cols < D
-  rows = jax.lax.broadcasted_iota(jnp.int32, (bp, 1), 0)
-  real = rows < batch  # rows of the (M, B, ...) arrays
-
-  vector = _padded_vector(x_ref, norm_ref, m, _padded_stats(x_ref, D, spec.eps), chunk, D, dk,
-                          wdtype)
-
-  def tiles(start):  # x0 / x1 / v rows of the channel block: (bc, chunk) each
-    return [_load_chunk(w_ref, (m, p, g, slice(None)), start, chunk, dk) for g in range(3)]
-
-  sums = _matvec_dot(tiles, vector, chunk, count, (bp, bc), 3, spec.config.mix.dot_algorithm,
-                     interpret)
-  row = lambda a: a[None, :]  # (bc,) -> (1, bc), broadcast over the rows
-  # Group g's channels are columns g * D + j of the conv state: limit them to g * D + D.
-  window = [[_block_op("load", conv_in_ref, (m,), rows, real, g * D + cols, (g + 1) * D,
-                       mid=(k,))
-             for g in range(3)] for k in range(K - 1)]
-  window.append([sums[g] + row(wb_ref[m, g, chans]) for g in range(3)])
-  c = []
-  for g in range(3):  # sum_k window[k] * kernel[k] + bias, in hyena._token_layer's order
-    total = window[0][g] * row(cw_ref[m, 0, g, chans])
-    for k in range(1, K):
-      total = total + window[k][g] * row(cw_ref[m, k, g, chans])
-    c.append(total + row(cb_ref[m, g, chans]))
-  x0, x1, v = c
-  u = x1 * v
-  red = row(_load(_at(red_ref, m, chans), _row_mask(j0, bc, D)))
-  z = _block_op("load", acc_ref, (m,), rows, real, cols, D) + red * u
-  _store(_at(y_ref, slice(None), chans), x0 * z, cmask)
-  _block_op("store", u_ref, (m,), rows, real, cols, D, u)
-  for k in range(K - 1):  # the new window: window[1:]
-    for g in range(3):
-      _block_op("store", conv_ref, (m,), rows, real, g * D + cols, (g + 1) * D,
-                window[k + 1][g], mid=(k,))
-
-
-def _dense_kernel_dot(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: int,
-                      wdtype: str, eps: float | None, gelu: bool, residual: bool,
-                      interpret: bool):
-  """One row-block program of out / up / down with tl.dot (as _dense_kernel; v, res and out are
-  (Bp, width))."""
-  refs = list(refs)
-  m_ref, v_ref = refs.pop(0), refs.pop(0)
-  norm_ref = refs.pop(0) if eps is not None else None
-  w_ref, b_ref = refs.pop(0), refs.pop(0)
-  res_ref = refs.pop(0) if residual else None
-  (out_ref,) = refs
-  rows_per, wdtype = blocks.rows, jnp.dtype(wdtype)
-  bp = v_ref.shape[0]
-  chunk, count = _chunks(k_width, blocks.chunk_for(wdtype))
-  p = pl.program_id(0)
-  m = m_ref[0]
-  r0 = p * rows_per
-  out_cols = pl.ds(r0, rows_per)
-  cmask = None if n_out % rows_per == 0 else _cols(r0, rows_per) < n_out
-  stats = _padded_stats(v_ref, n_in, eps) if eps is not None else None
-  vector = _padded_vector(v_ref, norm_ref, m, stats, chunk, n_in, k_width, wdtype)
-
-  def tiles(start):
-    return [_load_chunk(w_ref, (m, pl.ds(r0, rows_per)), start, chunk, k_width)]
-
-  (sums,) = _matvec_dot(tiles, vector, chunk, count, (bp, rows_per), 1, blocks.dot_algorithm,
-                        interpret)
-  y = sums + b_ref[m, out_cols][None, :]
-  if gelu:
-    y = _gelu_tanh(y)
-  if residual:
-    y = _load(_at(res_ref, slice(None), out_cols), cmask) + y
-  _store(_at(out_ref, slice(None), out_cols), y, cmask)
-
-
 # ----------------------------------------------------------------------------- K1 "mix"
 
 
@@ -805,24 +572,21 @@ def _whole(n: int):
 
 def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpec,
               interpret: bool):
-  B, D = acc.shape[1], spec.d_model  # x: (B, D), or (dot_rows(B), D) for the dot kernels
+  B, D = x.shape
+  bb = batch_block(B, spec.config)
   blocks = spec.config.mix
-  dot = blocks.order == "dot"
-  bb = B if dot else batch_block(B, spec.config)
   has_conv = spec.short_order > 1
   ins = [m, x, w.norm1, w.mix_w, w.mix_b, w.conv_w, w.conv_b, red, acc]
   ins += [conv_state] if has_conv else []
   ins += [u_buf]
-  outs = [jax.ShapeDtypeStruct(x.shape, jnp.float32), jax.ShapeDtypeStruct(u_buf.shape,
-                                                                          jnp.float32)]
+  outs = [jax.ShapeDtypeStruct((B, D), jnp.float32), jax.ShapeDtypeStruct(u_buf.shape,
+                                                                           jnp.float32)]
   aliases = {len(ins) - 1: 1}
   if has_conv:
     outs.append(jax.ShapeDtypeStruct(conv_state.shape, jnp.float32))
     aliases[len(ins) - 2] = 2
-  kernel = (functools.partial(_mix_kernel_dot, spec=spec, batch=B, interpret=interpret) if dot
-            else functools.partial(_mix_kernel, spec=spec, batch=B, bb=bb))
   res = pl.pallas_call(
-      kernel,
+      functools.partial(_mix_kernel, spec=spec, batch=B, bb=bb),
       out_shape=tuple(outs),
       grid=(spec.dm // blocks.rows, B // bb),
       in_specs=_whole(len(ins)),
@@ -898,15 +662,13 @@ def _dense_kernel(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: i
 
 def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, wdtype: str,
                 eps: float | None, gelu: bool, interpret: bool, config: LayerConfig, name: str):
-  B, n_in = v.shape  # dot kernels: B = dot_rows(batch), all rows computed
-  dot = blocks.order == "dot"
-  bb = B if dot else batch_block(B, config)
+  B, n_in = v.shape
+  bb = batch_block(B, config)
   ins = [m, v] + ([norm] if eps is not None else []) + [w, bias] + (
       [res] if res is not None else [])
-  common = dict(n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype,
-                eps=eps, gelu=gelu, residual=res is not None)
-  kernel = (functools.partial(_dense_kernel_dot, interpret=interpret, **common) if dot
-            else functools.partial(_dense_kernel, batch=B, bb=bb, **common))
+  kernel = functools.partial(
+      _dense_kernel, n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype,
+      eps=eps, gelu=gelu, residual=res is not None, batch=B, bb=bb)
   return pl.pallas_call(
       kernel,
       out_shape=jax.ShapeDtypeStruct((B, n_out), jnp.float32),
@@ -932,8 +694,7 @@ def fused_layer(w: LayerWeights, m: jax.Array, x: jax.Array, acc: jax.Array,
   Args:
     w: PreparedLayers.weights.
     m: (1,) int32 layer index.
-    x: (B, D) float32 residual; (dot_rows(B), D) for "dot" configs (the padding rows are
-      computed and never read).
+    x: (B, D) float32 residual.
     acc: (M, B, D) float32 long-convolution contributions (read at layer m).
     conv_state: (M, B, K-1, 3D) float32 (layer m is replaced by its new window, in place).
     red: (M, D) float32 red-cell taps h_0 + bias.
@@ -942,7 +703,7 @@ def fused_layer(w: LayerWeights, m: jax.Array, x: jax.Array, acc: jax.Array,
     interpret: run the kernel bodies as XLA ops (any backend) instead of compiling with Triton.
 
   Returns:
-    x (B, D) (dot: (dot_rows(B), D)) after the layer, u_buf, conv_state.
+    x (B, D) after the layer, u_buf, conv_state.
   """
   cfg = spec.config
   y, u_buf, conv_state = _mix_call(w, m, x, acc, conv_state, red, u_buf, spec, interpret)
@@ -980,9 +741,6 @@ def _token_step(params, w: LayerWeights, red, tokens, acc, conv_state, *, cfg: H
   conv_state = conv_state.astype(jnp.float32)
   red = red.astype(jnp.float32)
   u_buf = jnp.zeros((M, B, D), jnp.float32)
-  dot = spec.config.mix.order == "dot"
-  if dot:  # the dot kernels' activations carry rows of their own (see dot_rows)
-    x = jnp.pad(x, ((0, dot_rows(B) - B), (0, 0)))
   step = functools.partial(fused_layer, w, spec=spec, interpret=interpret)
   if layer_loop == "unroll":
     for m in range(M):
@@ -993,7 +751,7 @@ def _token_step(params, w: LayerWeights, red, tokens, acc, conv_state, *, cfg: H
       return step(layer_index(m), x, acc, conv_state, red, u_buf)
 
     x, u_buf, conv_state = jax.lax.fori_loop(0, M, body, (x, u_buf, conv_state))
-  return hyena.logits_from_hidden(params, cfg, x[:B]), u_buf, conv_state
+  return hyena.logits_from_hidden(params, cfg, x), u_buf, conv_state
 
 
 def _check_inputs(prepared, cfg: HyenaConfig, red, tokens, acc, conv_state):
@@ -1040,8 +798,7 @@ def layer_avals(spec: LayerSpec, batch: int) -> tuple:
   f32 = jnp.float32
   weights = jax.eval_shape(lambda: _prepare(_zero_layers(spec), spec))
   sds = jax.ShapeDtypeStruct
-  rows = dot_rows(batch) if spec.config.mix.order == "dot" else batch  # x's rows
-  return (weights, sds((1,), jnp.int32), sds((rows, D), f32), sds((M, batch, D), f32),
+  return (weights, sds((1,), jnp.int32), sds((batch, D), f32), sds((M, batch, D), f32),
           sds((M, batch, K - 1, 3 * D), f32), sds((M, D), f32), sds((M, batch, D), f32))
 
 
