@@ -157,3 +157,28 @@ def test_a_stopped_experiment_leaves_a_partial_self_describing_json(tmp_path, mo
   assert len(data["records"]) == 1 and common.ok(data["records"][0])
   assert data["config"]["model"]["n_layers"] == common.CPU_MODEL["n_layers"]
   assert data["environment"]["device"]
+
+
+def test_tau_levels_subset_fills_a_missing_point(tmp_path):
+  """tau_levels(taus=...) measures only those taus (what session 5 used to fill a skipped point)
+  and records the subset in its config."""
+  data = registry.run_one("tau_levels", "cpu", str(tmp_path), taus=("fft",), max_level=1)
+  assert data["config"]["taus"] == ["fft"]
+  assert {r["tau"] for r in data["records"]} == {"fft"}
+  assert sorted(r["level"] for r in data["records"]) == [0, 1]
+  assert all(r["seconds"] > 0 for r in data["records"])
+
+
+def test_step_unrolling_knob(monkeypatch):
+  """FLASH_LCSM_UNROLL_STEPS reaches the Generator (and each JSON's environment); bad values
+  are refused."""
+  monkeypatch.setenv(common.UNROLL_STEPS_ENV, "0")
+  assert common.unroll_steps() is False
+  gen = common.generator(common.model_config("cpu"))
+  assert gen.unroll_steps is False and gen.unroll_steps_for(1) is False
+  assert common.environment("cpu", rates=False)[common.UNROLL_STEPS_ENV] == "0"
+  monkeypatch.setenv(common.UNROLL_STEPS_ENV, "yes")
+  with pytest.raises(ValueError, match=common.UNROLL_STEPS_ENV):
+    common.unroll_steps()
+  monkeypatch.delenv(common.UNROLL_STEPS_ENV)
+  assert common.unroll_steps() is None

@@ -24,17 +24,22 @@ def run_program(script: str, *args: str) -> str:
 
 def test_dense_gpu_tiny_checks_and_times_fused_against_xla(tmp_path):
   out = tmp_path / "dense.json"
+  # --check_variants: the variant (two changes combined with "+") is checked before it is timed.
   run_program("dense_gpu.py", "--tiny", f"--out={out}", "--dtypes=float32", "--batches=2",
-              "--phase2=", "--python_chain=", "--variants=order_chunk")
+              "--phase2=", "--python_chain=", "--variants=order_chunk+warps8", "--check_variants")
   data = json.loads(out.read_text())
   assert data["complete"] and data["checks_passed"] and data["fused_implementation"] == "interpret"
-  check, = [r for r in data["rows"] if r["kind"] == "check"]
-  assert check["ok"] and max(check["rel_err_unroll"].values()) <= 1e-5
+  checks = {r.get("variant"): r for r in data["rows"] if r["kind"] == "check"}
+  assert set(checks) == {None, "order_chunk+warps8"}
+  for check in checks.values():
+    assert check["ok"] and max(check["rel_err_unroll"].values()) <= 1e-5
   timed = {(r["impl"], r.get("variant")): r for r in data["rows"] if r["kind"] == "time"}
-  assert set(timed) == {("fused_unroll", None), ("xla_scan", None), ("fused_unroll", "order_chunk")}
+  assert set(timed) == {("fused_unroll", None), ("xla_scan", None),
+                        ("fused_unroll", "order_chunk+warps8")}
   for row in timed.values():
     assert row["per_token_ms"] > 0 and row["kernels_per_token"] > 0
-  assert timed[("fused_unroll", "order_chunk")]["config"]["mix"]["order"] == "chunk"
+  variant = timed[("fused_unroll", "order_chunk+warps8")]["config"]["mix"]
+  assert (variant["order"], variant["num_warps"]) == ("chunk", 8)
 
 
 def test_block_probe_tiny_compares_step_loops_and_dense_paths(tmp_path):
