@@ -83,11 +83,16 @@ def model_config(size: str, **overrides) -> HyenaConfig:
 UNROLL_ENV = "FLASH_LCSM_UNROLL_LAYERS"
 
 
-def unroll_layers() -> bool | None:
-  value = os.environ.get(UNROLL_ENV, "")
+def _switch(name: str) -> bool | None:
+  """An environment switch: "1" True, "0" False, unset None (the Generator's default)."""
+  value = os.environ.get(name, "")
   if value not in ("", "0", "1"):
-    raise ValueError(f"{UNROLL_ENV} must be 0, 1 or unset, got {value!r}")
+    raise ValueError(f"{name} must be 0, 1 or unset, got {value!r}")
   return None if value == "" else value == "1"
+
+
+def unroll_layers() -> bool | None:
+  return _switch(UNROLL_ENV)
 
 
 # "xla" / "fused" forces the Generator's per-token dense path in every experiment (recorded in
@@ -109,10 +114,7 @@ UNROLL_STEPS_ENV = "FLASH_LCSM_UNROLL_STEPS"
 
 
 def unroll_steps() -> bool | None:
-  value = os.environ.get(UNROLL_STEPS_ENV, "")
-  if value not in ("", "0", "1"):
-    raise ValueError(f"{UNROLL_STEPS_ENV} must be 0, 1 or unset, got {value!r}")
-  return None if value == "" else value == "1"
+  return _switch(UNROLL_STEPS_ENV)
 
 
 def generator(cfg: HyenaConfig, seed: int = 0, block_size: int | None = None) -> Generator:
