@@ -495,54 +495,64 @@ def _matvec(tiles, row_vector, emit, batch_rows: int, chunk: int, count: int, ro
 # ----------------------------------------------------------------------------- K1 "mix"
 
 
-def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
-  """One (channel block, batch block) program of K1.
+class _MixRefs(NamedTuple):
+  """K1's operands: x (B, D); norm1 (M, 2, Dk); w (M, Dm/bc, 3, bc, Dk); wb (M, 3, Dm); cw (M, K,
+  3, Dm); cb (M, 3, Dm); red (M, D); acc (M, B, D); conv_in (M, B, K-1, 3D) or None | y (B, D);
+  u (M, B, D); conv (M, B, K-1, 3D) or None (u and conv aliased to their inputs)."""
+  x: object
+  norm: object
+  w: object
+  wb: object
+  cw: object
+  cb: object
+  red: object
+  acc: object
+  conv_in: object
+  y: object
+  u: object
+  conv: object
 
-  refs: m (1,) int32; x (B, D); norm1 (M, 2, Dk); mix_w (M, Dm/bc, 3, bc, Dk); mix_b (M, 3, Dm);
-  conv_w (M, K, 3, Dm); conv_b (M, 3, Dm); red (M, D); acc (M, B, D); [conv_in (M, B, K-1, 3D)];
-  u_in (M, B, D) | outputs y (B, D); u (M, B, D); [conv (M, B, K-1, 3D)] (u, conv aliased in).
-  """
+
+def _mix_tiles(r: _MixRefs, p, m, spec: LayerSpec):
+  """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each."""
+  wdtype = jnp.dtype(spec.dtype)
+  chunk, _ = _chunks(spec.dk, spec.config.mix.chunk_for(wdtype))
+  return lambda c: [_load_cols(r.w, (m, p, g, slice(None)), c * chunk, chunk, spec.dk)
+                    for g in range(3)]
+
+
+def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
+  """Channel block p of K1 at layer m for batch rows `rows` (tiles: preloaded weight tiles)."""
   K = spec.short_order
-  if K > 1:
-    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, conv_in_ref, _,
-     y_ref, u_ref, conv_ref) = refs
-  else:
-    (m_ref, x_ref, norm_ref, w_ref, wb_ref, cw_ref, cb_ref, red_ref, acc_ref, _,
-     y_ref, u_ref) = refs
   D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
   wdtype = jnp.dtype(spec.dtype)
   chunk, count = _chunks(dk, spec.config.mix.chunk_for(wdtype))
-  p = pl.program_id(0)
-  m = m_ref[0]
   j0 = p * bc
   chans = pl.ds(j0, bc)
   cmask = _row_mask(j0, bc, D)
-  rows = _batch_rows(bb, batch)
-
-  def tiles(c):  # x0 / x1 / v rows of the channel block: (bc, chunk) each
-    return [_load_cols(w_ref, (m, p, g, slice(None)), c * chunk, chunk, dk) for g in range(3)]
+  tiles = tiles or _mix_tiles(r, p, m, spec)
 
   def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
     b = rows[i]
-    mean, rstd = _row_stats(x_ref, b, bc, chunk, count, D, spec.eps)
+    mean, rstd = _row_stats(r.x, b, bc, chunk, count, D, spec.eps)
 
     def vector(c):
       off = c * chunk
-      scale = _load_rep(norm_ref, (m,), 0, bc, off, chunk, dk)
-      shift = _load_rep(norm_ref, (m,), 1, bc, off, chunk, dk)
-      x = _load_rep(x_ref, (), b, bc, off, chunk, D)
+      scale = _load_rep(r.norm, (m,), 0, bc, off, chunk, dk)
+      shift = _load_rep(r.norm, (m,), 1, bc, off, chunk, dk)
+      x = _load_rep(r.x, (), b, bc, off, chunk, D)
       return _weight_cast((x - mean) * rstd * scale + shift, wdtype)
     return vector
 
-  in_b = [wb_ref[m, g, chans] for g in range(3)]  # (bc,) each; padded: no mask
-  taps = [[cw_ref[m, k, g, chans] for g in range(3)] for k in range(K)]
-  conv_b = [cb_ref[m, g, chans] for g in range(3)]
-  red = _load(_at(red_ref, m, chans), cmask)
+  in_b = [r.wb[m, g, chans] for g in range(3)]  # (bc,) each; padded: no mask
+  taps = [[r.cw[m, k, g, chans] for g in range(3)] for k in range(K)]
+  conv_b = [r.cb[m, g, chans] for g in range(3)]
+  red = _load(_at(r.red, m, chans), cmask)
 
   def emit(i, sums):
     b = rows[i]
     proj = [sums[g] + in_b[g] for g in range(3)]
-    window = [[_load(_at(conv_in_ref, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
+    window = [[_load(_at(r.conv_in, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
               for k in range(K - 1)] + [proj]
     c = []
     for g in range(3):  # sum_k window[k] * kernel[k] + bias, in hyena._token_layer's order
@@ -552,14 +562,28 @@ def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
       c.append(total + conv_b[g])
     x0, x1, v = c
     u = x1 * v
-    z = _load(_at(acc_ref, m, b, chans), cmask) + red * u
-    _store(_at(y_ref, b, chans), x0 * z, cmask)
-    _store(_at(u_ref, m, b, chans), u, cmask)
+    z = _load(_at(r.acc, m, b, chans), cmask) + red * u
+    _store(_at(r.y, b, chans), x0 * z, cmask)
+    _store(_at(r.u, m, b, chans), u, cmask)
     for k in range(K - 1):  # the new window: window[1:]
       for g in range(3):
-        _store(_at(conv_ref, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
+        _store(_at(r.conv, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
 
   _matvec(tiles, row_vector, emit, len(rows), chunk, count, bc, spec.config.mix.order)
+
+
+def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
+  """One (channel block, batch block) program of K1.
+
+  refs: m (1,) int32; x; norm1; mix_w; mix_b; conv_w; conv_b; red; acc; [conv_in]; u_in | y; u;
+  [conv] (see _MixRefs; [..] only when the short conv has K > 1 taps).
+  """
+  if spec.short_order > 1:
+    m_ref, x, norm, w, wb, cw, cb, red, acc, conv_in, _, y, u, conv = refs
+  else:
+    (m_ref, x, norm, w, wb, cw, cb, red, acc, _, y, u), conv_in, conv = refs, None, None
+  _mix_block(_MixRefs(x, norm, w, wb, cw, cb, red, acc, conv_in, y, u, conv),
+             pl.program_id(0), m_ref[0], _batch_rows(bb, batch), spec)
 
 
 def _compiler_params(blocks: KernelBlocks, interpret: bool):
@@ -604,44 +628,56 @@ def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpe
 # ----------------------------------------------------------------------------- K2, K3, K4
 
 
-def _dense_kernel(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: int, wdtype: str,
-                  eps: float | None, gelu: bool, residual: bool, batch: int, bb: int):
-  """One (row block, batch block) program of out / up / down:
+@dataclasses.dataclass(frozen=True)
+class _Dense:
+  """What is static about one of out / up / down (hashable)."""
+  n_in: int
+  n_out: int
+  blocks: KernelBlocks
+  k_width: int
+  wdtype: str
+  eps: float | None  # layer norm of the input (with norm's scale / shift) if not None
+  gelu: bool
+  residual: bool
+
+  def chunks(self) -> tuple[int, int]:
+    return _chunks(self.k_width, self.blocks.chunk_for(jnp.dtype(self.wdtype)))
+
+
+def _dense_tiles(w_ref, p, m, d: _Dense):
+  """tiles(c) -> [the (rows, chunk) weight tile of row block p, chunk c]."""
+  chunk, _ = d.chunks()
+  rows_sl = pl.ds(p * d.blocks.rows, d.blocks.rows)
+  return lambda c: [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, d.k_width)]
+
+
+def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: list, d: _Dense,
+                 tiles=None):
+  """Row block p of out / up / down at layer m for batch rows `rows`:
 
     out[b, r] = [res[b, r] +] act(sum_k cast(prologue(v[b]))[k] * W^T[m, r, k] + bias[m, r])
 
-  refs: m (1,); v (B, n_in); [norm (M, 2, k_width) if eps is not None]; w (M, rows_p, k_width);
-  bias (M, rows_p); [res (B, n_out) if residual] | out (B, n_out).
+  v (B, n_in); norm (M, 2, k_width) or None; w (M, rows_p, k_width); bias (M, rows_p); res
+  (B, n_out) or None | out (B, n_out); tiles: preloaded weight tiles (default: loaded here).
   """
-  refs = list(refs)
-  m_ref, v_ref = refs.pop(0), refs.pop(0)
-  norm_ref = refs.pop(0) if eps is not None else None
-  w_ref, b_ref = refs.pop(0), refs.pop(0)
-  res_ref = refs.pop(0) if residual else None
-  (out_ref,) = refs
-  rows_per, wdtype = blocks.rows, jnp.dtype(wdtype)
-  chunk, count = _chunks(k_width, blocks.chunk_for(wdtype))
-  p = pl.program_id(0)
-  m = m_ref[0]
+  rows_per, wdtype = d.blocks.rows, jnp.dtype(d.wdtype)
+  chunk, count = d.chunks()
   r0 = p * rows_per
   rows_sl = pl.ds(r0, rows_per)
-  rmask = _row_mask(r0, rows_per, n_out)
-  rows = _batch_rows(bb, batch)
-
-  def tiles(c):
-    return [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, k_width)]
+  rmask = _row_mask(r0, rows_per, d.n_out)
+  tiles = tiles or _dense_tiles(w_ref, p, m, d)
 
   def row_vector(i):  # (rows, chunk) tiles, every row the same activation chunk
     b = rows[i]
-    if eps is not None:
-      mean, rstd = _row_stats(v_ref, b, rows_per, chunk, count, n_in, eps)
+    if d.eps is not None:
+      mean, rstd = _row_stats(v_ref, b, rows_per, chunk, count, d.n_in, d.eps)
 
     def vector(c):
       off = c * chunk
-      v = _load_rep(v_ref, (), b, rows_per, off, chunk, n_in)
-      if eps is not None:
-        scale = _load_rep(norm_ref, (m,), 0, rows_per, off, chunk, k_width)
-        shift = _load_rep(norm_ref, (m,), 1, rows_per, off, chunk, k_width)
+      v = _load_rep(v_ref, (), b, rows_per, off, chunk, d.n_in)
+      if d.eps is not None:
+        scale = _load_rep(norm_ref, (m,), 0, rows_per, off, chunk, d.k_width)
+        shift = _load_rep(norm_ref, (m,), 1, rows_per, off, chunk, d.k_width)
         v = (v - mean) * rstd * scale + shift
       return _weight_cast(v, wdtype)
     return vector
@@ -651,13 +687,28 @@ def _dense_kernel(*refs, n_in: int, n_out: int, blocks: KernelBlocks, k_width: i
   def emit(i, sums):
     b = rows[i]
     y = sums[0] + bias
-    if gelu:
+    if d.gelu:
       y = _gelu_tanh(y)
-    if residual:
+    if d.residual:
       y = _load(_at(res_ref, b, rows_sl), rmask) + y
     _store(_at(out_ref, b, rows_sl), y, rmask)
 
-  _matvec(tiles, row_vector, emit, len(rows), chunk, count, rows_per, blocks.order)
+  _matvec(tiles, row_vector, emit, len(rows), chunk, count, rows_per, d.blocks.order)
+
+
+def _dense_kernel(*refs, d: _Dense, batch: int, bb: int):
+  """One (row block, batch block) program of out / up / down.
+
+  refs: m (1,); v; [norm if d.eps is not None]; w; bias; [res if d.residual] | out.
+  """
+  refs = list(refs)
+  m_ref, v_ref = refs.pop(0), refs.pop(0)
+  norm_ref = refs.pop(0) if d.eps is not None else None
+  w_ref, b_ref = refs.pop(0), refs.pop(0)
+  res_ref = refs.pop(0) if d.residual else None
+  (out_ref,) = refs
+  _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, pl.program_id(0), m_ref[0],
+               _batch_rows(bb, batch), d)
 
 
 def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, wdtype: str,
@@ -666,9 +717,9 @@ def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, w
   bb = batch_block(B, config)
   ins = [m, v] + ([norm] if eps is not None else []) + [w, bias] + (
       [res] if res is not None else [])
-  kernel = functools.partial(
-      _dense_kernel, n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype,
-      eps=eps, gelu=gelu, residual=res is not None, batch=B, bb=bb)
+  d = _Dense(n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype, eps=eps,
+             gelu=gelu, residual=res is not None)
+  kernel = functools.partial(_dense_kernel, d=d, batch=B, bb=bb)
   return pl.pallas_call(
       kernel,
       out_shape=jax.ShapeDtypeStruct((B, n_out), jnp.float32),
