@@ -14,8 +14,8 @@ On the paper config (M = 18, D = 864, I = 1728, V = 50257) with random weights, 
     the engine's blocks: each step's tokens are the argmax of the last logits, the conv state and
     u are carried, acc is a fixed random input), at the default matmul precision (what the engine
     runs): "xla_scan" hyena.token_step with scanned layers, "xla_unroll" the same unrolled over
-    hyena.split_layers, "fused_unroll" / "fused_scan" token_step_fused with the layer loop
-    unrolled / a fori_loop. Median of --repeats calls after warm-up, divided by --tokens.
+    hyena.split_layers, "fused_unroll" / "fused_scan" / "fused_persistent" token_step_fused
+    with the layer loop unrolled / a fori_loop / inside one persistent kernel. Median of --repeats calls after warm-up, divided by --tokens.
     "...@python": the same step as a Python-unrolled chain of --python_tokens tokens (no while
     loop over tokens, so no per-token loop-condition round trip to the host: the difference to
     the fori chain is that overhead, which weighs more the fewer and faster the kernels are).
@@ -68,14 +68,15 @@ _PYTHON_CHAIN = flags.DEFINE_list(
 _PYTHON_TOKENS = flags.DEFINE_integer("python_tokens", 8, "Tokens of the Python-unrolled chain.")
 _VARIANTS = flags.DEFINE_list(
     "variants", ["rows_half", "chunk256", "warps8", "order_chunk"],
-    "Phase 3: fused_unroll with these block-config variants (see variant_config).")
+    "Phase 3: fused_unroll with these block-config variants (see variant_config); "
+    "\"LOOP:VARIANT\" varies another fused layer loop, e.g. persistent:warps4.")
 _CHECK_VARIANTS = flags.DEFINE_bool("check_variants", False, "Check each phase-3 variant "
                                      "against XLA at HIGHEST before timing it.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run: tiny model (D=40, I=80, M=2), "
                           "interpret mode off GPU, 4 tokens, 2 repeats, one variant, no budget.")
 
 _START = time.perf_counter()
-IMPLS = ("xla_scan", "xla_unroll", "fused_unroll", "fused_scan")
+IMPLS = ("xla_scan", "xla_unroll", "fused_unroll", "fused_scan", "fused_persistent")
 TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-3}
 TINY_MODEL = dict(common.CPU_MODEL, d_model=40, d_inner=80)
 
@@ -110,8 +111,19 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return each(lambda b: dataclasses.replace(b, order=name[6:]))
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
+  if name == "noprefetch":
+    return dataclasses.replace(base, prefetch=False)
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, batch_blockN, A+B")
+                   "order_batch, order_chunk, batch_blockN, noprefetch, A+B")
+
+
+def base_config(loop: str, cfg) -> pal.LayerConfig:
+  """The default blocks of a fused layer loop (the persistent one has its own, sized to the
+  device's SMs)."""
+  if loop == "persistent":
+    return pal.persistent_config(cfg.d_model, cfg.d_inner,
+                                 programs=pal.gpu_core_count() or 132)
+  return pal.default_config(cfg.d_model, cfg.d_inner)
 
 
 # ----------------------------------------------------------------------------- model and state
@@ -129,8 +141,9 @@ class Model:
     self._prepared: dict = {}
     self._layer_list = None
 
-  def prepared(self, config: pal.LayerConfig | None = None) -> pal.PreparedLayers:
-    config = config or pal.default_config(self.cfg.d_model, self.cfg.d_inner)
+  def prepared(self, config: pal.LayerConfig | None = None,
+               loop: str = "unroll") -> pal.PreparedLayers:
+    config = config or base_config(loop, self.cfg)
     if config not in self._prepared:
       self._prepared = {config: jax.block_until_ready(
           pal.prepare_layer_weights(self.params, self.cfg, config))}  # one copy at a time
@@ -200,7 +213,7 @@ def run_check(model: Model, batch: int, loops, fused_impl: str,
       for loop in loops:
         got = jax.jit(lambda p, w, c, t, a, s, loop=loop: pal.token_step_fused(
             p, w, model.cfg, c, t, a, s, implementation=fused_impl, layer_loop=loop))(
-                model.params, model.prepared(config), model.consts, tokens, acc, conv)
+                model.params, model.prepared(config, loop), model.consts, tokens, acc, conv)
         errs = {name: common.max_relative_error(g, w) for name, g, w in
                 zip(("logits", "u", "conv_state"), got, want)}
         row[f"rel_err_{loop}"] = errs
@@ -222,12 +235,13 @@ def run_timing(model: Model, batch: int, impl: str, fused_impl: str, floor_s: fl
              chain="python" if python_loop else "fori")
   if variant:
     row["variant"] = variant
-  if impl.startswith("fused"):
-    row["config"] = dataclasses.asdict(config or model.prepared().spec.config)
+  loop = impl.split("_")[1] if impl.startswith("fused") else None
+  if loop:
+    row["config"] = dataclasses.asdict(config or model.prepared(None, loop).spec.config)
   try:
     extra, step = step_fn(impl, model, fused_impl)
-    if impl.startswith("fused"):
-      extra = model.prepared(config)
+    if loop:
+      extra = model.prepared(config, loop)
     args = (model.params, extra, model.consts) + model.state(batch)
     chain = make_chain(step, n, python_loop)
     t0 = time.perf_counter()
@@ -381,16 +395,18 @@ def main(argv):
         for impl in impls:
           timed(dtype, batch, impl, python_loop)
   for variant in _VARIANTS.value:
+    loop, _, name = variant.rpartition(":")  # "persistent:warps4": a variant of that loop
+    loop = loop or "unroll"
     for dtype in _DTYPES.value:
       for batch in batches:
-        row = dict(kind="time", dtype=dtype, batch=batch, impl="fused_unroll", variant=variant)
+        row = dict(kind="time", dtype=dtype, batch=batch, impl=f"fused_{loop}", variant=name)
         if not over_budget(row):
           m = model(dtype)
-          config = variant_config(variant, pal.default_config(m.cfg.d_model, m.cfg.d_inner))
+          config = variant_config(name, base_config(loop, m.cfg))
           if _CHECK_VARIANTS.value:
-            record(run_check(m, batch, ["unroll"], fused_impl, config, variant))
-          record(run_timing(m, batch, "fused_unroll", fused_impl,
-                            floors[dtype]["floor_ms"] * 1e-3, config, variant))
+            record(run_check(m, batch, [loop], fused_impl, config, name))
+          record(run_timing(m, batch, f"fused_{loop}", fused_impl,
+                            floors[dtype]["floor_ms"] * 1e-3, config, name))
   checks = [r for r in rows if r.get("kind") == "check" and "skipped" not in r]
   result.update(complete=True, checks_passed=all(r.get("ok") for r in checks),
                 summary=summarize(rows), elapsed_s=round(_elapsed(), 1))

@@ -18,6 +18,7 @@ round to the neighbouring bfloat16 value, a 2^-8 relative change of one input of
 then propagates through the layers: measured up to 6e-4 at D = 40, hence 5e-3.
 """
 
+import dataclasses
 from unittest import mock
 
 from absl.testing import absltest
@@ -137,6 +138,27 @@ class LayerCompiledTest(KernelTestCase):
       np.testing.assert_array_equal(np.asarray(got_conv)[others], np.asarray(conv)[others])
 
 
+  # The persistent loop (one launch for all layers, a grid-wide barrier between phases). In
+  # interpret mode the grid is one program that walks every block of each phase (programs run
+  # one after the other there, so a wider grid would wait at its first barrier forever); on a
+  # GPU the grid is the most blocks of any phase. programs=1: one block per phase (the prefetch
+  # path); 4: 3-5 blocks per phase (the block loop in interpret mode); masked_config: partial
+  # blocks and column chunks crossing the ends.
+  @parameterized.parameters((1, "float32", 1, 3), (3, "float32", 4, 3), (2, "bfloat16", 1, 3),
+                            (3, "bfloat16", None, 3), (2, "float32", None, 1),
+                            (1, "float32", 4, 4))
+  def test_persistent_token_step(self, batch, dtype, programs, short):
+    params, cfg = model(dtype=dtype, short=short, seed=8)
+    config = (masked_config() if programs is None else
+              pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
+    self.check_step(params, cfg, batch, config, layer_loop="persistent")
+
+  def test_persistent_without_prefetch(self):
+    params, cfg = model(seed=9)
+    config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), prefetch=False)
+    self.check_step(params, cfg, 2, config, layer_loop="persistent")
+
+
 class LayerInterpretTest(LayerCompiledTest):
   INTERPRET = True
 
@@ -229,21 +251,24 @@ class TritonLoweringTest(parameterized.TestCase):
                                interpret=False)
     self.assertIn("triton", text)
 
-  @parameterized.parameters(*pal.LAYER_LOOPS)
-  def test_token_step_lowers_each_kernel_once(self, layer_loop):
+  @parameterized.product(layer_loop=pal.LAYER_LOOPS, batch=(1, 8))
+  def test_token_step_lowers_each_kernel_once(self, layer_loop, batch):
     # 18 unrolled layers share one lowering of the per-layer function: 4 Triton kernels in the
-    # module, not 72 (one Triton compile each).
+    # module, not 72 (one Triton compile each); the persistent loop is one kernel for all layers.
     cfg = HyenaConfig(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
                       filter_order=64, emb_dim=33)
     params = jax.eval_shape(lambda: hyena.init_params(jax.random.PRNGKey(0), cfg))
-    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", pal.default_config(864, 1728))
-    sds, f32, B = jax.ShapeDtypeStruct, jnp.float32, 1
-    text = self.lower_for_cuda(
-        pal._token_step, params, pal.layer_avals(spec, B)[0], sds((18, 864), f32),
-        sds((B,), jnp.int32), sds((18, B, 864), f32), sds((18, B, 2, 3 * 864), f32), cfg=cfg,
-        spec=spec, interpret=False, layer_loop=layer_loop)
+    persistent = layer_loop == "persistent"
+    blocks = (pal.persistent_config if persistent else pal.default_config)(864, 1728)
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
+    sds, f32, B = jax.ShapeDtypeStruct, jnp.float32, batch
+    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+      text = self.lower_for_cuda(
+          pal._token_step, params, pal.layer_avals(spec, B)[0], sds((18, 864), f32),
+          sds((B,), jnp.int32), sds((18, B, 864), f32), sds((18, B, 2, 3 * 864), f32), cfg=cfg,
+          spec=spec, interpret=False, layer_loop=layer_loop)
     kernels = text.count("xla.gpu.triton") or text.count("triton_kernel_call")
-    self.assertEqual(kernels, 4)
+    self.assertEqual(kernels, 1 if persistent else 4)
 
 
 class DispatchTest(parameterized.TestCase):
@@ -335,6 +360,18 @@ class DispatchTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "prepared weights do not match the config"):
       pal.token_step_fused(self.params, self.prepared, other, self.consts, self.tokens,
                            self.acc, self.conv)
+
+  def test_persistent_needs_every_program_resident(self):
+    # On a GPU with fewer SMs than blocks per phase the barrier would wait forever: refused.
+    prepared = pal.prepare_layer_weights(self.params, self.cfg,
+                                         pal.persistent_config(24, 48, programs=8))
+    self.assertEqual(pal.persistent_grid(prepared.spec), 6)
+    x = jnp.zeros((2, 24), jnp.float32)
+    u = jnp.zeros_like(self.acc)
+    with mock.patch.object(pal, "gpu_core_count", return_value=4):
+      with self.assertRaisesRegex(ValueError, "all 6 programs resident"):
+        pal._persistent_call(prepared.weights, x, self.acc, self.conv, self.consts.red_tap, u,
+                             prepared.spec, interpret=False)
 
   def test_prepare_rejects_mismatched_params(self):
     other = HyenaConfig(**{**self.cfg.to_dict(), "d_inner": 64})

@@ -110,7 +110,7 @@ pl = pd.pl
 log = logging.getLogger(__name__)
 
 IMPLEMENTATIONS = pd.IMPLEMENTATIONS  # ("pallas", "interpret", "xla")
-LAYER_LOOPS = ("unroll", "scan")
+LAYER_LOOPS = ("unroll", "scan", "persistent")
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
 K_ALIGN = 16  # the reduction axis (D or I) is padded to a multiple of this once, at prepare time
 # Above this many rows the default dispatch runs XLA (a GEMM, tensor cores); an explicit
@@ -167,12 +167,14 @@ class KernelBlocks:
 class LayerConfig:
   """Blocks of the four kernels, and the most batch rows one program handles (any int >= 1;
   the batch block is the largest divisor of B not above it, so every program streams its
-  weights once per batch block)."""
+  weights once per batch block). prefetch: in the persistent loop, a program that owns one
+  block of a phase loads its weight tile before it waits at the phase's barrier."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
   down: KernelBlocks
   batch_block: int = 8
+  prefetch: bool = True
 
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
@@ -382,10 +384,11 @@ def _row_mask(start, size: int, n: int):
   return start + jax.lax.broadcasted_iota(jnp.int32, (size,), 0) < n
 
 
-def _traced(offset: int):
-  """`offset` as a traced int32 (offset + 0 * program_id): JAX rejects a static slice that
-  crosses the array's end even under a mask; Triton folds the zero away again."""
-  return offset + 0 * pl.program_id(0)
+def _traced(offset: int, like):
+  """`offset` as a traced int32 (offset + 0 * like, `like` a traced int32 scalar such as the layer
+  index): JAX rejects a static slice that crosses the array's end even under a mask; Triton folds
+  the zero away again. (Not program_id: interpret mode cannot evaluate it inside loops.)"""
+  return offset + 0 * like
 
 
 def _at(ref, *idx):
@@ -395,9 +398,10 @@ def _at(ref, *idx):
 
 
 def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
-  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n)."""
+  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n);
+  idx[0] is a traced int32 (the layer index)."""
   mask = _col_mask(off, size, n)
-  start = off if mask is None else _traced(off)
+  start = off if mask is None else _traced(off, idx[0])
   return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
 
 
@@ -779,6 +783,172 @@ def reference_layer(cfg: HyenaConfig, lp, x, acc_m, conv_m, red_m):
   return hyena._token_layer(cfg, lp, x, acc_m, conv_m, red_m)  # pylint: disable=protected-access
 
 
+# ----------------------------------------------------------------------------- one launch per token
+
+
+def persistent_config(d_model: int, d_inner: int, programs: int = 132,
+                      num_warps: int = 8) -> LayerConfig:
+  """Blocks for `layer_loop="persistent"`: per phase the smallest power-of-two row block that
+  leaves at most `programs` blocks (paper shape on 132 SMs: 8 / 8 / 16 / 8 rows, 108 blocks
+  each), so that each program owns at most one block per phase and loads its weights before it
+  waits at the barrier."""
+  def blocks(n):
+    rows = 1
+    while -(-n // rows) > programs:
+      rows *= 2
+    return KernelBlocks(rows, num_warps=num_warps)
+  return LayerConfig(mix=blocks(d_model), out=blocks(d_model), up=blocks(d_inner),
+                     down=blocks(d_model))
+
+
+def persistent_grid(spec: LayerSpec) -> int:
+  """Programs of the persistent kernel on a GPU: the most blocks any phase has."""
+  cfg = spec.config
+  return max(spec.dm // cfg.mix.rows, spec.do // cfg.out.rows, spec.iu // cfg.up.rows,
+             spec.dd // cfg.down.rows)
+
+
+def gpu_core_count() -> int | None:
+  """Streaming multiprocessors of the default device (None if the backend does not say)."""
+  return getattr(jax.devices()[0], "core_count", None)
+
+
+def _grid_barrier(count_ref, index, grid: int, interpret: bool):
+  """Waits until every program has arrived at barrier `index` (0: no wait).
+
+  count_ref (1,) int32 counts arrivals over the whole kernel: each program adds 1 at barriers
+  1, 2, ..., so barrier i is passed once it holds i * grid. The atomics are acquire-release at
+  GPU scope (Pallas' Triton lowering), and the scalar atomic runs once per program; the block
+  barriers around it order every warp's stores before the arrival and its loads after the wait.
+  Only safe when all `grid` programs are resident at once (grid <= SMs, nothing else running).
+  """
+  atomic_add = _triton_memory_op("atomic_add")
+  if not interpret:
+    _triton_memory_op("debug_barrier")()
+  atomic_add(count_ref, (jnp.int32(0),), jnp.minimum(index, 1).astype(jnp.int32))
+  target = (index * grid).astype(jnp.int32)
+  jax.lax.while_loop(lambda seen: seen < target,
+                     lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
+  if not interpret:
+    _triton_memory_op("debug_barrier")()
+
+
+def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool):
+  """All M layers of one token in one launch: per layer the four phases of `fused_layer`
+  (mix, out, up, down), each program doing the blocks p = program, program + grid, ... of a
+  phase, with a grid-wide barrier between phases. When a phase has at most `grid` blocks and
+  spec.config.prefetch is set, a program loads its weight tile BEFORE waiting at the barrier (weights do
+  not depend on the activations), so streaming weights overlaps the wait.
+
+  refs: x0 (B, D); acc; red; norm1; mix_w; mix_b; conv_w; conv_b; [conv_in]; u_in; out_w; out_b;
+  norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros | x (B, D) (aliased to x0: the
+  residual, updated in place by every layer's down phase); y (B, D); x1 (B, D); h (B, I); u;
+  [conv]; count (u, conv, count aliased to their inputs).
+  """
+  has_conv = spec.short_order > 1
+  refs = list(refs)
+  _, acc, red, norm1, mix_w, mix_b, conv_w, conv_b = refs[:8]
+  del refs[:8]
+  conv_in = refs.pop(0) if has_conv else None
+  refs.pop(0)  # u_in: written through u
+  out_w, out_b, norm2, up_w, up_b, down_w, down_b, _ = refs[:8]
+  del refs[:8]
+  x, y, x1, h, u = refs[:5]
+  del refs[:5]
+  conv = refs.pop(0) if has_conv else None
+  (count,) = refs
+  cfg, D, I = spec.config, spec.d_model, spec.d_inner
+  rows = list(range(batch))
+  mix = _MixRefs(x, norm1, mix_w, mix_b, conv_w, conv_b, red, acc, conv_in, y, u, conv)
+  d_out = _Dense(D, D, cfg.out, spec.dk, spec.dtype, None, False, True)
+  d_up = _Dense(D, I, cfg.up, spec.dk, spec.dtype, spec.eps, True, False)
+  d_down = _Dense(I, D, cfg.down, spec.ik, spec.dtype, None, False, True)
+  mix_count = _chunks(spec.dk, cfg.mix.chunk_for(jnp.dtype(spec.dtype)))[1]
+  # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
+  phases = [
+      (spec.dm // cfg.mix.rows, mix_count, lambda p, m: _mix_tiles(mix, p, m, spec),
+       lambda p, m, t: _mix_block(mix, p, m, rows, spec, t)),
+      (spec.do // cfg.out.rows, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, d_out),
+       lambda p, m, t: _dense_block(y, None, out_w, out_b, x, x1, p, m, rows, d_out, t)),
+      (spec.iu // cfg.up.rows, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, d_up),
+       lambda p, m, t: _dense_block(x1, norm2, up_w, up_b, None, h, p, m, rows, d_up, t)),
+      (spec.dd // cfg.down.rows, d_down.chunks()[1],
+       lambda p, m: _dense_tiles(down_w, p, m, d_down),
+       lambda p, m, t: _dense_block(h, None, down_w, down_b, x1, x, p, m, rows, d_down, t)),
+  ]
+  q = pl.program_id(0)
+
+  def layer(m, carry):
+    for k, (n, chunks, tiles, compute) in enumerate(phases):
+      index = 4 * m + k
+      if n <= grid:
+        loaded = None
+        if cfg.prefetch:
+          tile_fn = tiles(jnp.minimum(q, n - 1), m)
+          loaded = [tile_fn(c) for c in range(chunks)]
+        _grid_barrier(count, index, grid, interpret)
+        tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
+        if n == grid:
+          compute(q, m, tile_arg)
+        else:
+          pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
+      else:
+        _grid_barrier(count, index, grid, interpret)
+
+        def block(i, c, compute=compute, n=n):
+          p = q + i * grid
+          pl.when(p < n)(functools.partial(compute, p, m, None))
+          return c
+        jax.lax.fori_loop(0, -(-n // grid), block, 0)
+    return carry
+
+  jax.lax.fori_loop(0, spec.n_layers, layer, 0)
+
+
+def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: LayerSpec,
+                     interpret: bool):
+  """Every layer of one token in one pallas_call (see _token_kernel). Returns x, u_buf,
+  conv_state (x after the last layer)."""
+  B, D = x.shape
+  has_conv = spec.short_order > 1
+  grid = 1 if interpret else persistent_grid(spec)
+  if not interpret:
+    cores = gpu_core_count()
+    if cores is not None and grid > cores:
+      raise ValueError(f"the persistent token kernel needs all {grid} programs resident at once, "
+                       f"and this GPU has {cores} SMs: use persistent_config(D, I, programs="
+                       f"{cores}) for the prepared weights, or another layer_loop")
+  ins = [x, acc, red, w.norm1, w.mix_w, w.mix_b, w.conv_w, w.conv_b]
+  ins += [conv_state] if has_conv else []
+  u_at = len(ins)
+  ins += [u_buf, w.out_w, w.out_b, w.norm2, w.up_w, w.up_b, w.down_w, w.down_b,
+          jnp.zeros((1,), jnp.int32)]
+  f32 = jnp.float32
+  outs = [jax.ShapeDtypeStruct((B, D), f32), jax.ShapeDtypeStruct((B, D), f32),
+          jax.ShapeDtypeStruct((B, D), f32), jax.ShapeDtypeStruct((B, spec.d_inner), f32),
+          jax.ShapeDtypeStruct(u_buf.shape, f32)]
+  aliases = {0: 0, u_at: 4}
+  if has_conv:
+    outs.append(jax.ShapeDtypeStruct(conv_state.shape, f32))
+    aliases[u_at - 1] = 5
+  outs.append(jax.ShapeDtypeStruct((1,), jnp.int32))
+  aliases[len(ins) - 1] = len(outs) - 1
+  blocks = spec.config.mix
+  res = pl.pallas_call(
+      functools.partial(_token_kernel, spec=spec, batch=B, grid=grid, interpret=interpret),
+      out_shape=tuple(outs),
+      grid=(grid,),
+      in_specs=_whole(len(ins)),
+      out_specs=tuple(_whole(len(outs))),
+      input_output_aliases=aliases,
+      interpret=interpret,
+      compiler_params=_compiler_params(blocks, interpret),
+      name="hyena_token_layers",
+  )(*ins)
+  x, u_buf = res[0], res[4]
+  return x, u_buf, (res[5] if has_conv else conv_state)
+
+
 # ----------------------------------------------------------------------------- token step
 
 
@@ -793,7 +963,9 @@ def _token_step(params, w: LayerWeights, red, tokens, acc, conv_state, *, cfg: H
   red = red.astype(jnp.float32)
   u_buf = jnp.zeros((M, B, D), jnp.float32)
   step = functools.partial(fused_layer, w, spec=spec, interpret=interpret)
-  if layer_loop == "unroll":
+  if layer_loop == "persistent":
+    x, u_buf, conv_state = _persistent_call(w, x, acc, conv_state, red, u_buf, spec, interpret)
+  elif layer_loop == "unroll":
     for m in range(M):
       x, u_buf, conv_state = step(layer_index(m), x, acc, conv_state, red, u_buf)
   else:
