@@ -120,6 +120,7 @@ MAX_BATCH = 16
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
 ORDERS = ("batch", "chunk")
+POLLS = ("atomic", "volatile")  # how the persistent loop waits at a barrier
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -168,17 +169,21 @@ class LayerConfig:
   """Blocks of the four kernels, and the most batch rows one program handles (any int >= 1;
   the batch block is the largest divisor of B not above it, so every program streams its
   weights once per batch block). prefetch: in the persistent loop, a program that owns one
-  block of a phase loads its weight tile before it waits at the phase's barrier."""
+  block of a phase loads its weight tile before it waits at the phase's barrier; poll: how it
+  waits there (see _grid_barrier)."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
   down: KernelBlocks
   batch_block: int = 8
   prefetch: bool = True
+  poll: str = "atomic"
 
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
+    if self.poll not in POLLS:
+      raise ValueError(f"LayerConfig.poll must be one of {POLLS}, got {self.poll!r}")
 
 
 def _rows_for(n: int, target: int = TARGET_PROGRAMS, max_rows: int = 16) -> int:
@@ -813,13 +818,16 @@ def gpu_core_count() -> int | None:
   return getattr(jax.devices()[0], "core_count", None)
 
 
-def _grid_barrier(count_ref, index, grid: int, interpret: bool):
+def _grid_barrier(count_ref, index, grid: int, interpret: bool, poll: str = "atomic"):
   """Waits until every program has arrived at barrier `index` (0: no wait).
 
   count_ref (1,) int32 counts arrivals over the whole kernel: each program adds 1 at barriers
   1, 2, ..., so barrier i is passed once it holds i * grid. The atomics are acquire-release at
   GPU scope (Pallas' Triton lowering), and the scalar atomic runs once per program; the block
   barriers around it order every warp's stores before the arrival and its loads after the wait.
+  poll "atomic": read the count with atomic adds of 0 (each an acquire); "volatile": with
+  volatile loads (no read-modify-write queue at the L2 when many programs poll one word), then
+  one atomic read for the acquire.
   Only safe when all `grid` programs are resident at once (grid <= SMs, nothing else running).
   """
   atomic_add = _triton_memory_op("atomic_add")
@@ -827,8 +835,15 @@ def _grid_barrier(count_ref, index, grid: int, interpret: bool):
     _triton_memory_op("debug_barrier")()
   atomic_add(count_ref, (jnp.int32(0),), jnp.minimum(index, 1).astype(jnp.int32))
   target = (index * grid).astype(jnp.int32)
-  jax.lax.while_loop(lambda seen: seen < target,
-                     lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
+  if poll == "volatile":
+    load = _triton_memory_op("load")
+    jax.lax.while_loop(lambda seen: seen < target,
+                       lambda seen: load(_at(count_ref, 0 * seen), volatile=True),
+                       jnp.int32(0))
+    atomic_add(count_ref, (jnp.int32(0),), jnp.int32(0))
+  else:
+    jax.lax.while_loop(lambda seen: seen < target,
+                       lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
   if not interpret:
     _triton_memory_op("debug_barrier")()
 
@@ -886,14 +901,14 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
         if cfg.prefetch:
           tile_fn = tiles(jnp.minimum(q, n - 1), m)
           loaded = [tile_fn(c) for c in range(chunks)]
-        _grid_barrier(count, index, grid, interpret)
+        _grid_barrier(count, index, grid, interpret, cfg.poll)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
         else:
           pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
       else:
-        _grid_barrier(count, index, grid, interpret)
+        _grid_barrier(count, index, grid, interpret, cfg.poll)
 
         def block(i, c, compute=compute, n=n):
           p = q + i * grid
