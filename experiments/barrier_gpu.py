@@ -3,8 +3,8 @@
   PYTHONPATH=. python experiments/barrier_gpu.py [--grids=16,108,132] [--barriers=71]
   PYTHONPATH=. python experiments/barrier_gpu.py --tiny      # CPU smoke run (interpret, grid 1)
 
-A kernel of G programs that does nothing but pass N barriers (pallas_layer._grid_barrier, for
-each poll variant), launched R times in one jitted chain, against the same kernel with N = 0:
+A kernel of G programs that does nothing but pass N barriers (pallas_layer._grid_barrier),
+launched R times in one jitted chain, against the same kernel with N = 0:
 (t(N) - t(0)) / N is the time of one barrier before any work, the fixed cost that each of the
 4 M - 1 barriers of the persistent token kernel (ops/pallas_layer, layer_loop="persistent") pays.
 The final count of every launch is checked (N * G arrivals), so a barrier that lets a program
@@ -35,20 +35,20 @@ _OUT = flags.DEFINE_string("out", None, "JSON path.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run: interpret mode, grid 1, few barriers.")
 
 
-def _kernel(count_in, count, *, barriers: int, grid: int, poll: str, interpret: bool):
+def _kernel(count_in, count, *, barriers: int, grid: int, interpret: bool):
   del count_in  # aliased to count
 
   def body(i, carry):
-    pal._grid_barrier(count, i + 1, grid, interpret, poll)  # pylint: disable=protected-access
+    pal._grid_barrier(count, i + 1, grid, interpret)  # pylint: disable=protected-access
     return carry
 
   jax.lax.fori_loop(0, barriers, body, 0)
 
 
-def launch(barriers: int, grid: int, poll: str, interpret: bool) -> jax.Array:
+def launch(barriers: int, grid: int, interpret: bool) -> jax.Array:
   """One kernel of `grid` programs passing `barriers` barriers: the final count, (1,) int32."""
   return pd.pl.pallas_call(
-      functools.partial(_kernel, barriers=barriers, grid=grid, poll=poll, interpret=interpret),
+      functools.partial(_kernel, barriers=barriers, grid=grid, interpret=interpret),
       out_shape=jax.ShapeDtypeStruct((1,), jnp.int32),
       grid=(grid,),
       in_specs=[pd.pl.BlockSpec()],
@@ -60,10 +60,10 @@ def launch(barriers: int, grid: int, poll: str, interpret: bool) -> jax.Array:
   )(jnp.zeros((1,), jnp.int32))
 
 
-def time_chain(barriers: int, grid: int, poll: str, interpret: bool, launches: int) -> dict:
+def time_chain(barriers: int, grid: int, interpret: bool, launches: int) -> dict:
   @jax.jit
   def chain():
-    return jnp.stack([launch(barriers, grid, poll, interpret)[0] for _ in range(launches)])
+    return jnp.stack([launch(barriers, grid, interpret)[0] for _ in range(launches)])
 
   counts = jax.block_until_ready(chain())  # compile, warm up, and check
   expected = barriers * (grid if barriers else 0)
@@ -91,21 +91,19 @@ def main(argv):
                 barriers=barriers, launches=launches, num_warps=_WARPS.value,
                 interpret=interpret, records=[])
   for grid in grids:
-    for poll in pal.POLLS:
-      rec = dict(grid=grid, poll=poll)
-      try:
-        empty = time_chain(0, grid, poll, interpret, launches)
-        full = time_chain(barriers, grid, poll, interpret, launches)
-        rec.update(empty_launch_us=empty["launch_us"], launch_us=full["launch_us"],
-                   barrier_us=(full["launch_us"] - empty["launch_us"]) / barriers)
-        print(f"grid {grid:4d} poll {poll:9s}: {rec['barrier_us']:7.3f} us per barrier "
-              f"(launch {rec['launch_us']:8.2f} us, empty {rec['empty_launch_us']:6.2f})",
-              flush=True)
-      except Exception as e:  # pylint: disable=broad-except
-        rec["error"] = common.error_text(e, 400)
-        print(f"grid {grid} poll {poll}: {rec['error']}", flush=True)
-      result["records"].append(rec)
-      common.write_json_file(out, result)
+    rec = dict(grid=grid)
+    try:
+      empty = time_chain(0, grid, interpret, launches)
+      full = time_chain(barriers, grid, interpret, launches)
+      rec.update(empty_launch_us=empty["launch_us"], launch_us=full["launch_us"],
+                 barrier_us=(full["launch_us"] - empty["launch_us"]) / barriers)
+      print(f"grid {grid:4d}: {rec['barrier_us']:7.3f} us per barrier (launch "
+            f"{rec['launch_us']:8.2f} us, empty {rec['empty_launch_us']:6.2f})", flush=True)
+    except Exception as e:  # pylint: disable=broad-except
+      rec["error"] = common.error_text(e, 400)
+      print(f"grid {grid}: {rec['error']}", flush=True)
+    result["records"].append(rec)
+    common.write_json_file(out, result)
   print("wrote", out)
 
 

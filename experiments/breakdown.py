@@ -4,7 +4,7 @@ At a fixed length, each method runs three times: the whole model (part "all"), o
 convolutions ("mixer") and the model with the long convolutions removed ("dense"). mixer + dense
 vs all shows how well the two overlap (or interfere) inside one compiled block. "dense" runs the
 same steps whatever the method, so it is timed for flash (unrolled steps) and lazy (scanned
-steps, which eager shares) only.
+steps, which eager shares) only. methods=(...) runs a subset of the methods.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ def run(size: str, outdir: str, name: str = "breakdown", **overrides) -> dict:
   ref_max = opts.setdefault("ref_max", common.REF_MAX[size])
   records.config = {"model": cfg.to_dict(), "parts": PARTS,
                     **common.engine_config(gen, max(opts["batches"])), **opts}
+  methods = opts.pop("methods", None)
   for batch in opts["batches"]:
     for method, variant in ENTRIES:
+      if methods is not None and method not in methods:
+        continue
       for part in PARTS:
         if part == "dense" and method == "eager":
           continue  # the same scanned steps as lazy's dense part: nothing new to time

@@ -95,7 +95,7 @@ def unroll_layers() -> bool | None:
   return _switch(UNROLL_ENV)
 
 
-# "xla" / "fused" forces the Generator's per-token dense path in every experiment (recorded in
+# "xla" / "fused" / "persistent" forces the Generator's per-token dense path in every experiment (recorded in
 # each JSON's config); unset: the Generator's default (Generator.dense_path_for).
 DENSE_ENV = "FLASH_LCSM_DENSE"
 

@@ -115,14 +115,10 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":
     return dataclasses.replace(base, prefetch=False)
-  if name.startswith("phases"):
-    return dataclasses.replace(base, phases=int(name[6:]))
-  if name.startswith("poll_"):
-    return dataclasses.replace(base, poll=name[5:])
   if name == "nobarrier":  # see NO_BARRIER
     return base
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, batch_blockN, noprefetch, poll_P, phasesN, nobarrier, A+B")
+                   "order_batch, order_chunk, batch_blockN, noprefetch, nobarrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),

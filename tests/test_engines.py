@@ -156,15 +156,18 @@ def test_unrolled_layer_loop_matches_forward(method):
   assert_parity(gen.decode_logits(tokens, 7, method=method), want, f"unrolled {method}")
 
 
-@pytest.mark.parametrize("method", ["flash", "lazy"])
-def test_fused_dense_path_matches_forward(method):
-  """dense_path="fused" (ops/pallas_layer, interpret mode on CPU) runs the same numerics."""
+@pytest.mark.parametrize("method,path", [("flash", "fused"), ("lazy", "fused"),
+                                         ("flash", "persistent")])
+def test_fused_dense_path_matches_forward(method, path):
+  """dense_path="fused" / "persistent" (ops/pallas_layer, interpret mode on CPU) runs the same
+  numerics."""
   params, cfg = make_model(**MODELS["small"])
-  gen = Generator(params, cfg, block_size=4 if method == "flash" else 64, dense_path="fused")
-  assert gen.dense_path_for(2) == "fused"
+  gen = Generator(params, cfg, block_size=4 if method == "flash" else 64, dense_path=path)
+  assert gen.dense_path_for(2) == path
   tokens, want = reference("small", 64)
   tokens, want = tokens[:, :23], want[:, :23]
-  assert_parity(gen.decode_logits(tokens, 5, method=method), want, f"fused {method}")
+  assert_parity(gen.decode_logits(tokens, 5, method=method), want, f"{path} {method}")
+  assert gen.dense_weights(2).spec.config.persistent == (path == "persistent")
 
 
 def test_dense_path_choice_and_errors():
@@ -173,7 +176,7 @@ def test_dense_path_choice_and_errors():
     Generator(params, cfg, dense_path="triton")
   auto = Generator(params, cfg)
   gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
-  assert auto.dense_path_for(1) == ("fused" if gpu else "xla")
+  assert auto.dense_path_for(1) == ("persistent" if gpu else "xla")
   assert auto.dense_path_for(8) == "xla"  # where XLA's unrolled layers are faster
   assert Generator(params, cfg, dense_path="xla").dense_path_for(1) == "xla"
 

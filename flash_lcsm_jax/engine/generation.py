@@ -52,13 +52,14 @@ def _prefill(params, cfg: HyenaConfig, filters, prompt, valid):
 
 
 PARTS = ("all", "mixer", "dense")
-DENSE_PATHS = ("xla", "fused")
+DENSE_PATHS = ("xla", "fused", "persistent")
 FUSED_MAX_AUTO_BATCH = 2  # see Generator.dense_path_for
 
 
 def _token_step(params, cfg: HyenaConfig, red, token, acc, conv_state, dense_weights):
   """The per-token dense path. dense_weights: None (XLA, scanned layers), split_layers(params)
-  (XLA, unrolled layers) or pallas_layer.PreparedLayers (four fused kernels per layer)."""
+  (XLA, unrolled layers) or pallas_layer.PreparedLayers (four fused kernels per layer, or one
+  persistent kernel for all layers when prepared with persistent_config)."""
   if isinstance(dense_weights, pallas_layer.PreparedLayers):
     return pallas_layer.token_step_fused(params, dense_weights, cfg, red, token, acc, conv_state)
   return hyena.token_step(params, cfg, red, token, acc, conv_state, dense_weights)
@@ -143,9 +144,11 @@ class Generator:
       config: 569 vs 997 us per token at B = 8, no gain at B = 1), else scan. Unrolling keeps
       a second, per-layer copy of the layer weights on the device.
     dense_path: the per-token path outside the long convolutions: "xla" (XLA ops, scanned or
-      unrolled as unroll_layers says) or "fused" (ops/pallas_layer: four Pallas kernels per
+      unrolled as unroll_layers says), "fused" (ops/pallas_layer: four Pallas kernels per
       layer over weights prepared once, a second copy of the layer weights; on CPU they run
-      in interpret mode, which is exact but slow). None: see `dense_path_for`.
+      in interpret mode, which is exact but slow) or "persistent" (the same four phases per
+      layer for all layers inside ONE kernel, grid-wide barriers between them; on a GPU it
+      needs one SM per program, 108 at the paper shape). None: see `dense_path_for`.
     unroll_steps: run the identical steps of a lazy / eager block as a Python loop instead of
       a lax.scan (flash blocks always unroll). None: unroll with the fused dense path (see
       `unroll_steps_for`).
@@ -170,15 +173,25 @@ class Generator:
     self._prepared = None  # pallas_layer.PreparedLayers (a second copy), made on first use
 
   def dense_path_for(self, batch: int) -> str:
-    """The dense path a batch runs: dense_path if set, else "fused" on a GPU for B <= 2 and
-    "xla" otherwise. Measured on an H100 (paper config, float32, experiments/dense_gpu.py):
-    fused 0.476 vs XLA 0.771 ms/token at B = 1, but 1.282 vs 1.144 (scanned; unrolled XLA is
-    faster still) at B = 8, because each program streams its weight rows once per batch row."""
+    """The dense path a batch runs: dense_path if set, else on a GPU for B <= 2 "persistent"
+    (or "fused" where the GPU has fewer SMs than the persistent kernel has programs), and "xla"
+    otherwise. Measured on an H100 (paper config, experiments/dense_gpu.py, B = 1): persistent
+    0.40 / fused 0.49 / XLA 0.78 ms/token in float32, 0.36 / 0.39 / 0.74 in bfloat16; at B = 8
+    both Pallas paths lose to XLA's GEMMs (1.22 / 1.29 vs ~0.6), because each program streams
+    its weight rows once per batch row."""
     if self.dense_path is not None:
       return self.dense_path
     if jax.default_backend() in pallas_layer.GPU_BACKENDS and batch <= FUSED_MAX_AUTO_BATCH:
-      return "fused"
+      spec_grid = pallas_layer.persistent_grid(pallas_layer.LayerSpec(
+          self.cfg.n_layers, self.cfg.d_model, self.cfg.d_inner, self.cfg.short_filter_order,
+          float(self.cfg.layer_norm_eps), self.cfg.dtype, self._persistent_config()))
+      cores = pallas_layer.gpu_core_count()
+      return "persistent" if cores is None or spec_grid <= cores else "fused"
     return "xla"
+
+  def _persistent_config(self) -> "pallas_layer.LayerConfig":
+    return pallas_layer.persistent_config(self.cfg.d_model, self.cfg.d_inner,
+                                          programs=pallas_layer.gpu_core_count() or 132)
 
   def unroll_steps_for(self, batch: int) -> bool:
     """Whether lazy / eager blocks unroll their steps: unroll_steps if set, else with the fused
@@ -186,13 +199,16 @@ class Generator:
     4.60 ms/step unrolled vs 5.42 scanned at t = 65536, and the same within 2% at t = 1024)."""
     if self.unroll_steps is not None:
       return self.unroll_steps
-    return self.dense_path_for(batch) == "fused"
+    return self.dense_path_for(batch) in ("fused", "persistent")
 
   def dense_weights(self, batch: int):
-    """What `_token_step` takes for this batch: None, split layers or prepared weights."""
-    if self.dense_path_for(batch) == "fused":
-      if self._prepared is None:
-        self._prepared = pallas_layer.prepare_layer_weights(self.params, self.cfg)
+    """What `_token_step` takes for this batch: None, split layers or prepared weights (one
+    prepared copy at a time: the fused and persistent paths lay their blocks out differently)."""
+    path = self.dense_path_for(batch)
+    if path in ("fused", "persistent"):
+      if self._prepared is None or self._prepared.spec.config.persistent != (path == "persistent"):
+        config = self._persistent_config() if path == "persistent" else None
+        self._prepared = pallas_layer.prepare_layer_weights(self.params, self.cfg, config)
       return self._prepared
     unroll = self.unroll_layers
     if unroll is None:

@@ -120,8 +120,6 @@ MAX_BATCH = 16
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
 ORDERS = ("batch", "chunk")
-POLLS = ("atomic", "volatile")  # how the persistent loop waits at a barrier
-SPLIT_CHUNK = 128  # output columns per step of the split-K products (phases = 2)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -170,26 +168,20 @@ class LayerConfig:
   """Blocks of the four kernels, and the most batch rows one program handles (any int >= 1;
   the batch block is the largest divisor of B not above it, so every program streams its
   weights once per batch block). prefetch: in the persistent loop, a program that owns one
-  block of a phase loads its weight tile before it waits at the phase's barrier; poll: how it
-  waits there (see _grid_barrier). phases: 4 (out_proj and fc2 are phases of their own, the
-  per-layer kernels' layout) or 2 (layer_loop="persistent" only: out_proj and fc2 are split-K
-  products folded into the mix and up phases, summed by integer atomics; see pallas_token)."""
+  block of a phase loads its weight tile before it waits at the phase's barrier. persistent: the
+  blocks are sized for the persistent loop (persistent_config), which is then
+  token_step_fused's default layer loop."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
   down: KernelBlocks
   batch_block: int = 8
   prefetch: bool = True
-  poll: str = "atomic"
-  phases: int = 4
+  persistent: bool = False
 
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
-    if self.poll not in POLLS:
-      raise ValueError(f"LayerConfig.poll must be one of {POLLS}, got {self.poll!r}")
-    if self.phases not in (2, 4):
-      raise ValueError(f"LayerConfig.phases must be 2 or 4, got {self.phases!r}")
 
 
 def _rows_for(n: int, target: int = TARGET_PROGRAMS, max_rows: int = 16) -> int:
@@ -253,10 +245,6 @@ class LayerSpec:
   def dd(self) -> int:
     return pd.round_up(self.d_model, self.config.down.rows)
 
-  @property
-  def dp(self) -> int:  # D as the output width of the split-K products (phases = 2)
-    return pd.round_up(self.d_model, SPLIT_CHUNK)
-
   def matches(self, cfg: HyenaConfig) -> bool:
     return (self.n_layers, self.d_model, self.d_inner, self.short_order, self.eps,
             self.dtype) == (cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order,
@@ -273,13 +261,13 @@ class LayerWeights(NamedTuple):
   conv_w: jax.Array  # (M, K, 3, Dm) short-conv taps
   conv_b: jax.Array  # (M, 3, Dm) short-conv bias
   norm1: jax.Array  # (M, 2, Dk) layer norm 1 scale, bias (zero in the padding)
-  out_w: jax.Array  # (M, Do, Dk) out_proj^T; phases = 2: (M, Dm, Dp) out_proj
-  out_b: jax.Array  # (M, Do); phases = 2: (M, Dp)
+  out_w: jax.Array  # (M, Do, Dk) out_proj^T
+  out_b: jax.Array  # (M, Do)
   norm2: jax.Array  # (M, 2, Dk)
   up_w: jax.Array  # (M, Iu, Dk) fc1^T
   up_b: jax.Array  # (M, Iu)
-  down_w: jax.Array  # (M, Dd, Ik) fc2^T; phases = 2: (M, Iu, Dp) fc2
-  down_b: jax.Array  # (M, Dd); phases = 2: (M + 1, Dp), row 0 zero, row m + 1 layer m's
+  down_w: jax.Array  # (M, Dd, Ik) fc2^T
+  down_b: jax.Array  # (M, Dd)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -366,30 +354,19 @@ def _prepare(layers, spec: LayerSpec) -> LayerWeights:
   w_in = _pad_to(_pad_to(w_in, 2, spec.dm), 3, spec.dk)
   w_in = w_in.reshape(M, 3, spec.dm // bc, bc, spec.dk).transpose(0, 2, 1, 3, 4)
   fc1, fc2 = layers["mlp"]["fc1"], layers["mlp"]["fc2"]
-  if spec.config.phases == 2:  # split-K: rows of the untransposed kernels, outputs padded to Dp
-    out_w = _pad_to(_pad_to(layers["out_proj"]["kernel"], 1, spec.dm), 2, spec.dp)
-    out_b = _pad_to(layers["out_proj"]["bias"].astype(f32), 1, spec.dp)
-    down_w = _pad_to(_pad_to(fc2["kernel"], 1, spec.iu), 2, spec.dp)
-    down_b = _pad_to(fc2["bias"].astype(f32), 1, spec.dp)
-    down_b = jnp.concatenate([jnp.zeros_like(down_b[:1]), down_b])  # (M + 1, Dp): 0 before layer 0
-  else:
-    out_w = transposed(layers["out_proj"]["kernel"], spec.do, spec.dk)
-    out_b = _pad_to(layers["out_proj"]["bias"].astype(f32), 1, spec.do)
-    down_w = transposed(fc2["kernel"], spec.dd, spec.ik)
-    down_b = _pad_to(fc2["bias"].astype(f32), 1, spec.dd)
   return LayerWeights(
       mix_w=w_in,
       mix_b=channel_major(layers["in_proj"]["bias"], spec.dm),
       conv_w=channel_major(layers["short_conv"]["kernel"], spec.dm),  # (M, K, 3, Dm)
       conv_b=channel_major(layers["short_conv"]["bias"], spec.dm),
       norm1=norm(layers["norm1"]),
-      out_w=out_w,
-      out_b=out_b,
+      out_w=transposed(layers["out_proj"]["kernel"], spec.do, spec.dk),
+      out_b=_pad_to(layers["out_proj"]["bias"].astype(f32), 1, spec.do),
       norm2=norm(layers["norm2"]),
       up_w=transposed(fc1["kernel"], spec.iu, spec.dk),
       up_b=_pad_to(fc1["bias"].astype(f32), 1, spec.iu),
-      down_w=down_w,
-      down_b=down_b,
+      down_w=transposed(fc2["kernel"], spec.dd, spec.ik),
+      down_b=_pad_to(fc2["bias"].astype(f32), 1, spec.dd),
   )
 
 
@@ -397,9 +374,8 @@ def _prepare(layers, spec: LayerSpec) -> LayerWeights:
 
 
 def _col_mask(off: int, size: int, n: int):
-  """(1, size) mask of columns < n for a chunk crossing n, else None (no mask needed); off may
-  be traced (then always masked)."""
-  if isinstance(off, int) and off + size <= n:
+  """(1, size) mask of columns < n for a chunk crossing n, else None (no mask needed)."""
+  if off + size <= n:
     return None
   return off + jax.lax.broadcasted_iota(jnp.int32, (1, size), 1) < n
 
@@ -432,9 +408,9 @@ def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
   return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
 
 
-def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int, cast: bool = True):
+def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
   """(rows, size) float32 tile whose every row is ref[*idx, i, off:off + size] (zero past column
-  n; in the ref's own dtype if not cast). Indexed with integer vectors (a gather of one row into each tile row), the load comes out
+  n). Indexed with integer vectors (a gather of one row into each tile row), the load comes out
   in the weight tile's register layout and costs L1 hits; a (1, size) load broadcast to
   (rows, size) would go through shared memory and two barriers per chunk instead. Integer-vector
   indices (no slices) also keep interpret mode's masked loads working."""
@@ -443,24 +419,15 @@ def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int, cast: 
   mask = _col_mask(off, size, n)
   load = _triton_memory_op("load")
   view = _at(ref, *idx, row_idx, col_idx)
-  other = 0 if jnp.issubdtype(ref.dtype, jnp.integer) else 0.0
-  value = load(view) if mask is None else load(view, mask=mask, other=other)
-  return value.astype(jnp.float32) if cast else value
+  value = load(view) if mask is None else load(view, mask=mask, other=0.0)
+  return value.astype(jnp.float32)
 
 
-def _ref_source(ref, n: int):
-  """source(b, rows, off, size) -> the (rows, size) tile of row b of a (B, n) ref (see _load_rep):
-  how the kernels read an activation row; the persistent kernels pass sources that assemble
-  the row from several buffers instead."""
-  return lambda b, rows, off, size: _load_rep(ref, (), b, rows, off, size, n)
-
-
-def _row_stats(source, b, rows: int, chunk: int, count: int, n: int, eps: float):
+def _row_stats(x_ref, b, rows: int, chunk: int, count: int, n: int, eps: float):
   """Layer-norm mean and 1 / sqrt(var + eps) of row b (two passes, as hyena.layer_norm), as
-  (rows, 1) columns: computed on (rows, chunk) tiles of the row (source(b, rows, off, chunk),
-  zero past column n), summed elementwise over the chunks and reduced over the columns of each
-  tile row (inside a warp)."""
-  xs = [source(b, rows, c * chunk, chunk) for c in range(count)]
+  (rows, 1) columns: computed on (rows, chunk) tiles of the row (see _load_rep), summed
+  elementwise over the chunks and reduced over the columns of each tile row (inside a warp)."""
+  xs = [_load_rep(x_ref, (), b, rows, c * chunk, chunk, n) for c in range(count)]
   total = xs[0]
   for x in xs[1:]:
     total = total + x
@@ -561,11 +528,8 @@ def _mix_tiles(r: _MixRefs, p, m, spec: LayerSpec):
                     for g in range(3)]
 
 
-def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None, source=None,
-               on_y=None):
-  """Channel block p of K1 at layer m for batch rows `rows` (tiles: preloaded weight tiles;
-  source: the x rows, default r.x; on_y(i, y): what to do with batch row i's (bc,) output y,
-  default store it into r.y)."""
+def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
+  """Channel block p of K1 at layer m for batch rows `rows` (tiles: preloaded weight tiles)."""
   K = spec.short_order
   D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
   wdtype = jnp.dtype(spec.dtype)
@@ -574,17 +538,16 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None, sourc
   chans = pl.ds(j0, bc)
   cmask = _row_mask(j0, bc, D)
   tiles = tiles or _mix_tiles(r, p, m, spec)
-  source = source or _ref_source(r.x, D)
 
   def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
     b = rows[i]
-    mean, rstd = _row_stats(source, b, bc, chunk, count, D, spec.eps)
+    mean, rstd = _row_stats(r.x, b, bc, chunk, count, D, spec.eps)
 
     def vector(c):
       off = c * chunk
       scale = _load_rep(r.norm, (m,), 0, bc, off, chunk, dk)
       shift = _load_rep(r.norm, (m,), 1, bc, off, chunk, dk)
-      x = source(b, bc, off, chunk)
+      x = _load_rep(r.x, (), b, bc, off, chunk, D)
       return _weight_cast((x - mean) * rstd * scale + shift, wdtype)
     return vector
 
@@ -607,10 +570,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None, sourc
     x0, x1, v = c
     u = x1 * v
     z = _load(_at(r.acc, m, b, chans), cmask) + red * u
-    if on_y is None:
-      _store(_at(r.y, b, chans), x0 * z, cmask)
-    else:
-      on_y(i, x0 * z)
+    _store(_at(r.y, b, chans), x0 * z, cmask)
     _store(_at(r.u, m, b, chans), u, cmask)
     for k in range(K - 1):  # the new window: window[1:]
       for g in range(3):
@@ -699,15 +659,13 @@ def _dense_tiles(w_ref, p, m, d: _Dense):
 
 
 def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: list, d: _Dense,
-                 tiles=None, source=None, on_out=None):
+                 tiles=None):
   """Row block p of out / up / down at layer m for batch rows `rows`:
 
     out[b, r] = [res[b, r] +] act(sum_k cast(prologue(v[b]))[k] * W^T[m, r, k] + bias[m, r])
 
   v (B, n_in); norm (M, 2, k_width) or None; w (M, rows_p, k_width); bias (M, rows_p); res
-  (B, n_out) or None | out (B, n_out); tiles: preloaded weight tiles (default: loaded here);
-  source: the input rows (default v_ref); on_out(i, y): what to do with batch row i's (rows,)
-  result (default: store into out_ref).
+  (B, n_out) or None | out (B, n_out); tiles: preloaded weight tiles (default: loaded here).
   """
   rows_per, wdtype = d.blocks.rows, jnp.dtype(d.wdtype)
   chunk, count = d.chunks()
@@ -715,16 +673,15 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
   rows_sl = pl.ds(r0, rows_per)
   rmask = _row_mask(r0, rows_per, d.n_out)
   tiles = tiles or _dense_tiles(w_ref, p, m, d)
-  source = source or _ref_source(v_ref, d.n_in)
 
   def row_vector(i):  # (rows, chunk) tiles, every row the same activation chunk
     b = rows[i]
     if d.eps is not None:
-      mean, rstd = _row_stats(source, b, rows_per, chunk, count, d.n_in, d.eps)
+      mean, rstd = _row_stats(v_ref, b, rows_per, chunk, count, d.n_in, d.eps)
 
     def vector(c):
       off = c * chunk
-      v = source(b, rows_per, off, chunk)
+      v = _load_rep(v_ref, (), b, rows_per, off, chunk, d.n_in)
       if d.eps is not None:
         scale = _load_rep(norm_ref, (m,), 0, rows_per, off, chunk, d.k_width)
         shift = _load_rep(norm_ref, (m,), 1, rows_per, off, chunk, d.k_width)
@@ -741,10 +698,7 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
       y = _gelu_tanh(y)
     if d.residual:
       y = _load(_at(res_ref, b, rows_sl), rmask) + y
-    if on_out is None:
-      _store(_at(out_ref, b, rows_sl), y, rmask)
-    else:
-      on_out(i, y)
+    _store(_at(out_ref, b, rows_sl), y, rmask)
 
   _matvec(tiles, row_vector, emit, len(rows), chunk, count, rows_per, d.blocks.order)
 
@@ -847,7 +801,7 @@ def persistent_config(d_model: int, d_inner: int, programs: int = 132,
       rows *= 2
     return KernelBlocks(rows, num_warps=num_warps)
   return LayerConfig(mix=blocks(d_model), out=blocks(d_model), up=blocks(d_inner),
-                     down=blocks(d_model))
+                     down=blocks(d_model), persistent=True)
 
 
 def persistent_grid(spec: LayerSpec) -> int:
@@ -862,26 +816,15 @@ def gpu_core_count() -> int | None:
   return getattr(jax.devices()[0], "core_count", None)
 
 
-def check_resident(grid: int):
-  """Raises unless `grid` programs fit the GPU at once (one per SM): a persistent kernel whose
-  programs are not all resident would wait at its first barrier forever."""
-  cores = gpu_core_count()
-  if cores is not None and grid > cores:
-    raise ValueError(f"the persistent token kernel needs all {grid} programs resident at once, "
-                     f"and this GPU has {cores} SMs: use persistent_config(D, I, programs="
-                     f"{cores}) for the prepared weights, or another layer_loop")
-
-
-def _grid_barrier(count_ref, index, grid: int, interpret: bool, poll: str = "atomic"):
+def _grid_barrier(count_ref, index, grid: int, interpret: bool):
   """Waits until every program has arrived at barrier `index` (0: no wait).
 
   count_ref (1,) int32 counts arrivals over the whole kernel: each program adds 1 at barriers
   1, 2, ..., so barrier i is passed once it holds i * grid. The atomics are acquire-release at
   GPU scope (Pallas' Triton lowering), and the scalar atomic runs once per program; the block
   barriers around it order every warp's stores before the arrival and its loads after the wait.
-  poll "atomic": read the count with atomic adds of 0 (each an acquire); "volatile": with
-  volatile loads (no read-modify-write queue at the L2 when many programs poll one word), then
-  one atomic read for the acquire.
+  The count is polled with atomic adds of 0, each an acquire (polling with volatile loads and
+  one acquiring atomic at the end gave wrong results on an H100: session 6, NOTES).
   Only safe when all `grid` programs are resident at once (grid <= SMs, nothing else running).
   """
   atomic_add = _triton_memory_op("atomic_add")
@@ -889,15 +832,8 @@ def _grid_barrier(count_ref, index, grid: int, interpret: bool, poll: str = "ato
     _triton_memory_op("debug_barrier")()
   atomic_add(count_ref, (jnp.int32(0),), jnp.minimum(index, 1).astype(jnp.int32))
   target = (index * grid).astype(jnp.int32)
-  if poll == "volatile":
-    load = _triton_memory_op("load")
-    jax.lax.while_loop(lambda seen: seen < target,
-                       lambda seen: load(_at(count_ref, 0 * seen), volatile=True),
-                       jnp.int32(0))
-    atomic_add(count_ref, (jnp.int32(0),), jnp.int32(0))
-  else:
-    jax.lax.while_loop(lambda seen: seen < target,
-                       lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
+  jax.lax.while_loop(lambda seen: seen < target,
+                     lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
   if not interpret:
     _triton_memory_op("debug_barrier")()
 
@@ -955,14 +891,14 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
         if cfg.prefetch:
           tile_fn = tiles(jnp.minimum(q, n - 1), m)
           loaded = [tile_fn(c) for c in range(chunks)]
-        _grid_barrier(count, index, grid, interpret, cfg.poll)
+        _grid_barrier(count, index, grid, interpret)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
         else:
           pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
       else:
-        _grid_barrier(count, index, grid, interpret, cfg.poll)
+        _grid_barrier(count, index, grid, interpret)
 
         def block(i, c, compute=compute, n=n):
           p = q + i * grid
@@ -982,7 +918,11 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
   has_conv = spec.short_order > 1
   grid = 1 if interpret else persistent_grid(spec)
   if not interpret:
-    check_resident(grid)
+    cores = gpu_core_count()
+    if cores is not None and grid > cores:
+      raise ValueError(f"the persistent token kernel needs all {grid} programs resident at once, "
+                       f"and this GPU has {cores} SMs: use persistent_config(D, I, programs="
+                       f"{cores}) for the prepared weights, or another layer_loop")
   ins = [x, acc, red, w.norm1, w.mix_w, w.mix_b, w.conv_w, w.conv_b]
   ins += [conv_state] if has_conv else []
   u_at = len(ins)
@@ -1028,11 +968,7 @@ def _token_step(params, w: LayerWeights, red, tokens, acc, conv_state, *, cfg: H
   red = red.astype(jnp.float32)
   u_buf = jnp.zeros((M, B, D), jnp.float32)
   step = functools.partial(fused_layer, w, spec=spec, interpret=interpret)
-  if layer_loop == "persistent" and spec.config.phases == 2:
-    from flash_lcsm_jax.ops import pallas_token  # pylint: disable=g-import-not-at-top
-    x, u_buf, conv_state = pallas_token.persistent_call(w, x, acc, conv_state, red, u_buf, spec,
-                                                        interpret)
-  elif layer_loop == "persistent":
+  if layer_loop == "persistent":
     x, u_buf, conv_state = _persistent_call(w, x, acc, conv_state, red, u_buf, spec, interpret)
   elif layer_loop == "unroll":
     for m in range(M):
@@ -1075,13 +1011,19 @@ def _check_inputs(prepared, cfg: HyenaConfig, red, tokens, acc, conv_state):
 
 @dataclasses.dataclass(frozen=True)
 class _LayerProbe:
-  """Compiles one layer's four Triton kernels for a batch (hashable: cached by pallas_direct)."""
+  """Compiles one layer's four Triton kernels, or the persistent token kernel, for a batch
+  (hashable: cached by pallas_direct)."""
   spec: LayerSpec
   batch: int
+  persistent: bool = False
 
   def __call__(self):
-    return fused_layer.lower(*layer_avals(self.spec, self.batch), spec=self.spec,
-                             interpret=False).compile()
+    avals = layer_avals(self.spec, self.batch)
+    if self.persistent:
+      w, _, x, acc, conv, red, u = avals
+      return jax.jit(_persistent_call, static_argnames=("spec", "interpret")).lower(
+          w, x, acc, conv, red, u, spec=self.spec, interpret=False).compile()
+    return fused_layer.lower(*avals, spec=self.spec, interpret=False).compile()
 
 
 def layer_avals(spec: LayerSpec, batch: int) -> tuple:
@@ -1100,21 +1042,23 @@ def _zero_layers(spec: LayerSpec):
   return hyena.init_params(jax.random.PRNGKey(0), cfg)["layers"]
 
 
-def resolve_implementation(spec: LayerSpec, batch: int, requested: str | None) -> str:
-  """pallas on GPU (probe-compiled once per spec and batch), interpret on CPU, xla otherwise
-  or for B > MAX_BATCH by default; an explicit request that cannot run raises."""
-  kernel = f"layer D={spec.d_model} I={spec.d_inner} {spec.dtype} B={batch}"
+def resolve_implementation(spec: LayerSpec, batch: int, requested: str | None,
+                           persistent: bool = False) -> str:
+  """pallas on GPU (probe-compiled once per spec, batch and layer loop kind), interpret on CPU,
+  xla otherwise or for B > MAX_BATCH by default; an explicit request that cannot run raises."""
+  kernel = (f"layer{' persistent' if persistent else ''} D={spec.d_model} I={spec.d_inner} "
+            f"{spec.dtype} B={batch}")
   if requested is None and batch > MAX_BATCH:
     reason = f"B = {batch} > {MAX_BATCH}: a GEMM"
     pd._log_once(kernel, "xla", reason)  # pylint: disable=protected-access
     pd.CHOSEN[kernel], pd.REASONS[kernel] = "xla", reason
     return "xla"
-  return pd.resolve_implementation(kernel, requested, _LayerProbe(spec, batch))
+  return pd.resolve_implementation(kernel, requested, _LayerProbe(spec, batch, persistent))
 
 
 def token_step_fused(params, prepared: PreparedLayers, cfg: HyenaConfig, consts, tokens, acc,
                      conv_state, *, implementation: str | None = None,
-                     layer_loop: str = "unroll"):
+                     layer_loop: str | None = None):
   """One token through every layer with the fused kernels: `hyena.token_step`'s contract.
 
   Args:
@@ -1127,7 +1071,10 @@ def token_step_fused(params, prepared: PreparedLayers, cfg: HyenaConfig, consts,
     conv_state: (M, B, K-1, 3D) the previous K-1 short-conv inputs.
     implementation: None (pallas on GPU, interpret on CPU, xla where Pallas cannot run or for
       B > MAX_BATCH; logged once) or one of "pallas", "interpret", "xla".
-    layer_loop: "unroll" (a Python loop over layers, the default) or "scan" (lax.fori_loop).
+    layer_loop: "unroll" (a Python loop over layers), "scan" (lax.fori_loop) or "persistent"
+      (every layer in one kernel, grid-wide barriers between the phases; needs all programs
+      resident, i.e. blocks from persistent_config). None: "persistent" for weights prepared
+      with persistent_config, else "unroll".
 
   Returns:
     logits (B, V) float32, mixer inputs u_t (M, B, D) float32, new conv_state (float32).
@@ -1135,14 +1082,14 @@ def token_step_fused(params, prepared: PreparedLayers, cfg: HyenaConfig, consts,
   if implementation is not None and implementation not in IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None or one of {IMPLEMENTATIONS}, got "
                      f"{implementation!r}")
-  if layer_loop not in LAYER_LOOPS:
+  if layer_loop is not None and layer_loop not in LAYER_LOOPS:
     raise ValueError(f"layer_loop must be one of {LAYER_LOOPS}, got {layer_loop!r}")
   red = consts.red_tap
   _check_inputs(prepared, cfg, red, tokens, acc, conv_state)
-  if prepared.spec.config.phases == 2 and layer_loop != "persistent":
-    raise ValueError("weights prepared with LayerConfig.phases = 2 run only with "
-                     "layer_loop='persistent'")
-  choice = resolve_implementation(prepared.spec, tokens.shape[0], implementation)
+  if layer_loop is None:
+    layer_loop = "persistent" if prepared.spec.config.persistent else "unroll"
+  choice = resolve_implementation(prepared.spec, tokens.shape[0], implementation,
+                                  persistent=layer_loop == "persistent")
   if choice == "xla":
     return hyena.token_step(params, cfg, consts, tokens, acc, conv_state)
   return _token_step(params, prepared.weights, red, tokens, acc, conv_state, cfg=cfg,
