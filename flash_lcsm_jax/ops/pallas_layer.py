@@ -60,6 +60,17 @@ jitted per-layer function, so the unrolled loop also lowers (and Triton-compiles
 once. Per token: 4 M + ~5 launches (embed, u buffer init, conv-state copy when not donated, final
 norm, unembedding) = ~77 at M = 18 vs 333 today.
 
+One launch per token (`layer_loop="persistent"`, weights prepared with `persistent_config`): the
+same four bodies for every layer inside ONE pallas_call whose programs each own one block per
+phase (108 programs at the paper shape: 8 / 8 / 16 / 8 rows), with a grid-wide barrier between
+phases (`_grid_barrier`: an atomic arrival counter, acquire-release at GPU scope) and each
+program's weight tile for the next phase loaded before it waits (the weights do not depend on the
+activations). Needs every program resident at once (grid <= SMs, checked; nothing else on the
+GPU). In interpret mode the grid is one program that walks every block (programs run one after
+another there). H100, B = 1: 0.40 / 0.35 ms per token in float32 / bfloat16 against 0.49 / 0.39
+for four launches per layer; what is left is each phase's chain of dependent memory round trips
+(experiments/NOTES.md, session 6).
+
 Expected floor. Weights per token at the paper shape: 4 D^2 + 2 D I = 5.97 M per layer x 18 =
 107.5 M (430 MB float32, 215 MB bfloat16) + the 43.4 M tied unembedding (174 / 87 MB):
 604 MB -> 0.18 ms at 3.4 TB/s (0.09 ms bfloat16). Per layer 23.9 MB -> 7.0 us of streaming
@@ -601,6 +612,15 @@ def _whole(n: int):
   return [pl.BlockSpec() for _ in range(n)]
 
 
+def _whole_call(kernel, ins: list, outs: list, grid: tuple, aliases: dict, blocks: KernelBlocks,
+                interpret: bool, name: str):
+  """kernel over `grid` with every operand whole (programs index them by their ids)."""
+  return pl.pallas_call(
+      kernel, out_shape=tuple(outs), grid=grid, in_specs=_whole(len(ins)),
+      out_specs=tuple(_whole(len(outs))), input_output_aliases=aliases, interpret=interpret,
+      compiler_params=_compiler_params(blocks, interpret), name=name)(*ins)
+
+
 def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpec,
               interpret: bool):
   B, D = x.shape
@@ -616,17 +636,9 @@ def _mix_call(w: LayerWeights, m, x, acc, conv_state, red, u_buf, spec: LayerSpe
   if has_conv:
     outs.append(jax.ShapeDtypeStruct(conv_state.shape, jnp.float32))
     aliases[len(ins) - 2] = 2
-  res = pl.pallas_call(
-      functools.partial(_mix_kernel, spec=spec, batch=B, bb=bb),
-      out_shape=tuple(outs),
-      grid=(spec.dm // blocks.rows, B // bb),
-      in_specs=_whole(len(ins)),
-      out_specs=tuple(_whole(len(outs))),
-      input_output_aliases=aliases,
-      interpret=interpret,
-      compiler_params=_compiler_params(blocks, interpret),
-      name="hyena_layer_mix",
-  )(*ins)
+  res = _whole_call(functools.partial(_mix_kernel, spec=spec, batch=B, bb=bb), ins, outs,
+                    (spec.dm // blocks.rows, B // bb), aliases, blocks, interpret,
+                    "hyena_layer_mix")
   if has_conv:
     return res
   return res[0], res[1], conv_state
@@ -938,18 +950,9 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
     aliases[u_at - 1] = 5
   outs.append(jax.ShapeDtypeStruct((1,), jnp.int32))
   aliases[len(ins) - 1] = len(outs) - 1
-  blocks = spec.config.mix
-  res = pl.pallas_call(
-      functools.partial(_token_kernel, spec=spec, batch=B, grid=grid, interpret=interpret),
-      out_shape=tuple(outs),
-      grid=(grid,),
-      in_specs=_whole(len(ins)),
-      out_specs=tuple(_whole(len(outs))),
-      input_output_aliases=aliases,
-      interpret=interpret,
-      compiler_params=_compiler_params(blocks, interpret),
-      name="hyena_token_layers",
-  )(*ins)
+  res = _whole_call(
+      functools.partial(_token_kernel, spec=spec, batch=B, grid=grid, interpret=interpret), ins,
+      outs, (grid,), aliases, spec.config.mix, interpret, "hyena_token_layers")
   x, u_buf = res[0], res[4]
   return x, u_buf, (res[5] if has_conv else conv_state)
 
