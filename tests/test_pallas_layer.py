@@ -373,6 +373,16 @@ class DispatchTest(parameterized.TestCase):
         pal._persistent_call(prepared.weights, x, self.acc, self.conv, self.consts.red_tap, u,
                              prepared.spec, interpret=False)
 
+  def test_device_persistent_config(self):
+    # Blocks sized to the SM count; None where they would exceed MAX_PERSISTENT_ROWS.
+    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+      config = pal.device_persistent_config(864, 1728)
+    self.assertEqual([b.rows for b in (config.mix, config.out, config.up, config.down)],
+                     [8, 8, 16, 8])
+    self.assertTrue(config.persistent)
+    with mock.patch.object(pal, "gpu_core_count", return_value=32):
+      self.assertIsNone(pal.device_persistent_config(864, 1728))
+
   def test_prepare_rejects_mismatched_params(self):
     other = HyenaConfig(**{**self.cfg.to_dict(), "d_inner": 64})
     with self.assertRaisesRegex(ValueError, r"fc1/kernel has shape \(1, 24, 48\)"):

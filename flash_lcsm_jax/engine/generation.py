@@ -174,19 +174,16 @@ class Generator:
 
   def dense_path_for(self, batch: int) -> str:
     """The dense path a batch runs: dense_path if set, else on a GPU for B <= 2 "persistent"
-    (or "fused" where the GPU has fewer SMs than the persistent kernel has programs), and "xla"
-    otherwise. Measured on an H100 (paper config, experiments/dense_gpu.py, B = 1): persistent
-    0.40 / fused 0.49 / XLA 0.78 ms/token in float32, 0.36 / 0.39 / 0.74 in bfloat16; at B = 8
-    both Pallas paths lose to XLA's GEMMs (1.22 / 1.29 vs ~0.6), because each program streams
-    its weight rows once per batch row."""
+    (or "fused" where the GPU has too few SMs for its blocks to stay small:
+    pallas_layer.device_persistent_config), and "xla" otherwise. Measured on an H100 (paper
+    config, experiments/dense_gpu.py, B = 1): persistent 0.40 / fused 0.49 / XLA 0.78 ms/token
+    in float32, 0.36 / 0.39 / 0.74 in bfloat16; at B = 8 both Pallas paths lose to XLA's GEMMs
+    (1.22 / 1.29 vs ~0.6), because each program streams its weight rows once per batch row."""
     if self.dense_path is not None:
       return self.dense_path
     if jax.default_backend() in pallas_layer.GPU_BACKENDS and batch <= FUSED_MAX_AUTO_BATCH:
-      spec_grid = pallas_layer.persistent_grid(pallas_layer.LayerSpec(
-          self.cfg.n_layers, self.cfg.d_model, self.cfg.d_inner, self.cfg.short_filter_order,
-          float(self.cfg.layer_norm_eps), self.cfg.dtype, self._persistent_config()))
-      cores = pallas_layer.gpu_core_count()
-      return "persistent" if cores is None or spec_grid <= cores else "fused"
+      fits = pallas_layer.device_persistent_config(self.cfg.d_model, self.cfg.d_inner)
+      return "fused" if fits is None else "persistent"
     return "xla"
 
   def _persistent_config(self) -> "pallas_layer.LayerConfig":

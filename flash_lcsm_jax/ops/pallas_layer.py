@@ -816,6 +816,20 @@ def persistent_config(d_model: int, d_inner: int, programs: int = 132,
                      down=blocks(d_model), persistent=True)
 
 
+# The largest row block the persistent kernel is used with by default: measured at the paper
+# shape with 8 / 16 rows per program (108 programs on an H100); a GPU with fewer SMs would need
+# larger blocks, whose prefetched weight tiles no longer fit in registers.
+MAX_PERSISTENT_ROWS = 16
+
+
+def device_persistent_config(d_model: int, d_inner: int) -> LayerConfig | None:
+  """persistent_config for this device's SM count (132 if it does not say), or None where its
+  row blocks would exceed MAX_PERSISTENT_ROWS."""
+  config = persistent_config(d_model, d_inner, programs=gpu_core_count() or 132)
+  rows = max(b.rows for b in (config.mix, config.out, config.up, config.down))
+  return config if rows <= MAX_PERSISTENT_ROWS else None
+
+
 def persistent_grid(spec: LayerSpec) -> int:
   """Programs of the persistent kernel on a GPU: the most blocks any phase has."""
   cfg = spec.config
