@@ -181,7 +181,7 @@ def main(_):
     common.write_json_file(out, results)
 
   if not _SKIP_VERIFY.value:
-    verify(Generator(params, cfg), cfg, results)
+    verify(Generator(params, cfg, dense_path=common.dense_path()), cfg, results)  # env override
     save()
   if not _SKIP_SPEED.value:
     speed(params, cfg, results, save)

@@ -173,22 +173,29 @@ class Generator:
     self._prepared = None  # pallas_layer.PreparedLayers (a second copy), made on first use
 
   def dense_path_for(self, batch: int) -> str:
-    """The dense path a batch runs: dense_path if set, else on a GPU for B <= 2 "persistent"
-    (or "fused" where the GPU has too few SMs for its blocks to stay small:
-    pallas_layer.device_persistent_config), and "xla" otherwise. Measured on an H100 (paper
-    config, experiments/dense_gpu.py, B = 1): persistent 0.40 / fused 0.49 / XLA 0.78 ms/token
-    in float32, 0.36 / 0.39 / 0.74 in bfloat16; at B = 8 both Pallas paths lose to XLA's GEMMs
-    (1.22 / 1.29 vs ~0.6), because each program streams its weight rows once per batch row."""
+    """The dense path a batch runs: dense_path if set, else "fused" on a GPU for B <= 2 and
+    "xla" otherwise. Measured on an H100 (paper config, experiments/dense_gpu.py, B = 1):
+    persistent 0.40 / fused 0.49 / XLA 0.78 ms/token in float32, 0.36 / 0.39 / 0.74 in
+    bfloat16; at B = 8 both Pallas paths lose to XLA's GEMMs (1.22 / 1.29 vs ~0.6), because each
+    program streams its weight rows once per batch row. "persistent" is opt-in until its
+    engine-level GPU parity run (experiments/gpu_s6_call5.sh) has passed: its token step is
+    exact on the GPU, but that run did not finish in session 6's slot."""
     if self.dense_path is not None:
       return self.dense_path
     if jax.default_backend() in pallas_layer.GPU_BACKENDS and batch <= FUSED_MAX_AUTO_BATCH:
-      fits = pallas_layer.device_persistent_config(self.cfg.d_model, self.cfg.d_inner)
-      return "fused" if fits is None else "persistent"
+      return "fused"
     return "xla"
 
   def _persistent_config(self) -> "pallas_layer.LayerConfig":
-    return pallas_layer.persistent_config(self.cfg.d_model, self.cfg.d_inner,
-                                          programs=pallas_layer.gpu_core_count() or 132)
+    """Blocks for the persistent kernel on this device (sized to its SM count); raises where so
+    few SMs would need blocks larger than pallas_layer.MAX_PERSISTENT_ROWS."""
+    config = pallas_layer.device_persistent_config(self.cfg.d_model, self.cfg.d_inner)
+    if config is None:
+      raise ValueError(
+          f"dense_path='persistent' needs blocks of <= {pallas_layer.MAX_PERSISTENT_ROWS} rows, "
+          f"and this device has {pallas_layer.gpu_core_count()} SMs for D={self.cfg.d_model}, "
+          f"I={self.cfg.d_inner}: use dense_path='fused'")
+    return config
 
   def unroll_steps_for(self, batch: int) -> bool:
     """Whether lazy / eager blocks unroll their steps: unroll_steps if set, else with the fused
