@@ -42,6 +42,37 @@ def test_dense_gpu_tiny_checks_and_times_fused_against_xla(tmp_path):
   assert (variant["order"], variant["num_warps"]) == ("chunk", 8)
 
 
+def test_dense_gpu_tiny_persistent_loop_and_its_variants(tmp_path):
+  # The persistent layer loop is checked and timed; "LOOP:VARIANT" varies it; a variant with
+  # the barriers removed (results wrong by design) is timed only, never checked.
+  for variant, checked in (("persistent:noprefetch", True), ("persistent:nobarrier", False)):
+    out = tmp_path / f"{variant.replace(':', '_')}.json"
+    run_program("dense_gpu.py", "--tiny", f"--out={out}", "--dtypes=float32", "--batches=1",
+                "--phase1=fused_persistent", "--phase2=", "--python_chain=",
+                f"--variants={variant}", "--check_variants")
+    data = json.loads(out.read_text())
+    assert data["complete"] and data["checks_passed"]
+    name = variant.split(":")[1]
+    checks = {r.get("variant"): r for r in data["rows"] if r["kind"] == "check"}
+    assert set(checks) == ({None, name} if checked else {None})
+    for check in checks.values():
+      assert max(check["rel_err_persistent"].values()) <= 1e-5
+    timed = {r.get("variant"): r for r in data["rows"] if r["kind"] == "time"}
+    assert set(timed) == {None, name}
+    assert all(r["impl"] == "fused_persistent" and r["per_token_ms"] > 0 for r in timed.values())
+    assert timed[name]["config"]["prefetch"] == (name != "noprefetch")
+    assert timed[None]["config"]["persistent"]
+
+
+def test_barrier_gpu_tiny_counts_every_arrival(tmp_path):
+  out = tmp_path / "barrier.json"
+  run_program("barrier_gpu.py", "--tiny", f"--out={out}")
+  data = json.loads(out.read_text())
+  assert data["interpret"] and data["barriers"] == 3
+  (rec,) = data["records"]
+  assert "error" not in rec and rec["grid"] == 1 and rec["launch_us"] > 0
+
+
 def test_block_probe_tiny_compares_step_loops_and_dense_paths(tmp_path):
   out = tmp_path / "block_probe.json"
   run_program("block_probe.py", "--tiny", f"--out={out}", "--repeats=1", "--methods=lazy,flash",
