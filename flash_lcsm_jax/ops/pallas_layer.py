@@ -531,10 +531,14 @@ class _MixRefs(NamedTuple):
   conv: object
 
 
+def _mix_chunks(spec: LayerSpec) -> tuple[int, int]:
+  """(chunk, count) of K1's reduction over D."""
+  return _chunks(spec.dk, spec.config.mix.chunk_for(jnp.dtype(spec.dtype)))
+
+
 def _mix_tiles(r: _MixRefs, p, m, spec: LayerSpec):
   """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each."""
-  wdtype = jnp.dtype(spec.dtype)
-  chunk, _ = _chunks(spec.dk, spec.config.mix.chunk_for(wdtype))
+  chunk, _ = _mix_chunks(spec)
   return lambda c: [_load_cols(r.w, (m, p, g, slice(None)), c * chunk, chunk, spec.dk)
                     for g in range(3)]
 
@@ -544,7 +548,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
   K = spec.short_order
   D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
   wdtype = jnp.dtype(spec.dtype)
-  chunk, count = _chunks(dk, spec.config.mix.chunk_for(wdtype))
+  chunk, count = _mix_chunks(spec)
   j0 = p * bc
   chans = pl.ds(j0, bc)
   cmask = _row_mask(j0, bc, D)
@@ -739,16 +743,9 @@ def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, w
   d = _Dense(n_in=n_in, n_out=n_out, blocks=blocks, k_width=w.shape[-1], wdtype=wdtype, eps=eps,
              gelu=gelu, residual=res is not None)
   kernel = functools.partial(_dense_kernel, d=d, batch=B, bb=bb)
-  return pl.pallas_call(
-      kernel,
-      out_shape=jax.ShapeDtypeStruct((B, n_out), jnp.float32),
-      grid=(w.shape[1] // blocks.rows, B // bb),
-      in_specs=_whole(len(ins)),
-      out_specs=pl.BlockSpec(),
-      interpret=interpret,
-      compiler_params=_compiler_params(blocks, interpret),
-      name=name,
-  )(*ins)
+  out, = _whole_call(kernel, ins, [jax.ShapeDtypeStruct((B, n_out), jnp.float32)],
+                     (w.shape[1] // blocks.rows, B // bb), {}, blocks, interpret, name)
+  return out
 
 
 # ----------------------------------------------------------------------------- one layer
@@ -816,9 +813,9 @@ def persistent_config(d_model: int, d_inner: int, programs: int = 132,
                      down=blocks(d_model), persistent=True)
 
 
-# The largest row block the persistent kernel is used with by default: measured at the paper
-# shape with 8 / 16 rows per program (108 programs on an H100); a GPU with fewer SMs would need
-# larger blocks, whose prefetched weight tiles no longer fit in registers.
+# The largest row block the engine runs the persistent kernel with: measured at the paper shape
+# with 8 / 16 rows per program (108 programs on an H100); a GPU with fewer SMs would need larger
+# blocks, whose prefetched weight tiles no longer fit in registers.
 MAX_PERSISTENT_ROWS = 16
 
 
@@ -830,11 +827,16 @@ def device_persistent_config(d_model: int, d_inner: int) -> LayerConfig | None:
   return config if rows <= MAX_PERSISTENT_ROWS else None
 
 
+def _phase_blocks(spec: LayerSpec) -> tuple[int, int, int, int]:
+  """Blocks of the mix / out / up / down phases."""
+  cfg = spec.config
+  return (spec.dm // cfg.mix.rows, spec.do // cfg.out.rows, spec.iu // cfg.up.rows,
+          spec.dd // cfg.down.rows)
+
+
 def persistent_grid(spec: LayerSpec) -> int:
   """Programs of the persistent kernel on a GPU: the most blocks any phase has."""
-  cfg = spec.config
-  return max(spec.dm // cfg.mix.rows, spec.do // cfg.out.rows, spec.iu // cfg.up.rows,
-             spec.dd // cfg.down.rows)
+  return max(_phase_blocks(spec))
 
 
 def gpu_core_count() -> int | None:
@@ -868,8 +870,8 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   """All M layers of one token in one launch: per layer the four phases of `fused_layer`
   (mix, out, up, down), each program doing the blocks p = program, program + grid, ... of a
   phase, with a grid-wide barrier between phases. When a phase has at most `grid` blocks and
-  spec.config.prefetch is set, a program loads its weight tile BEFORE waiting at the barrier (weights do
-  not depend on the activations), so streaming weights overlaps the wait.
+  spec.config.prefetch is set, a program loads its weight tile BEFORE waiting at the barrier
+  (weights do not depend on the activations), so streaming weights overlaps the wait.
 
   refs: x0 (B, D); acc; red; norm1; mix_w; mix_b; conv_w; conv_b; [conv_in]; u_in; out_w; out_b;
   norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros | x (B, D) (aliased to x0: the
@@ -894,16 +896,16 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   d_out = _Dense(D, D, cfg.out, spec.dk, spec.dtype, None, False, True)
   d_up = _Dense(D, I, cfg.up, spec.dk, spec.dtype, spec.eps, True, False)
   d_down = _Dense(I, D, cfg.down, spec.ik, spec.dtype, None, False, True)
-  mix_count = _chunks(spec.dk, cfg.mix.chunk_for(jnp.dtype(spec.dtype)))[1]
+  n_mix, n_out, n_up, n_down = _phase_blocks(spec)
   # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
   phases = [
-      (spec.dm // cfg.mix.rows, mix_count, lambda p, m: _mix_tiles(mix, p, m, spec),
+      (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix, p, m, spec),
        lambda p, m, t: _mix_block(mix, p, m, rows, spec, t)),
-      (spec.do // cfg.out.rows, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, d_out),
+      (n_out, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, d_out),
        lambda p, m, t: _dense_block(y, None, out_w, out_b, x, x1, p, m, rows, d_out, t)),
-      (spec.iu // cfg.up.rows, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, d_up),
+      (n_up, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, d_up),
        lambda p, m, t: _dense_block(x1, norm2, up_w, up_b, None, h, p, m, rows, d_up, t)),
-      (spec.dd // cfg.down.rows, d_down.chunks()[1],
+      (n_down, d_down.chunks()[1],
        lambda p, m: _dense_tiles(down_w, p, m, d_down),
        lambda p, m, t: _dense_block(h, None, down_w, down_b, x1, x, p, m, rows, d_down, t)),
   ]
