@@ -10,7 +10,9 @@ positions, eager's update, the device copy bandwidth and the matmul rate. Writes
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import os
+import sys
 import time
 
 from absl import app, flags
@@ -40,6 +42,8 @@ _PARTS = flags.DEFINE_list("parts", ["all", "mixer", "dense"], "Parts to time (f
 _TAUS = flags.DEFINE_list("taus", ["hybrid", "fft"], "Flash taus to time.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Matmul weight dtype.")
+_STACKS = flags.DEFINE_integer("stack_dump_s", 0, "Dump Python's stacks every this many seconds "
+                                "(0: never): shows where a slow or stuck run is.")
 _COUNT = flags.DEFINE_bool("count_kernels", True,
                            "Record the kernels each timed block launches per token (from its HLO).")
 
@@ -162,6 +166,8 @@ def speed(params, cfg, results, save=lambda: None):
 
 
 def main(_):
+  if _STACKS.value > 0:
+    faulthandler.dump_traceback_later(_STACKS.value, repeat=True, file=sys.stderr)
   if not _TINY.value:  # the kernel counts recompile each timed block: a cache hit
     from experiments import registry
     registry.enable_compilation_cache()
