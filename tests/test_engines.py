@@ -172,8 +172,8 @@ def test_fused_dense_path_matches_forward(method, path):
 
 @pytest.mark.parametrize("cores", [132, None, 1])
 def test_dense_path_on_a_gpu(monkeypatch, cores):
-  """On a GPU, B <= 2 runs the per-layer kernels by default (persistent is opt-in until its
-  engine-level GPU parity run), B > 2 XLA; the persistent blocks are sized to the SM count, and
+  """On a GPU, B <= 2 runs the persistent kernel by default where the SMs fit its blocks (else
+  the per-layer kernels), B > 2 XLA; the persistent blocks are sized to the SM count, and
   refused where so few SMs would need blocks of more than 16 rows."""
   from flash_lcsm_jax.engine import generation  # pylint: disable=g-import-not-at-top
   from flash_lcsm_jax.ops import pallas_layer  # pylint: disable=g-import-not-at-top
@@ -181,7 +181,8 @@ def test_dense_path_on_a_gpu(monkeypatch, cores):
   monkeypatch.setattr(generation.jax, "default_backend", lambda: "gpu")
   monkeypatch.setattr(pallas_layer, "gpu_core_count", lambda: cores)
   gen = Generator(params, cfg)
-  assert [gen.dense_path_for(b) for b in (1, 2, 3)] == ["fused", "fused", "xla"]
+  small = "fused" if cores == 1 else "persistent"
+  assert [gen.dense_path_for(b) for b in (1, 2, 3)] == [small, small, "xla"]
   persistent = Generator(params, cfg, dense_path="persistent")
   assert persistent.dense_path_for(1) == "persistent"
   if cores == 1:
@@ -199,7 +200,12 @@ def test_dense_path_choice_and_errors():
     Generator(params, cfg, dense_path="triton")
   auto = Generator(params, cfg)
   gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
-  assert auto.dense_path_for(1) == ("fused" if gpu else "xla")
+  if gpu:
+    from flash_lcsm_jax.ops import pallas_layer  # pylint: disable=g-import-not-at-top
+    fits = pallas_layer.device_persistent_config(cfg.d_model, cfg.d_inner) is not None
+    assert auto.dense_path_for(1) == ("persistent" if fits else "fused")
+  else:
+    assert auto.dense_path_for(1) == "xla"
   assert auto.dense_path_for(8) == "xla"  # where XLA's unrolled layers are faster
   assert Generator(params, cfg, dense_path="xla").dense_path_for(1) == "xla"
 

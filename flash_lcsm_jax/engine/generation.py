@@ -171,19 +171,23 @@ class Generator:
     self._consts: dict[Any, Any] = {}
     self._layer_list = None  # split per-layer weights (a second copy), made on first use
     self._prepared = None  # pallas_layer.PreparedLayers (a second copy), made on first use
+    self._auto_persistent = None  # whether this device fits the persistent blocks (first use)
 
   def dense_path_for(self, batch: int) -> str:
-    """The dense path a batch runs: dense_path if set, else "fused" on a GPU for B <= 2 and
-    "xla" otherwise. Measured on an H100 (paper config, experiments/dense_gpu.py, B = 1):
-    persistent 0.40 / fused 0.49 / XLA 0.78 ms/token in float32, 0.36 / 0.39 / 0.74 in
-    bfloat16; at B = 8 both Pallas paths lose to XLA's GEMMs (1.22 / 1.29 vs ~0.6), because each
-    program streams its weight rows once per batch row. "persistent" is opt-in until its
-    engine-level GPU parity run (experiments/gpu_s6_call5.sh) has passed: its token step is
-    exact on the GPU, but that run did not finish in session 6's slot."""
+    """The dense path a batch runs: dense_path if set, else on a GPU for B <= 2 "persistent"
+    where the device has enough SMs for its blocks (pallas_layer.device_persistent_config),
+    "fused" where it has not, and "xla" otherwise. Measured (paper config, float32,
+    experiments/dense_gpu.py): H200 B = 1 persistent 0.357 / fused 0.448 / XLA 0.725 ms/token,
+    B = 2 0.428 / 0.475 / 0.687; H100 B = 1 0.40 / 0.49 / 0.78 (bfloat16 0.35 / 0.39 / 0.74).
+    At B = 8 both Pallas paths lose to XLA's GEMMs (H200: 1.17 / 1.23 vs 0.62), because each
+    program streams its weight rows once per batch row."""
     if self.dense_path is not None:
       return self.dense_path
     if jax.default_backend() in pallas_layer.GPU_BACKENDS and batch <= FUSED_MAX_AUTO_BATCH:
-      return "fused"
+      if self._auto_persistent is None:
+        self._auto_persistent = pallas_layer.device_persistent_config(
+            self.cfg.d_model, self.cfg.d_inner) is not None
+      return "persistent" if self._auto_persistent else "fused"
     return "xla"
 
   def _persistent_config(self) -> "pallas_layer.LayerConfig":
