@@ -44,6 +44,8 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Matmul weight dtype.")
 _STACKS = flags.DEFINE_integer("stack_dump_s", 0, "Dump Python's stacks every this many seconds "
                                 "(0: never): shows where a slow or stuck run is.")
+_RATES = flags.DEFINE_bool("rates", True, "Measure the device's copy bandwidth and matmul rate "
+                           "first (seconds; off for a parity-only run in a short slot).")
 _COUNT = flags.DEFINE_bool("count_kernels", True,
                            "Record the kernels each timed block launches per token (from its HLO).")
 
@@ -179,7 +181,8 @@ def main(_):
   results = {"device": dev.device_kind, "jax": jax.__version__, "dtype": cfg.dtype,
              "xla_flags": os.environ.get("XLA_FLAGS", ""),
              "verify": [], "speed": [], "quadratic": []}
-  results.update(common.device_rates("cpu" if _TINY.value else "gpu"))
+  if _RATES.value:
+    results.update(common.device_rates("cpu" if _TINY.value else "gpu"))
   print({k: v for k, v in results.items() if not isinstance(v, list)}, flush=True)
   out = common.output_path(_OUT.value, "probe.json")
 
