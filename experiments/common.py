@@ -108,7 +108,7 @@ def dense_path() -> str | None:
 
 
 # "1" / "0" forces lazy / eager blocks to unroll / scan their steps (recorded in each JSON);
-# unset: the Generator's default (unrolled with the fused dense path). Scanned steps compile
+# unset: the Generator's default (unrolled with the fused or persistent dense path). Scanned steps compile
 # once per block instead of once per step: what makes lazy with the fused path fit at B = 8.
 UNROLL_STEPS_ENV = "FLASH_LCSM_UNROLL_STEPS"
 
