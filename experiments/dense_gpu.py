@@ -115,10 +115,12 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":
     return dataclasses.replace(base, prefetch=False)
+  if name == "arrive_early":
+    return dataclasses.replace(base, arrive_early=True)
   if name == "nobarrier":  # see NO_BARRIER
     return base
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, batch_blockN, noprefetch, nobarrier, A+B")
+                   "order_batch, order_chunk, batch_blockN, noprefetch, arrive_early, nobarrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),
@@ -132,7 +134,9 @@ def barriers_removed(active: bool):
     yield
     return
   pal._token_step.clear_cache()  # pylint: disable=protected-access
-  with mock.patch.object(pal, "_grid_barrier", lambda *args, **kwargs: None):
+  skip = lambda *args, **kwargs: None
+  with mock.patch.object(pal, "_grid_barrier", skip), mock.patch.object(pal, "_grid_arrive", skip), \
+      mock.patch.object(pal, "_grid_wait", skip):
     yield
   pal._token_step.clear_cache()  # pylint: disable=protected-access
 

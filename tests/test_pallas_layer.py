@@ -153,9 +153,11 @@ class LayerCompiledTest(KernelTestCase):
               pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
-  def test_persistent_without_prefetch(self):
+  @parameterized.parameters(dict(prefetch=False), dict(arrive_early=True),
+                            dict(prefetch=False, arrive_early=True))
+  def test_persistent_barrier_variants(self, **change):
     params, cfg = model(seed=9)
-    config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), prefetch=False)
+    config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), **change)
     self.check_step(params, cfg, 2, config, layer_loop="persistent")
 
 
@@ -251,15 +253,18 @@ class TritonLoweringTest(parameterized.TestCase):
                                interpret=False)
     self.assertIn("triton", text)
 
-  @parameterized.product(layer_loop=pal.LAYER_LOOPS, batch=(1, 8))
+  @parameterized.product(layer_loop=pal.LAYER_LOOPS + ("persistent_arrive_early",),
+                         batch=(1, 8))
   def test_token_step_lowers_each_kernel_once(self, layer_loop, batch):
     # 18 unrolled layers share one lowering of the per-layer function: 4 Triton kernels in the
     # module, not 72 (one Triton compile each); the persistent loop is one kernel for all layers.
     cfg = HyenaConfig(vocab_size=50257, d_model=864, n_layers=18, d_inner=1728, l_max=2**17,
                       filter_order=64, emb_dim=33)
     params = jax.eval_shape(lambda: hyena.init_params(jax.random.PRNGKey(0), cfg))
-    persistent = layer_loop == "persistent"
+    persistent = layer_loop.startswith("persistent")
     blocks = (pal.persistent_config if persistent else pal.default_config)(864, 1728)
+    if layer_loop == "persistent_arrive_early":
+      layer_loop, blocks = "persistent", dataclasses.replace(blocks, arrive_early=True)
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
     sds, f32, B = jax.ShapeDtypeStruct, jnp.float32, batch
     with mock.patch.object(pal, "gpu_core_count", return_value=132):

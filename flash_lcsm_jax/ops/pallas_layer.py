@@ -179,15 +179,19 @@ class LayerConfig:
   """Blocks of the four kernels, and the most batch rows one program handles (any int >= 1;
   the batch block is the largest divisor of B not above it, so every program streams its
   weights once per batch block). prefetch: in the persistent loop, a program that owns one
-  block of a phase loads its weight tile before it waits at the phase's barrier. persistent: the
-  blocks are sized for the persistent loop (persistent_config), which is then
-  token_step_fused's default layer loop."""
+  block of a phase loads its weight tile before it waits at the phase's barrier. arrive_early:
+  in the persistent loop, a program announces its arrival at a barrier BEFORE it issues that
+  prefetch and waits after it, so the arrival's release (which waits for the program's
+  outstanding memory operations) does not wait for the weight tile; off by default until it has
+  been measured on a GPU (experiments/gpu_s7_call9.sh). persistent: the blocks are sized for the
+  persistent loop (persistent_config), which is then token_step_fused's default layer loop."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
   down: KernelBlocks
   batch_block: int = 8
   prefetch: bool = True
+  arrive_early: bool = False
   persistent: bool = False
 
   def __post_init__(self):
@@ -844,26 +848,37 @@ def gpu_core_count() -> int | None:
   return getattr(jax.devices()[0], "core_count", None)
 
 
-def _grid_barrier(count_ref, index, grid: int, interpret: bool):
-  """Waits until every program has arrived at barrier `index` (0: no wait).
-
-  count_ref (1,) int32 counts arrivals over the whole kernel: each program adds 1 at barriers
-  1, 2, ..., so barrier i is passed once it holds i * grid. The atomics are acquire-release at
-  GPU scope (Pallas' Triton lowering), and the scalar atomic runs once per program; the block
-  barriers around it order every warp's stores before the arrival and its loads after the wait.
-  The count is polled with atomic adds of 0, each an acquire (polling with volatile loads and
-  one acquiring atomic at the end gave wrong results on an H100: session 6, NOTES).
-  Only safe when all `grid` programs are resident at once (grid <= SMs, nothing else running).
-  """
-  atomic_add = _triton_memory_op("atomic_add")
+def _grid_arrive(count_ref, index, interpret: bool):
+  """This program has made every store before barrier `index` (0: no barrier): it adds 1 to the
+  arrival count (count_ref (1,) int32 counts arrivals over the whole kernel, so barrier i is
+  passed once it holds i * grid). The atomic is acquire-release at GPU scope (Pallas' Triton
+  lowering) and runs once per program; the block barrier before it orders every warp's stores
+  before the arrival."""
   if not interpret:
     _triton_memory_op("debug_barrier")()
-  atomic_add(count_ref, (jnp.int32(0),), jnp.minimum(index, 1).astype(jnp.int32))
+  _triton_memory_op("atomic_add")(count_ref, (jnp.int32(0),),
+                                  jnp.minimum(index, 1).astype(jnp.int32))
+
+
+def _grid_wait(count_ref, index, grid: int, interpret: bool):
+  """Waits until all `grid` programs have arrived at barrier `index`. The count is polled with
+  atomic adds of 0, each an acquire (polling with volatile loads and one acquiring atomic at the
+  end gave wrong results on an H100: session 6, NOTES); the block barrier after it orders every
+  warp's later loads after the wait."""
+  atomic_add = _triton_memory_op("atomic_add")
   target = (index * grid).astype(jnp.int32)
   jax.lax.while_loop(lambda seen: seen < target,
                      lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
   if not interpret:
     _triton_memory_op("debug_barrier")()
+
+
+def _grid_barrier(count_ref, index, grid: int, interpret: bool):
+  """Arrive at barrier `index`, then wait for every program (see _grid_arrive / _grid_wait).
+  Only safe when all `grid` programs are resident at once (grid <= SMs, nothing else running).
+  """
+  _grid_arrive(count_ref, index, interpret)
+  _grid_wait(count_ref, index, grid, interpret)
 
 
 def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool):
@@ -916,10 +931,15 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
       index = 4 * m + k
       if n <= grid:
         loaded = None
+        if cfg.arrive_early:
+          _grid_arrive(count, index, interpret)
         if cfg.prefetch:
           tile_fn = tiles(jnp.minimum(q, n - 1), m)
           loaded = [tile_fn(c) for c in range(chunks)]
-        _grid_barrier(count, index, grid, interpret)
+        if cfg.arrive_early:
+          _grid_wait(count, index, grid, interpret)
+        else:
+          _grid_barrier(count, index, grid, interpret)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
