@@ -183,7 +183,7 @@ class LayerConfig:
   in the persistent loop, a program announces its arrival at a barrier BEFORE it issues that
   prefetch and waits after it, so the arrival's release (which waits for the program's
   outstanding memory operations) does not wait for the weight tile; off by default until it has
-  been measured on a GPU (experiments/gpu_s7_call9.sh). persistent: the blocks are sized for the
+  been measured on a GPU (experiments/gpu_s7_call8.sh). persistent: the blocks are sized for the
   persistent loop (persistent_config), which is then token_step_fused's default layer loop."""
   mix: KernelBlocks
   out: KernelBlocks
