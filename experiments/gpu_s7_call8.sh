@@ -5,20 +5,24 @@
 #     waits for the program's outstanding loads, so every barrier waits ~1 tile load (41-83 KB
 #     per program) longer than the products need. Prediction: up to ~1 us per phase, 72 phases:
 #     bfloat16 0.34 -> ~0.27-0.30 ms, float32 0.36 -> ~0.29-0.32 ms on an H200 (nobarrier, wrong
-#     results, bounds it from below). Checked against XLA at HIGHEST, B = 1 and 2.
+#     results, bounds it from below); and the "tile" order (see (b)) at B = 1, 2. Checked
+#     against XLA at HIGHEST, B = 1 and 2.
 # (b) The dense path at B = 8 (#3's 20x needs ~0.41 ms; XLA 0.62, persistent 1.17 on an H200):
-#     the persistent kernel's "chunk" loop order (every batch row's activations loaded before the
-#     products, instead of one row's round trip after another), with 4 warps too; timed without
-#     the check (its B = 8 check compiles for ~190 s).
+#     the "tile" order (all batch rows of a program as one (8, chunk) activation tile, loaded
+#     once instead of once per weight row: per up phase 27 KB of L1 traffic instead of ~1.8 MB,
+#     and no per-row round trips; products as (8, rows, chunk) broadcasts), with 64-column
+#     chunks against register pressure too, and the "chunk" order; timed without the check
+#     (its B = 8 check compiles for ~190 s): check the winner before adopting it. Prediction for
+#     persistent + tile: ~0.45-0.6 ms if the layout conversions of the broadcasts stay on chip.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s7c8
 source experiments/gpu_common.sh
 run_logged 300 python3 experiments/dense_gpu.py --batches=1,2 --dtypes=bfloat16,float32 \
   --phase1=fused_persistent --phase2= --python_chain= --check_variants --budget_s=280 \
-  --variants=persistent:arrive_early,persistent:nobarrier,persistent:arrive_early+noprefetch \
+  --variants=persistent:arrive_early,persistent:nobarrier,persistent:order_tile \
   --out=$D/dense_arrive_early.json
 run_logged 270 python3 experiments/dense_gpu.py --batches=8 --dtypes=float32 \
   --phase1=xla_unroll --phase2= --python_chain= --budget_s=250 \
-  --variants=persistent:order_chunk,persistent:order_chunk+warps4,persistent:order_chunk+arrive_early \
-  --out=$D/dense_b8_order_chunk.json
+  --variants=persistent:order_tile,persistent:order_tile+chunk64,persistent:order_chunk,order_tile \
+  --out=$D/dense_b8_orders.json
 finish

@@ -104,6 +104,25 @@ class LayerCompiledTest(KernelTestCase):
     params, cfg = model(dtype=dtype, seed=6)
     self.check_step(params, cfg, 3, masked_config(order="chunk", chunks=(None,) * 4))
 
+  # order="tile": all batch rows of a program as one (rows_b, chunk) activation tile. B = 4 in
+  # blocks of 4 and of 2 (traced first rows), B = 3 (not a power of two: the "chunk" order),
+  # masked channel / row blocks and column chunks, both dtypes, layers scanned or unrolled.
+  @parameterized.parameters((4, 8, "float32", "unroll"), (4, 2, "float32", "scan"),
+                            (3, 8, "float32", "unroll"), (2, 8, "bfloat16", "unroll"),
+                            (1, 8, "float32", "scan"))
+  def test_tile_order(self, batch, batch_block, dtype, layer_loop):
+    params, cfg = model(dtype=dtype, seed=10)
+    self.check_step(params, cfg, batch, masked_config(batch_block=batch_block, order="tile"),
+                    layer_loop)
+
+  @parameterized.parameters((4, 1), (2, 4))
+  def test_tile_order_persistent(self, batch, programs):
+    params, cfg = model(seed=11)
+    config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs)
+    config = dataclasses.replace(config, **{k: dataclasses.replace(getattr(config, k), order="tile")
+                                            for k in ("mix", "out", "up", "down")})
+    self.check_step(params, cfg, batch, config, layer_loop="persistent")
+
   @parameterized.parameters(1, 2, 4)
   def test_short_conv_orders(self, short):
     params, cfg = model(short=short, seed=3)
@@ -251,6 +270,25 @@ class TritonLoweringTest(parameterized.TestCase):
                                                                        order=order))
     text = self.lower_for_cuda(pal.fused_layer, *pal.layer_avals(spec, 3), spec=spec,
                                interpret=False)
+    self.assertIn("triton", text)
+
+  @parameterized.product(layer_loop=("unroll", "persistent"), batch=(2, 8))
+  def test_tile_order_lowers_at_paper_shape(self, layer_loop, batch):
+    # (rows_b, rows, chunk) products and (rows_b, chunk) activation tiles through Triton.
+    persistent = layer_loop == "persistent"
+    blocks = (pal.persistent_config if persistent else pal.default_config)(864, 1728)
+    blocks = dataclasses.replace(blocks, **{
+        k: dataclasses.replace(getattr(blocks, k), order="tile")
+        for k in ("mix", "out", "up", "down")})
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
+    avals = pal.layer_avals(spec, batch)
+    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+      if persistent:
+        w, _, x, acc, conv, red, u = avals
+        call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
+        text = self.lower_for_cuda(call, w, x, acc, conv, red, u, spec=spec, interpret=False)
+      else:
+        text = self.lower_for_cuda(pal.fused_layer, *avals, spec=spec, interpret=False)
     self.assertIn("triton", text)
 
   @parameterized.product(layer_loop=pal.LAYER_LOOPS + ("persistent_arrive_early",),

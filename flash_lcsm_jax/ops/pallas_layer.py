@@ -44,7 +44,10 @@ barriers per chunk. The layer-norm statistics (two passes, as hyena.layer_norm) 
 same way and reduced within a warp. Batch rows are processed one after the other, each with its
 epilogue and stores right after its sums (`order="batch"`; `order="chunk"` is the alternative),
 which keeps the register count below 200 at B = 8 without spills (checked by compiling the
-Triton IR for sm_90a with ptxas). Float32 accumulation throughout; bfloat16 weights are upcast
+Triton IR for sm_90a with ptxas). `order="tile"` (opt-in, for batches; not yet measured on a
+GPU) loads all batch rows of a program as (rows_b, chunk) tiles, once, and forms the products
+as (rows_b, rows, chunk) broadcasts: the activation bytes read per program no longer scale
+with the weight rows, at the price of layout conversions for the broadcasts. Float32 accumulation throughout; bfloat16 weights are upcast
 in registers, and the activation is rounded to the weight dtype first, exactly as `hyena.dense`
 does (x.astype(w.dtype)).
 
@@ -130,7 +133,7 @@ MAX_BATCH = 16
 # Row blocks are the largest power of two (<= 16) leaving at least this many programs:
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
-ORDERS = ("batch", "chunk")
+ORDERS = ("batch", "chunk", "tile")
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -150,7 +153,10 @@ class KernelBlocks:
              columns), so that with rows >= num_warps a row's partial sums stay in one warp.
   num_warps, num_stages: Triton launch parameters (stages only matter for loops: there are none).
   order:     loop order of the reduction, "batch" (batch rows outer: fewer live registers at
-             B = 8) or "chunk" (column chunks outer); see `_matvec`.
+             B = 8) or "chunk" (column chunks outer), see `_matvec`; or "tile" (all batch rows
+             of the program at once as (rows_b, chunk) activation tiles, each loaded once
+             instead of once per weight row; power-of-two batch blocks, others fall back to
+             "chunk"), see `_matvec_tile`.
   """
   rows: int
   chunk: int | None = None
@@ -438,11 +444,49 @@ def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
   return value.astype(jnp.float32)
 
 
+def _fit(mask, shape):
+  """mask broadcast to a block's shape (None stays None; a (1, n) column mask fits (n,))."""
+  if mask is None:
+    return None
+  if mask.ndim > len(shape):
+    mask = mask.reshape(mask.shape[mask.ndim - len(shape):])
+  return jnp.broadcast_to(mask, shape)
+
+
+def _ld(view, mask):
+  """A masked load whose (row or column) mask is broadcast to the view's shape."""
+  return _load(view, _fit(mask, view.shape))
+
+
+def _st(view, value, mask):
+  _store(view, value, _fit(mask, view.shape))
+
+
+def _load_tile(ref, idx: tuple, off: int, size: int, n: int, like):
+  """ref[*idx, off:off + size] as float32, zero past column n; idx may hold a slice of batch
+  rows (pl.ds), giving a (rows_b, size) tile. like: a traced int32 scalar (see _traced)."""
+  mask = _col_mask(off, size, n)
+  view = _at(ref, *idx, pl.ds(off if mask is None else _traced(off, like), size))
+  return _load(view, _fit(mask, view.shape)).astype(jnp.float32)
+
+
+def _tile_rows(rows: list) -> int | None:
+  """Batch rows a "tile"-order program loads as one block: len(rows) when it is a power of two
+  (Triton blocks are), else None (the caller falls back to the "chunk" order)."""
+  return len(rows) if _is_pow2(len(rows)) else None
+
+
 def _row_stats(x_ref, b, rows: int, chunk: int, count: int, n: int, eps: float):
   """Layer-norm mean and 1 / sqrt(var + eps) of row b (two passes, as hyena.layer_norm), as
   (rows, 1) columns: computed on (rows, chunk) tiles of the row (see _load_rep), summed
   elementwise over the chunks and reduced over the columns of each tile row (inside a warp)."""
-  xs = [_load_rep(x_ref, (), b, rows, c * chunk, chunk, n) for c in range(count)]
+  return _stats([_load_rep(x_ref, (), b, rows, c * chunk, chunk, n) for c in range(count)],
+                chunk, n, eps)
+
+
+def _stats(xs: list, chunk: int, n: int, eps: float):
+  """Mean and 1 / sqrt(var + eps) over the columns < n of the (r, chunk) tiles xs (column chunks
+  of one row each tile row), as (r, 1) columns."""
   total = xs[0]
   for x in xs[1:]:
     total = total + x
@@ -514,6 +558,20 @@ def _matvec(tiles, row_vector, emit, batch_rows: int, chunk: int, count: int, ro
       emit(i, reduce(acc))
 
 
+def _matvec_tile(tiles, vector, count: int):
+  """[group] -> (rows_b, rows) float32 sums_k W[r, k] v[b, k] for all batch rows at once.
+
+  tiles(c) as in _matvec; vector(c) -> the (rows_b, chunk) float32 activation chunk of every
+  batch row. Products are (rows_b, rows, chunk) broadcasts accumulated elementwise over the
+  chunks and reduced over the columns once at the end."""
+  acc = None
+  for c in range(count):
+    ws, v = tiles(c), vector(c)[:, None, :]
+    prods = [v * w[None, :, :] for w in ws]
+    acc = prods if acc is None else [a + q for a, q in zip(acc, prods)]
+  return [jnp.sum(a, axis=2) for a in acc]
+
+
 # ----------------------------------------------------------------------------- K1 "mix"
 
 
@@ -575,10 +633,10 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
   conv_b = [r.cb[m, g, chans] for g in range(3)]
   red = _load(_at(r.red, m, chans), cmask)
 
-  def emit(i, sums):
-    b = rows[i]
+  def emit(b, sums):
+    """b: one batch row (sums (bc,) per group) or a pl.ds of rows (sums (rows_b, bc))."""
     proj = [sums[g] + in_b[g] for g in range(3)]
-    window = [[_load(_at(r.conv_in, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
+    window = [[_ld(_at(r.conv_in, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
               for k in range(K - 1)] + [proj]
     c = []
     for g in range(3):  # sum_k window[k] * kernel[k] + bias, in hyena._token_layer's order
@@ -588,14 +646,28 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
       c.append(total + conv_b[g])
     x0, x1, v = c
     u = x1 * v
-    z = _load(_at(r.acc, m, b, chans), cmask) + red * u
-    _store(_at(r.y, b, chans), x0 * z, cmask)
-    _store(_at(r.u, m, b, chans), u, cmask)
+    z = _ld(_at(r.acc, m, b, chans), cmask) + red * u
+    _st(_at(r.y, b, chans), x0 * z, cmask)
+    _st(_at(r.u, m, b, chans), u, cmask)
     for k in range(K - 1):  # the new window: window[1:]
       for g in range(3):
-        _store(_at(r.conv, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
+        _st(_at(r.conv, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
 
-  _matvec(tiles, row_vector, emit, len(rows), chunk, count, bc, spec.config.mix.order)
+  order, nb = spec.config.mix.order, _tile_rows(rows)
+  if order == "tile" and nb:
+    b = pl.ds(rows[0], nb)
+    xs = [_load_tile(r.x, (b,), c * chunk, chunk, D, m) for c in range(count)]
+    mean, rstd = _stats(xs, chunk, D, spec.eps)  # (nb, 1)
+
+    def vector(c):  # layer_norm1(x[rows]) chunk c, rounded to the weight dtype: (nb, chunk)
+      off = c * chunk
+      scale = _load_tile(r.norm, (m, 0), off, chunk, dk, m)
+      shift = _load_tile(r.norm, (m, 1), off, chunk, dk, m)
+      return _weight_cast((xs[c] - mean) * rstd * scale + shift, wdtype)
+    emit(b, _matvec_tile(tiles, vector, count))
+  else:
+    _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
+            bc, "chunk" if order == "tile" else order)
 
 
 def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
@@ -711,16 +783,34 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
 
   bias = b_ref[m, rows_sl]
 
-  def emit(i, sums):
-    b = rows[i]
+  def emit(b, sums):
+    """b: one batch row (sums (rows,)) or a pl.ds of rows (sums (rows_b, rows))."""
     y = sums[0] + bias
     if d.gelu:
       y = _gelu_tanh(y)
     if d.residual:
-      y = _load(_at(res_ref, b, rows_sl), rmask) + y
-    _store(_at(out_ref, b, rows_sl), y, rmask)
+      y = _ld(_at(res_ref, b, rows_sl), rmask) + y
+    _st(_at(out_ref, b, rows_sl), y, rmask)
 
-  _matvec(tiles, row_vector, emit, len(rows), chunk, count, rows_per, d.blocks.order)
+  order, nb = d.blocks.order, _tile_rows(rows)
+  if order == "tile" and nb:
+    b = pl.ds(rows[0], nb)
+    vs = [_load_tile(v_ref, (b,), c * chunk, chunk, d.n_in, m) for c in range(count)]
+    if d.eps is not None:
+      mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (nb, 1)
+
+    def vector(c):  # (nb, chunk): chunk c of every batch row's (normalised) activation
+      v = vs[c]
+      if d.eps is not None:
+        off = c * chunk
+        scale = _load_tile(norm_ref, (m, 0), off, chunk, d.k_width, m)
+        shift = _load_tile(norm_ref, (m, 1), off, chunk, d.k_width, m)
+        v = (v - mean) * rstd * scale + shift
+      return _weight_cast(v, wdtype)
+    emit(b, _matvec_tile(tiles, vector, count))
+  else:
+    _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
+            rows_per, "chunk" if order == "tile" else order)
 
 
 def _dense_kernel(*refs, d: _Dense, batch: int, bb: int):
