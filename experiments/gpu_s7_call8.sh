@@ -11,7 +11,8 @@
 #     the "tile" order (all batch rows of a program as one (8, chunk) activation tile, loaded
 #     once instead of once per weight row: per up phase 27 KB of L1 traffic instead of ~1.8 MB,
 #     and no per-row round trips; products as (8, rows, chunk) broadcasts), with 64-column
-#     chunks against register pressure too, and the "chunk" order; timed without the check
+#     chunks too, and the per-layer kernels in tile order (the "chunk" order spills at B = 8:
+#     NOTES, static pre-check); timed without the check
 #     (its B = 8 check compiles for ~190 s): check the winner before adopting it. Prediction for
 #     persistent + tile: ~0.45-0.6 ms if the layout conversions of the broadcasts stay on chip.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
@@ -23,6 +24,6 @@ run_logged 300 python3 experiments/dense_gpu.py --batches=1,2 --dtypes=bfloat16,
   --out=$D/dense_arrive_early.json
 run_logged 270 python3 experiments/dense_gpu.py --batches=8 --dtypes=float32 \
   --phase1=xla_unroll --phase2= --python_chain= --budget_s=250 \
-  --variants=persistent:order_tile,persistent:order_tile+chunk64,persistent:order_chunk,order_tile \
+  --variants=persistent:order_tile,persistent:order_tile+chunk64,order_tile \
   --out=$D/dense_b8_orders.json
 finish
