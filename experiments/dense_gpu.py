@@ -120,7 +120,8 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name == "nobarrier":  # see NO_BARRIER
     return base
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, batch_blockN, noprefetch, arrive_early, nobarrier, A+B")
+                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, arrive_early, "
+                   "nobarrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),
@@ -135,8 +136,8 @@ def barriers_removed(active: bool):
     return
   pal._token_step.clear_cache()  # pylint: disable=protected-access
   skip = lambda *args, **kwargs: None
-  with mock.patch.object(pal, "_grid_barrier", skip), mock.patch.object(pal, "_grid_arrive", skip), \
-      mock.patch.object(pal, "_grid_wait", skip):
+  with mock.patch.object(pal, "_grid_barrier", skip), \
+      mock.patch.object(pal, "_grid_arrive", skip), mock.patch.object(pal, "_grid_wait", skip):
     yield
   pal._token_step.clear_cache()  # pylint: disable=protected-access
 

@@ -46,7 +46,8 @@ def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str) 
        mock.patch.object(pal, "gpu_core_count", return_value=132):
     if loop == "persistent":
       w, _, x, acc, conv, red, u = avals
-      call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))  # pylint: disable=protected-access
+      persistent_call = pal._persistent_call  # pylint: disable=protected-access
+      call = jax.jit(persistent_call, static_argnames=("spec", "interpret"))
       call.trace(w, x, acc, conv, red, u, spec=spec, interpret=False).lower(
           lowering_platforms=("cuda",))
     else:

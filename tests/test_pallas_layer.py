@@ -119,8 +119,9 @@ class LayerCompiledTest(KernelTestCase):
   def test_tile_order_persistent(self, batch, programs):
     params, cfg = model(seed=11)
     config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs)
-    config = dataclasses.replace(config, **{k: dataclasses.replace(getattr(config, k), order="tile")
-                                            for k in ("mix", "out", "up", "down")})
+    config = dataclasses.replace(config, **{
+        k: dataclasses.replace(getattr(config, k), order="tile")
+        for k in ("mix", "out", "up", "down")})
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
   @parameterized.parameters(1, 2, 4)

@@ -47,9 +47,9 @@ which keeps the register count below 200 at B = 8 without spills (checked by com
 Triton IR for sm_90a with ptxas). `order="tile"` (opt-in, for batches; not yet measured on a
 GPU) loads all batch rows of a program as (rows_b, chunk) tiles, once, and forms the products
 as (rows_b, rows, chunk) broadcasts: the activation bytes read per program no longer scale
-with the weight rows, at the price of layout conversions for the broadcasts. Float32 accumulation throughout; bfloat16 weights are upcast
-in registers, and the activation is rounded to the weight dtype first, exactly as `hyena.dense`
-does (x.astype(w.dtype)).
+with the weight rows, at the price of layout conversions for the broadcasts. Float32
+accumulation throughout; bfloat16 weights are upcast in registers, and the activation is rounded
+to the weight dtype first, exactly as `hyena.dense` does (x.astype(w.dtype)).
 
 Every kernel takes the whole stacked (M, ...) weights / state and the layer index m as a (1,)
 int32 operand (the Triton backend has no scalar prefetch), so neither the unrolled layer loop nor
@@ -467,7 +467,7 @@ def _load_tile(ref, idx: tuple, off: int, size: int, n: int, like):
   rows (pl.ds), giving a (rows_b, size) tile. like: a traced int32 scalar (see _traced)."""
   mask = _col_mask(off, size, n)
   view = _at(ref, *idx, pl.ds(off if mask is None else _traced(off, like), size))
-  return _load(view, _fit(mask, view.shape)).astype(jnp.float32)
+  return _ld(view, mask).astype(jnp.float32)
 
 
 def _tile_rows(rows: list) -> int | None:
