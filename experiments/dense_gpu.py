@@ -92,7 +92,7 @@ def _elapsed() -> float:
 
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  order_batch / order_chunk, or of the batch block: batch_blockN; "A+B" applies A, then B."""
+  order_batch / order_chunk / order_tile, or of the batch block: batch_blockN; "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -106,11 +106,11 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name == "rows_double":
     return each(lambda b: dataclasses.replace(b, rows=2 * b.rows))
   if name.startswith("chunk"):
-    return each(lambda b: dataclasses.replace(b, chunk=int(name[5:])))
+    return base.replace_blocks(chunk=int(name[5:]))
   if name.startswith("warps"):
-    return each(lambda b: dataclasses.replace(b, num_warps=int(name[5:])))
+    return base.replace_blocks(num_warps=int(name[5:]))
   if name.startswith("order_"):
-    return each(lambda b: dataclasses.replace(b, order=name[6:]))
+    return base.replace_blocks(order=name[6:])
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":

@@ -14,7 +14,6 @@ DTYPE. Prints one line per kernel (the persistent loop is one kernel, the per-la
 registers, spill bytes, and static counts of global loads, shared stores, block barriers and
 shuffles in its PTX (session 7's table in experiments/NOTES.md).
 """
-import dataclasses
 import os
 import re
 import subprocess
@@ -31,9 +30,7 @@ from flash_lcsm_jax.ops import pallas_layer as pal
 def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str) -> list[str]:
   """The Triton IR text of every kernel of one dense step at the paper shape."""
   blocks = (pal.persistent_config if loop == "persistent" else pal.default_config)(864, 1728)
-  blocks = dataclasses.replace(blocks, **{
-      k: dataclasses.replace(getattr(blocks, k), order=order, chunk=chunk, num_warps=warps)
-      for k in ("mix", "out", "up", "down")})
+  blocks = blocks.replace_blocks(order=order, chunk=chunk, num_warps=warps)
   spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, blocks)
   avals = pal.layer_avals(spec, batch)
   captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module

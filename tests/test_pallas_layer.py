@@ -119,9 +119,7 @@ class LayerCompiledTest(KernelTestCase):
   def test_tile_order_persistent(self, batch, programs):
     params, cfg = model(seed=11)
     config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs)
-    config = dataclasses.replace(config, **{
-        k: dataclasses.replace(getattr(config, k), order="tile")
-        for k in ("mix", "out", "up", "down")})
+    config = config.replace_blocks(order="tile")
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
   @parameterized.parameters(1, 2, 4)
@@ -278,9 +276,7 @@ class TritonLoweringTest(parameterized.TestCase):
     # (rows_b, rows, chunk) products and (rows_b, chunk) activation tiles through Triton.
     persistent = layer_loop == "persistent"
     blocks = (pal.persistent_config if persistent else pal.default_config)(864, 1728)
-    blocks = dataclasses.replace(blocks, **{
-        k: dataclasses.replace(getattr(blocks, k), order="tile")
-        for k in ("mix", "out", "up", "down")})
+    blocks = blocks.replace_blocks(order="tile")
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
     avals = pal.layer_avals(spec, batch)
     with mock.patch.object(pal, "gpu_core_count", return_value=132):

@@ -200,6 +200,11 @@ class LayerConfig:
   arrive_early: bool = False
   persistent: bool = False
 
+  def replace_blocks(self, **changes) -> "LayerConfig":
+    """This config with `changes` (KernelBlocks fields) applied to all four kernels' blocks."""
+    return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **changes)
+                                        for k in ("mix", "out", "up", "down")})
+
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
@@ -421,12 +426,13 @@ def _at(ref, *idx):
   return ref.at[tuple(jnp.int32(i) if isinstance(i, int) else i for i in idx)]
 
 
-def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
-  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n);
-  idx[0] is a traced int32 (the layer index)."""
+def _load_cols(ref, idx: tuple, off: int, size: int, n: int, like=None):
+  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n).
+  like: a traced int32 scalar (see _traced), default idx[0] (the layer index); idx may hold a
+  slice of batch rows (pl.ds), giving a (rows_b, size) tile."""
   mask = _col_mask(off, size, n)
-  start = off if mask is None else _traced(off, idx[0])
-  return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
+  start = off if mask is None else _traced(off, idx[0] if like is None else like)
+  return _ld(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
 
 
 def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
@@ -445,11 +451,12 @@ def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
 
 
 def _fit(mask, shape):
-  """mask broadcast to a block's shape (None stays None; a (1, n) column mask fits (n,))."""
-  if mask is None:
-    return None
+  """mask made to fit a block of `shape`: a (1, n) column mask of a (n,) block reshaped, a (n,)
+  row mask of a (rows_b, n) block broadcast; None and masks of the block's rank as they are."""
+  if mask is None or mask.ndim == len(shape):
+    return mask
   if mask.ndim > len(shape):
-    mask = mask.reshape(mask.shape[mask.ndim - len(shape):])
+    return mask.reshape(mask.shape[mask.ndim - len(shape):])
   return jnp.broadcast_to(mask, shape)
 
 
@@ -462,18 +469,12 @@ def _st(view, value, mask):
   _store(view, value, _fit(mask, view.shape))
 
 
-def _load_tile(ref, idx: tuple, off: int, size: int, n: int, like):
-  """ref[*idx, off:off + size] as float32, zero past column n; idx may hold a slice of batch
-  rows (pl.ds), giving a (rows_b, size) tile. like: a traced int32 scalar (see _traced)."""
-  mask = _col_mask(off, size, n)
-  view = _at(ref, *idx, pl.ds(off if mask is None else _traced(off, like), size))
-  return _ld(view, mask).astype(jnp.float32)
-
-
-def _tile_rows(rows: list) -> int | None:
-  """Batch rows a "tile"-order program loads as one block: len(rows) when it is a power of two
-  (Triton blocks are), else None (the caller falls back to the "chunk" order)."""
-  return len(rows) if _is_pow2(len(rows)) else None
+def _tile_rows(rows: list, order: str):
+  """(the batch rows as one pl.ds block, or None; the order for _matvec otherwise): "tile" runs
+  for a power-of-two number of rows (Triton blocks are), else falls back to "chunk"."""
+  if order != "tile":
+    return None, order
+  return (pl.ds(rows[0], len(rows)), order) if _is_pow2(len(rows)) else (None, "chunk")
 
 
 def _row_stats(x_ref, b, rows: int, chunk: int, count: int, n: int, eps: float):
@@ -653,21 +654,20 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
       for g in range(3):
         _st(_at(r.conv, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
 
-  order, nb = spec.config.mix.order, _tile_rows(rows)
-  if order == "tile" and nb:
-    b = pl.ds(rows[0], nb)
-    xs = [_load_tile(r.x, (b,), c * chunk, chunk, D, m) for c in range(count)]
-    mean, rstd = _stats(xs, chunk, D, spec.eps)  # (nb, 1)
+  b, order = _tile_rows(rows, spec.config.mix.order)
+  if b is not None:
+    xs = [_load_cols(r.x, (b,), c * chunk, chunk, D, m) for c in range(count)]
+    mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1)
 
-    def vector(c):  # layer_norm1(x[rows]) chunk c, rounded to the weight dtype: (nb, chunk)
+    def vector(c):  # layer_norm1(x[rows]) chunk c, rounded to the weight dtype: (rows_b, chunk)
       off = c * chunk
-      scale = _load_tile(r.norm, (m, 0), off, chunk, dk, m)
-      shift = _load_tile(r.norm, (m, 1), off, chunk, dk, m)
+      scale = _load_cols(r.norm, (m, 0), off, chunk, dk)
+      shift = _load_cols(r.norm, (m, 1), off, chunk, dk)
       return _weight_cast((xs[c] - mean) * rstd * scale + shift, wdtype)
     emit(b, _matvec_tile(tiles, vector, count))
   else:
     _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
-            bc, "chunk" if order == "tile" else order)
+            bc, order)
 
 
 def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
@@ -792,25 +792,24 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
       y = _ld(_at(res_ref, b, rows_sl), rmask) + y
     _st(_at(out_ref, b, rows_sl), y, rmask)
 
-  order, nb = d.blocks.order, _tile_rows(rows)
-  if order == "tile" and nb:
-    b = pl.ds(rows[0], nb)
-    vs = [_load_tile(v_ref, (b,), c * chunk, chunk, d.n_in, m) for c in range(count)]
+  b, order = _tile_rows(rows, d.blocks.order)
+  if b is not None:
+    vs = [_load_cols(v_ref, (b,), c * chunk, chunk, d.n_in, m) for c in range(count)]
     if d.eps is not None:
-      mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (nb, 1)
+      mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (rows_b, 1)
 
-    def vector(c):  # (nb, chunk): chunk c of every batch row's (normalised) activation
+    def vector(c):  # (rows_b, chunk): chunk c of every batch row's (normalised) activation
       v = vs[c]
       if d.eps is not None:
         off = c * chunk
-        scale = _load_tile(norm_ref, (m, 0), off, chunk, d.k_width, m)
-        shift = _load_tile(norm_ref, (m, 1), off, chunk, d.k_width, m)
+        scale = _load_cols(norm_ref, (m, 0), off, chunk, d.k_width)
+        shift = _load_cols(norm_ref, (m, 1), off, chunk, d.k_width)
         v = (v - mean) * rstd * scale + shift
       return _weight_cast(v, wdtype)
     emit(b, _matvec_tile(tiles, vector, count))
   else:
     _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
-            rows_per, "chunk" if order == "tile" else order)
+            rows_per, order)
 
 
 def _dense_kernel(*refs, d: _Dense, batch: int, bb: int):
@@ -1026,10 +1025,9 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
         if cfg.prefetch:
           tile_fn = tiles(jnp.minimum(q, n - 1), m)
           loaded = [tile_fn(c) for c in range(chunks)]
-        if cfg.arrive_early:
-          _grid_wait(count, index, grid, interpret)
-        else:
-          _grid_barrier(count, index, grid, interpret)
+        if not cfg.arrive_early:
+          _grid_arrive(count, index, interpret)
+        _grid_wait(count, index, grid, interpret)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
