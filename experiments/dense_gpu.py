@@ -87,9 +87,6 @@ def _elapsed() -> float:
   return time.perf_counter() - _START
 
 
-
-
-
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
   order_batch / order_chunk / order_tile, or of the batch block: batch_blockN; "A+B" applies A, then B."""
@@ -115,13 +112,13 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":
     return dataclasses.replace(base, prefetch=False)
-  if name == "arrive_early":
-    return dataclasses.replace(base, arrive_early=True)
+  if name in ("arrive_early", "arrive_late"):  # early arrival is the default since session 8
+    return dataclasses.replace(base, arrive_early=name == "arrive_early")
   if name == "nobarrier":  # see NO_BARRIER
     return base
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
                    "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, arrive_early, "
-                   "nobarrier, A+B")
+                   "arrive_late, nobarrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),

@@ -1,4 +1,4 @@
-# Session 7, device call 6: PREPARED, NOT RUN (the 235 s of device time left could not start a machine): the paper's
+# Session 7, device call 6: prepared in session 7, run in session 8 as its call 2 (results/raw/session8/call2): the paper's
 # parity case, L = 2^17 from position 0 at HIGHEST, with the engine's new default at B = 1 (the
 # persistent dense path; results/verify_paper_2e17*.json had the fused and XLA paths).
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92

@@ -1,4 +1,4 @@
-# Session 7, device call 7: PREPARED, NOT RUN (no device time was left). End to end, B = 1, with
+# Session 7, device call 7: prepared in session 7, run in session 8 as its call 3 (results/raw/session8/call3). End to end, B = 1, with
 # the engine's new default (persistent dense path) on both sides: lazy and flash side by side in
 # one process, lazy first; 2^10 in full (sweep_lengths checks the integral against the shortest
 # length's full run: call 5 gave it 2^17 alone, a ~5-minute full lazy run, and timed out), 2^17

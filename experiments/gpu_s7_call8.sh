@@ -1,4 +1,4 @@
-# Session 7, device call 8: PREPARED, NOT RUN (no device time was left).
+# Session 7, device call 8: prepared in session 7, run in session 8 as its call 1 (results/raw/session8/call1).
 # (a) The persistent kernel with early arrival (LayerConfig.arrive_early): each program announces
 #     its arrival at a phase's barrier before it issues its next weight-tile prefetch, then
 #     waits. Today the arrival's acquire-release atomic comes after the prefetch, and a release

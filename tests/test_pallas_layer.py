@@ -171,8 +171,8 @@ class LayerCompiledTest(KernelTestCase):
               pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
-  @parameterized.parameters(dict(prefetch=False), dict(arrive_early=True),
-                            dict(prefetch=False, arrive_early=True))
+  @parameterized.parameters(dict(prefetch=False), dict(arrive_early=False),
+                            dict(prefetch=False, arrive_early=False))
   def test_persistent_barrier_variants(self, **change):
     params, cfg = model(seed=9)
     config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), **change)
@@ -288,7 +288,7 @@ class TritonLoweringTest(parameterized.TestCase):
         text = self.lower_for_cuda(pal.fused_layer, *avals, spec=spec, interpret=False)
     self.assertIn("triton", text)
 
-  @parameterized.product(layer_loop=pal.LAYER_LOOPS + ("persistent_arrive_early",),
+  @parameterized.product(layer_loop=pal.LAYER_LOOPS + ("persistent_arrive_late",),
                          batch=(1, 8))
   def test_token_step_lowers_each_kernel_once(self, layer_loop, batch):
     # 18 unrolled layers share one lowering of the per-layer function: 4 Triton kernels in the
@@ -298,8 +298,8 @@ class TritonLoweringTest(parameterized.TestCase):
     params = jax.eval_shape(lambda: hyena.init_params(jax.random.PRNGKey(0), cfg))
     persistent = layer_loop.startswith("persistent")
     blocks = (pal.persistent_config if persistent else pal.default_config)(864, 1728)
-    if layer_loop == "persistent_arrive_early":
-      layer_loop, blocks = "persistent", dataclasses.replace(blocks, arrive_early=True)
+    if layer_loop == "persistent_arrive_late":
+      layer_loop, blocks = "persistent", dataclasses.replace(blocks, arrive_early=False)
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
     sds, f32, B = jax.ShapeDtypeStruct, jnp.float32, batch
     with mock.patch.object(pal, "gpu_core_count", return_value=132):

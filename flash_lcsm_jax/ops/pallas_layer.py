@@ -188,8 +188,9 @@ class LayerConfig:
   block of a phase loads its weight tile before it waits at the phase's barrier. arrive_early:
   in the persistent loop, a program announces its arrival at a barrier BEFORE it issues that
   prefetch and waits after it, so the arrival's release (which waits for the program's
-  outstanding memory operations) does not wait for the weight tile; off by default until it has
-  been measured on a GPU (experiments/gpu_s7_call8.sh). persistent: the blocks are sized for the
+  outstanding memory operations) does not wait for the weight tile (on an H200: 3-5% off the
+  dense path at B = 1 and 2, results bit-identical; experiments/NOTES.md, session 8). persistent:
+  the blocks are sized for the
   persistent loop (persistent_config), which is then token_step_fused's default layer loop."""
   mix: KernelBlocks
   out: KernelBlocks
@@ -197,7 +198,7 @@ class LayerConfig:
   down: KernelBlocks
   batch_block: int = 8
   prefetch: bool = True
-  arrive_early: bool = False
+  arrive_early: bool = True
   persistent: bool = False
 
   def replace_blocks(self, **changes) -> "LayerConfig":
