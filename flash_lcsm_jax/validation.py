@@ -117,7 +117,18 @@ def check_params(params, cfg: HyenaConfig):
     if got.dtype != want.dtype:
       raise TypeError(f"params[{fmt(path)}] has dtype {got.dtype}, the config (dtype="
                       f"{cfg.dtype!r}) needs {want.dtype}; cast with hyena.cast_params")
-    check_finite(got, f"params[{fmt(path)}]")
+  paths = list(exp_flat)
+  finite = jax.device_get(_each_finite([got_flat[path] for path in paths]))
+  for path, ok in zip(paths, finite):
+    if not ok:
+      raise ValueError(f"params[{fmt(path)}] contain NaN or Inf")
+
+
+@jax.jit
+def _each_finite(leaves):
+  # One executable for the whole tree: checked leaf by leaf, every distinct shape would compile
+  # its own isfinite and reduction (~0.1 s each on CPU, at every Generator and forward).
+  return [jnp.all(jnp.isfinite(x)) for x in leaves]
 
 
 def device_memory_limit() -> int | None:

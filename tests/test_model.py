@@ -218,8 +218,9 @@ def test_forward_with_precomputed_filters_equals_default(np_rng):
   params, cfg = make_model(seed=5, l_max=256)
   tokens = jnp.asarray(np_rng.integers(0, cfg.vocab_size, (2, 50)))
   h = materialise_filter(params["layers"]["filter"], cfg, 256)
-  np.testing.assert_allclose(forward(params, cfg, tokens, filters=h),
-                             forward(params, cfg, tokens), rtol=1e-6, atol=1e-6)
+  # Two programs (the filter made inside, or passed in): the same numbers up to rounding.
+  got, want = forward(params, cfg, tokens, filters=h), forward(params, cfg, tokens)
+  assert rel_err(got, want) < 2e-6 and max_position_rel_err(got, want) < 1e-5
 
 
 def test_forward_uses_the_given_filters(np_rng):
