@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -357,7 +358,7 @@ def main(argv):
                 platform=jax.default_backend(), jax_version=jax.__version__,
                 jaxlib_version=common.jaxlib_version(), tiny=tiny, fused_implementation=fused_impl,
                 matmul_precision=str(jax.config.jax_default_matmul_precision),
-                tokens_per_chain=_TOKENS.value, repeats=_REPEATS.value, rates=rates,
+                xla_flags=os.environ.get("XLA_FLAGS", ""), tokens_per_chain=_TOKENS.value, repeats=_REPEATS.value, rates=rates,
                 floors=floors, rows=rows)
   models: dict[str, Model] = {}
 
