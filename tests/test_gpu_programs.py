@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from experiments import hlo_kernels
 
@@ -161,3 +162,21 @@ def test_tile_kernels_tiny_times_tiles_and_steps_by_wall_and_kernel_time(tmp_pat
       (q, f, s) for q in (0, 1) for f, s in (("tile:pallas_inplace", "tile:direct"),
                                              ("tile:pallas_inplace", "tile:direct_dot"),
                                              ("step:pallas", "step:xla"))}
+
+
+def test_ptx_broadcast_forms_compute_the_same_product():
+  # experiments/ptx_broadcast.py compares how Triton lowers three forms of one batched product;
+  # they must be the same product (interpret mode, fresh random inputs, non-square shapes).
+  from experiments import ptx_broadcast
+  rng = np.random.default_rng()
+  batch, rows, chunk, chunks = 4, 2, 16, 3
+  x = rng.standard_normal((batch, chunk * chunks)).astype(np.float32)
+  w = rng.standard_normal((rows, chunk * chunks)).astype(np.float32)
+  want = x.astype(np.float64) @ w.T.astype(np.float64)
+  for form in ptx_broadcast.FORMS:
+    xs, ws = ptx_broadcast.shapes(form, batch, rows, chunk * chunks)
+    got = ptx_broadcast.product(form, batch, rows, chunk, chunks, interpret=True)(
+        x.reshape(xs), w.reshape(ws))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5, err_msg=form)
+  with pytest.raises(ValueError, match="form must be one of"):
+    ptx_broadcast.product("4d", batch, rows, chunk, chunks, interpret=True)
