@@ -104,7 +104,7 @@ class LayerCompiledTest(KernelTestCase):
     params, cfg = model(dtype=dtype, seed=6)
     self.check_step(params, cfg, 3, masked_config(order="chunk", chunks=(None,) * 4))
 
-  # order="tile": all batch rows of a program as one (rows_b, chunk) activation tile. B = 4 in
+  # order="tile": all batch rows of a program as one (rows_b, 1, chunk) activation tile. B = 4 in
   # blocks of 4 and of 2 (traced first rows), B = 3 (not a power of two: the "chunk" order),
   # masked channel / row blocks and column chunks, both dtypes, layers scanned or unrolled.
   @parameterized.parameters((4, 8, "float32", "unroll"), (4, 2, "float32", "scan"),
@@ -273,7 +273,7 @@ class TritonLoweringTest(parameterized.TestCase):
 
   @parameterized.product(layer_loop=("unroll", "persistent"), batch=(2, 8))
   def test_tile_order_lowers_at_paper_shape(self, layer_loop, batch):
-    # (rows_b, rows, chunk) products and (rows_b, chunk) activation tiles through Triton.
+    # (rows_b, rows, chunk) products of (rows_b, 1, chunk) and (1, rows, chunk) tiles, Triton.
     persistent = layer_loop == "persistent"
     blocks = (pal.persistent_config if persistent else pal.default_config)(864, 1728)
     blocks = blocks.replace_blocks(order="tile")

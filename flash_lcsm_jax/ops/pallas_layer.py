@@ -44,10 +44,12 @@ barriers per chunk. The layer-norm statistics (two passes, as hyena.layer_norm) 
 same way and reduced within a warp. Batch rows are processed one after the other, each with its
 epilogue and stores right after its sums (`order="batch"`; `order="chunk"` is the alternative),
 which keeps the register count below 200 at B = 8 without spills (checked by compiling the
-Triton IR for sm_90a with ptxas). `order="tile"` (opt-in, for batches; not yet measured on a
-GPU) loads all batch rows of a program as (rows_b, chunk) tiles, once, and forms the products
-as (rows_b, rows, chunk) broadcasts: the activation bytes read per program no longer scale
-with the weight rows, at the price of layout conversions for the broadcasts. Float32
+Triton IR for sm_90a with ptxas). `order="tile"` (opt-in, for batches) loads all batch rows
+of a program as (rows_b, 1, chunk) tiles, once, and the weights as (1, rows, chunk) tiles, and
+forms the products as (rows_b, rows, chunk) broadcasts: the activation bytes read per program
+no longer scale with the weight rows. Both are loaded in those shapes by integer-vector indices
+(broadcasting 2-D tiles cost shared-memory layout conversions: as 2-D tiles it measured 0.72
+ms/token at B = 8 on an H200, XLA 0.62; the 3-D loads are not yet measured). Float32
 accumulation throughout; bfloat16 weights are upcast in registers, and the activation is rounded
 to the weight dtype first, exactly as `hyena.dense` does (x.astype(w.dtype)).
 
@@ -154,7 +156,7 @@ class KernelBlocks:
   num_warps, num_stages: Triton launch parameters (stages only matter for loops: there are none).
   order:     loop order of the reduction, "batch" (batch rows outer: fewer live registers at
              B = 8) or "chunk" (column chunks outer), see `_matvec`; or "tile" (all batch rows
-             of the program at once as (rows_b, chunk) activation tiles, each loaded once
+             of the program at once as (rows_b, 1, chunk) activation tiles, each loaded once
              instead of once per weight row; power-of-two batch blocks, others fall back to
              "chunk"), see `_matvec_tile`.
   """
@@ -451,6 +453,24 @@ def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
   return value.astype(jnp.float32)
 
 
+def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: int, n: int):
+  """float32 rows start .. start + count of ref[*idx], columns off .. off + size (zero past column
+  n), shaped for the tile order's (rows_b, rows, chunk) products: (count, 1, size) with axis=0
+  (batch rows), (1, count, size) with axis=1 (weight rows). Integer-vector indices load them
+  straight into the products' register layout; broadcasting 2-D tiles instead (an expand_dims)
+  goes through shared memory, with block barriers (experiments/ptx_broadcast.py: at B = 8, 181
+  barriers for 7 chunks instead of 29)."""
+  shape = [1, 1, 1]
+  shape[axis] = count
+  row_idx = start + jax.lax.broadcasted_iota(jnp.int32, tuple(shape), axis)
+  col_idx = off + jax.lax.broadcasted_iota(jnp.int32, (1, 1, size), 2)
+  mask = _col_mask(off, size, n)
+  load = _triton_memory_op("load")
+  view = _at(ref, *idx, row_idx, col_idx)
+  value = load(view) if mask is None else load(view, mask=mask.reshape(1, 1, size), other=0.0)
+  return value.astype(jnp.float32)
+
+
 def _fit(mask, shape):
   """mask made to fit a block of `shape`: a (1, n) column mask of a (n,) block reshaped, a (n,)
   row mask of a (rows_b, n) block broadcast; None and masks of the block's rank as they are."""
@@ -487,12 +507,12 @@ def _row_stats(x_ref, b, rows: int, chunk: int, count: int, n: int, eps: float):
 
 
 def _stats(xs: list, chunk: int, n: int, eps: float):
-  """Mean and 1 / sqrt(var + eps) over the columns < n of the (r, chunk) tiles xs (column chunks
-  of one row each tile row), as (r, 1) columns."""
+  """Mean and 1 / sqrt(var + eps) over the columns < n of the (r, chunk) or (r, 1, chunk) tiles
+  xs (column chunks of one row each tile row), as (r, 1) or (r, 1, 1) columns."""
   total = xs[0]
   for x in xs[1:]:
     total = total + x
-  mean = jnp.sum(total, axis=1, keepdims=True) / n
+  mean = jnp.sum(total, axis=-1, keepdims=True) / n
   sq = None
   for c, x in enumerate(xs):
     d = x - mean
@@ -500,7 +520,7 @@ def _stats(xs: list, chunk: int, n: int, eps: float):
     if mask is not None:
       d = jnp.where(mask, d, 0.0)
     sq = d * d if sq is None else sq + d * d
-  return mean, jax.lax.rsqrt(jnp.sum(sq, axis=1, keepdims=True) / n + eps)
+  return mean, jax.lax.rsqrt(jnp.sum(sq, axis=-1, keepdims=True) / n + eps)
 
 
 def _gelu_tanh(x):
@@ -563,13 +583,14 @@ def _matvec(tiles, row_vector, emit, batch_rows: int, chunk: int, count: int, ro
 def _matvec_tile(tiles, vector, count: int):
   """[group] -> (rows_b, rows) float32 sums_k W[r, k] v[b, k] for all batch rows at once.
 
-  tiles(c) as in _matvec; vector(c) -> the (rows_b, chunk) float32 activation chunk of every
-  batch row. Products are (rows_b, rows, chunk) broadcasts accumulated elementwise over the
-  chunks and reduced over the columns once at the end."""
+  tiles(c) -> list of (1, rows, chunk) float32 weight tiles of chunk c (one per output group);
+  vector(c) -> the (rows_b, 1, chunk) float32 activation chunk of every batch row (both loaded
+  in these shapes: _load_bcast). Products are (rows_b, rows, chunk) broadcasts accumulated
+  elementwise over the chunks and reduced over the columns once at the end."""
   acc = None
   for c in range(count):
-    ws, v = tiles(c), vector(c)[:, None, :]
-    prods = [v * w[None, :, :] for w in ws]
+    ws, v = tiles(c), vector(c)
+    prods = [v * w for w in ws]
     acc = prods if acc is None else [a + q for a, q in zip(acc, prods)]
   return [jnp.sum(a, axis=2) for a in acc]
 
@@ -600,9 +621,14 @@ def _mix_chunks(spec: LayerSpec) -> tuple[int, int]:
   return _chunks(spec.dk, spec.config.mix.chunk_for(jnp.dtype(spec.dtype)))
 
 
-def _mix_tiles(r: _MixRefs, p, m, spec: LayerSpec):
-  """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each."""
+def _mix_tiles(r: _MixRefs, p, m, rows: list, spec: LayerSpec):
+  """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each, or
+  (1, bc, chunk) when the batch rows run in the tile order."""
   chunk, _ = _mix_chunks(spec)
+  if _tile_rows(rows, spec.config.mix.order)[0] is not None:
+    bc = spec.config.mix.rows
+    return lambda c: [_load_bcast(r.w, (m, p, g), 0, bc, 1, c * chunk, chunk, spec.dk)
+                      for g in range(3)]
   return lambda c: [_load_cols(r.w, (m, p, g, slice(None)), c * chunk, chunk, spec.dk)
                     for g in range(3)]
 
@@ -616,7 +642,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
   j0 = p * bc
   chans = pl.ds(j0, bc)
   cmask = _row_mask(j0, bc, D)
-  tiles = tiles or _mix_tiles(r, p, m, spec)
+  tiles = tiles or _mix_tiles(r, p, m, rows, spec)
 
   def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
     b = rows[i]
@@ -657,13 +683,14 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
 
   b, order = _tile_rows(rows, spec.config.mix.order)
   if b is not None:
-    xs = [_load_cols(r.x, (b,), c * chunk, chunk, D, m) for c in range(count)]
-    mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1)
+    xs = [_load_bcast(r.x, (), rows[0], len(rows), 0, c * chunk, chunk, D)
+          for c in range(count)]
+    mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1, 1)
 
-    def vector(c):  # layer_norm1(x[rows]) chunk c, rounded to the weight dtype: (rows_b, chunk)
+    def vector(c):  # layer_norm1(x[rows]) chunk c, cast to the weight dtype: (rows_b, 1, chunk)
       off = c * chunk
-      scale = _load_cols(r.norm, (m, 0), off, chunk, dk)
-      shift = _load_cols(r.norm, (m, 1), off, chunk, dk)
+      scale = _load_bcast(r.norm, (m,), 0, 1, 0, off, chunk, dk)
+      shift = _load_bcast(r.norm, (m,), 1, 1, 0, off, chunk, dk)
       return _weight_cast((xs[c] - mean) * rstd * scale + shift, wdtype)
     emit(b, _matvec_tile(tiles, vector, count))
   else:
@@ -744,9 +771,13 @@ class _Dense:
     return _chunks(self.k_width, self.blocks.chunk_for(jnp.dtype(self.wdtype)))
 
 
-def _dense_tiles(w_ref, p, m, d: _Dense):
-  """tiles(c) -> [the (rows, chunk) weight tile of row block p, chunk c]."""
+def _dense_tiles(w_ref, p, m, rows: list, d: _Dense):
+  """tiles(c) -> [the (rows, chunk) weight tile of row block p, chunk c], or (1, rows, chunk)
+  when the batch rows run in the tile order."""
   chunk, _ = d.chunks()
+  if _tile_rows(rows, d.blocks.order)[0] is not None:
+    return lambda c: [_load_bcast(w_ref, (m,), p * d.blocks.rows, d.blocks.rows, 1, c * chunk,
+                                  chunk, d.k_width)]
   rows_sl = pl.ds(p * d.blocks.rows, d.blocks.rows)
   return lambda c: [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, d.k_width)]
 
@@ -765,7 +796,7 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
   r0 = p * rows_per
   rows_sl = pl.ds(r0, rows_per)
   rmask = _row_mask(r0, rows_per, d.n_out)
-  tiles = tiles or _dense_tiles(w_ref, p, m, d)
+  tiles = tiles or _dense_tiles(w_ref, p, m, rows, d)
 
   def row_vector(i):  # (rows, chunk) tiles, every row the same activation chunk
     b = rows[i]
@@ -795,16 +826,17 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
 
   b, order = _tile_rows(rows, d.blocks.order)
   if b is not None:
-    vs = [_load_cols(v_ref, (b,), c * chunk, chunk, d.n_in, m) for c in range(count)]
+    vs = [_load_bcast(v_ref, (), rows[0], len(rows), 0, c * chunk, chunk, d.n_in)
+          for c in range(count)]
     if d.eps is not None:
-      mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (rows_b, 1)
+      mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (rows_b, 1, 1)
 
-    def vector(c):  # (rows_b, chunk): chunk c of every batch row's (normalised) activation
+    def vector(c):  # (rows_b, 1, chunk): chunk c of every batch row's (normalised) activation
       v = vs[c]
       if d.eps is not None:
         off = c * chunk
-        scale = _load_cols(norm_ref, (m, 0), off, chunk, d.k_width)
-        shift = _load_cols(norm_ref, (m, 1), off, chunk, d.k_width)
+        scale = _load_bcast(norm_ref, (m,), 0, 1, 0, off, chunk, d.k_width)
+        shift = _load_bcast(norm_ref, (m,), 1, 1, 0, off, chunk, d.k_width)
         v = (v - mean) * rstd * scale + shift
       return _weight_cast(v, wdtype)
     emit(b, _matvec_tile(tiles, vector, count))
@@ -1004,14 +1036,14 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   n_mix, n_out, n_up, n_down = _phase_blocks(spec)
   # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
   phases = [
-      (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix, p, m, spec),
+      (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix, p, m, rows, spec),
        lambda p, m, t: _mix_block(mix, p, m, rows, spec, t)),
-      (n_out, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, d_out),
+      (n_out, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, rows, d_out),
        lambda p, m, t: _dense_block(y, None, out_w, out_b, x, x1, p, m, rows, d_out, t)),
-      (n_up, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, d_up),
+      (n_up, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, rows, d_up),
        lambda p, m, t: _dense_block(x1, norm2, up_w, up_b, None, h, p, m, rows, d_up, t)),
       (n_down, d_down.chunks()[1],
-       lambda p, m: _dense_tiles(down_w, p, m, d_down),
+       lambda p, m: _dense_tiles(down_w, p, m, rows, d_down),
        lambda p, m, t: _dense_block(h, None, down_w, down_b, x1, x, p, m, rows, d_down, t)),
   ]
   q = pl.program_id(0)
