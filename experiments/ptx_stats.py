@@ -10,10 +10,12 @@ so the version line is lowered: fine for a register count, not for running the c
       persistent:tile:64:8:8:float32 unroll:tile:none:8:4:float32
 
 Each argument: LOOP (persistent | unroll) : ORDER : CHUNK (none | columns) : BATCH : WARPS :
-DTYPE. Prints one line per kernel (the persistent loop is one kernel, the per-layer loop four):
-registers, spill bytes, and static counts of global loads, shared stores, block barriers and
-shuffles in its PTX (session 7's table in experiments/NOTES.md).
+DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch). Prints one line per
+kernel (the persistent loop is one kernel, the per-layer loop four): registers, spill bytes, and
+static counts of global loads, shared stores, block barriers and shuffles in its PTX (session
+7's table in experiments/NOTES.md).
 """
+import dataclasses
 import os
 import re
 import subprocess
@@ -27,10 +29,12 @@ from jax._src.pallas.triton import lowering as triton_lowering
 from flash_lcsm_jax.ops import pallas_layer as pal
 
 
-def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str) -> list[str]:
+def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str,
+              prefetch: bool = True) -> list[str]:
   """The Triton IR text of every kernel of one dense step at the paper shape."""
   blocks = (pal.persistent_config if loop == "persistent" else pal.default_config)(864, 1728)
-  blocks = blocks.replace_blocks(order=order, chunk=chunk, num_warps=warps)
+  blocks = dataclasses.replace(blocks.replace_blocks(order=order, chunk=chunk, num_warps=warps),
+                               prefetch=prefetch)
   spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, blocks)
   avals = pal.layer_avals(spec, batch)
   captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module
@@ -83,9 +87,11 @@ def ptx_stats(ir: str, warps: int) -> dict:
 def main(argv):
   os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
   for arg in argv[1:]:
-    loop, order, chunk, batch, warps, dtype = arg.split(":")
+    loop, order, chunk, batch, warps, dtype, *rest = arg.split(":")
+    if rest not in ([], ["noprefetch"]):
+      raise SystemExit(f"{arg}: the only optional seventh field is 'noprefetch'")
     for i, ir in enumerate(triton_ir(loop, order, None if chunk == "none" else int(chunk),
-                                     int(batch), int(warps), dtype)):
+                                     int(batch), int(warps), dtype, prefetch=not rest)):
       print(arg, i, ptx_stats(ir, int(warps)), flush=True)
 
 
