@@ -90,7 +90,8 @@ def _elapsed() -> float:
 
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  order_batch / order_chunk / order_tile, or of the batch block: batch_blockN; "A+B" applies A, then B."""
+  order_batch / order_chunk / order_tile; of the batch block: batch_blockN; of the persistent
+  loop: noprefetch, arrive_early / arrive_late, nobarrier; "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -358,8 +359,8 @@ def main(argv):
                 platform=jax.default_backend(), jax_version=jax.__version__,
                 jaxlib_version=common.jaxlib_version(), tiny=tiny, fused_implementation=fused_impl,
                 matmul_precision=str(jax.config.jax_default_matmul_precision),
-                xla_flags=os.environ.get("XLA_FLAGS", ""), tokens_per_chain=_TOKENS.value, repeats=_REPEATS.value, rates=rates,
-                floors=floors, rows=rows)
+                xla_flags=os.environ.get("XLA_FLAGS", ""), tokens_per_chain=_TOKENS.value,
+                repeats=_REPEATS.value, rates=rates, floors=floors, rows=rows)
   models: dict[str, Model] = {}
 
   def model(dtype: str) -> Model:

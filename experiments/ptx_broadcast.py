@@ -1,12 +1,13 @@
 """How Triton lowers a batched product out[b, r] = sum_c x[b, c] w[r, c], without a GPU.
 
-The dense path's "tile" order (ops/pallas_layer.py) forms it from 2-D tiles, x (B, chunk) and
-w (rows, chunk), broadcast to (B, rows, chunk) in registers; session 7's static check found
+The dense path's "tile" order (ops/pallas_layer.py) first formed it from 2-D tiles, x (B, chunk)
+and w (rows, chunk), broadcast to (B, rows, chunk) in registers; session 7's static check found
 Triton routes those broadcasts through shared memory (310 block barriers per layer at B = 8),
-and session 8 measured the order at 0.72 ms/token at B = 8 (0.63 without barriers) against
-XLA's 0.62. This probe compares three forms of one program's product in isolation:
+and session 8 measured that order at 0.72 ms/token at B = 8 (0.63 without barriers) against
+XLA's 0.62, then rewrote it as "3d_partial" below. This probe compares three forms of one
+program's product in isolation:
 
-  2d          the tile order's form: 2-D loads, broadcast in registers, reduce per chunk
+  2d          the first tile order's form: 2-D loads, broadcast in registers, reduce per chunk
   3d          tiles loaded in their broadcast shapes, x (B, 1, chunk) and w (1, rows, chunk),
               from 3-D views of the arrays, reduced per chunk
   3d_partial  the same loads, (B, rows, chunk) partial sums reduced once after the last chunk
@@ -20,8 +21,6 @@ and prints, per form, the registers, spills and PTX counts of experiments/ptx_st
 """
 import functools
 import os
-import sys
-from unittest import mock
 
 from absl import app
 from absl import flags
@@ -77,16 +76,10 @@ def product(form: str, batch: int, rows: int, chunk: int, chunks: int, warps: in
 
 
 def triton_ir(form: str, batch: int, rows: int, chunk: int, chunks: int, warps: int) -> str:
-  from jax._src.pallas.triton import lowering  # pylint: disable=g-import-not-at-top
-  captured, lower = [], lowering.lower_jaxpr_to_triton_module
-
-  def capture(*args, **kwargs):
-    result = lower(*args, **kwargs)
-    captured.append(result.module.operation.get_asm())
-    return result
+  from experiments import ptx_stats  # pylint: disable=g-import-not-at-top
   xs, ws = shapes(form, batch, rows, chunk * chunks)
   sds = lambda s: jax.ShapeDtypeStruct(s, jnp.float32)
-  with mock.patch.object(lowering, "lower_jaxpr_to_triton_module", capture):
+  with ptx_stats.captured_triton_ir() as captured:
     jax.jit(product(form, batch, rows, chunk, chunks, warps)).trace(sds(xs), sds(ws)).lower(
         lowering_platforms=("cuda",))
   return captured[0]
@@ -94,7 +87,6 @@ def triton_ir(form: str, batch: int, rows: int, chunk: int, chunks: int, warps: 
 
 def main(argv):
   del argv
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from experiments import ptx_stats  # pylint: disable=g-import-not-at-top
   os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
   for form in FORMS:

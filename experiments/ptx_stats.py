@@ -15,6 +15,7 @@ kernel (the persistent loop is one kernel, the per-layer loop four): registers, 
 static counts of global loads, shared stores, block barriers and shuffles in its PTX (session
 7's table in experiments/NOTES.md).
 """
+import contextlib
 import dataclasses
 import os
 import re
@@ -29,6 +30,19 @@ from jax._src.pallas.triton import lowering as triton_lowering
 from flash_lcsm_jax.ops import pallas_layer as pal
 
 
+@contextlib.contextmanager
+def captured_triton_ir():
+  """Yields a list that collects the Triton IR text of every Pallas kernel lowered inside."""
+  captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module
+
+  def capture(*args, **kwargs):
+    result = lower(*args, **kwargs)
+    captured.append(result.module.operation.get_asm())
+    return result
+  with mock.patch.object(triton_lowering, "lower_jaxpr_to_triton_module", capture):
+    yield captured
+
+
 def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str,
               prefetch: bool = True) -> list[str]:
   """The Triton IR text of every kernel of one dense step at the paper shape."""
@@ -37,13 +51,7 @@ def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str,
                                prefetch=prefetch)
   spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, blocks)
   avals = pal.layer_avals(spec, batch)
-  captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module
-
-  def capture(*args, **kwargs):
-    result = lower(*args, **kwargs)
-    captured.append(result.module.operation.get_asm())
-    return result
-  with mock.patch.object(triton_lowering, "lower_jaxpr_to_triton_module", capture), \
+  with captured_triton_ir() as captured, \
        mock.patch.object(pal, "gpu_core_count", return_value=132):
     if loop == "persistent":
       w, _, x, acc, conv, red, u = avals

@@ -190,10 +190,10 @@ class LayerConfig:
   block of a phase loads its weight tile before it waits at the phase's barrier. arrive_early:
   in the persistent loop, a program announces its arrival at a barrier BEFORE it issues that
   prefetch and waits after it, so the arrival's release (which waits for the program's
-  outstanding memory operations) does not wait for the weight tile (on an H200: 3-5% off the
-  dense path at B = 1 and 2, results bit-identical; experiments/NOTES.md, session 8). persistent:
-  the blocks are sized for the
-  persistent loop (persistent_config), which is then token_step_fused's default layer loop."""
+  outstanding memory operations) does not wait for the weight tile (on an H200: 1-5% off the
+  dense path at B = 1 and 2, results bit-identical; experiments/NOTES.md, session 8).
+  persistent: the blocks are sized for the persistent loop (persistent_config), which is then
+  token_step_fused's default layer loop."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -429,28 +429,35 @@ def _at(ref, *idx):
   return ref.at[tuple(jnp.int32(i) if isinstance(i, int) else i for i in idx)]
 
 
-def _load_cols(ref, idx: tuple, off: int, size: int, n: int, like=None):
-  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n).
-  like: a traced int32 scalar (see _traced), default idx[0] (the layer index); idx may hold a
-  slice of batch rows (pl.ds), giving a (rows_b, size) tile."""
+def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
+  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n);
+  idx[0] is a traced int32 (the layer index)."""
   mask = _col_mask(off, size, n)
-  start = off if mask is None else _traced(off, idx[0] if like is None else like)
-  return _ld(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
+  start = off if mask is None else _traced(off, idx[0])
+  return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
+
+
+def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int):
+  """float32 ref[*idx, row_idx, off:off + size] by integer-vector indices, zero past column n:
+  row_idx (..., 1) int32 against the columns (1, ..., size), the result of their broadcast shape.
+  Integer-vector indices (no slices) also keep interpret mode's masked loads working."""
+  cols = (1,) * (row_idx.ndim - 1) + (size,)
+  col_idx = off + jax.lax.broadcasted_iota(jnp.int32, cols, len(cols) - 1)
+  mask = _col_mask(off, size, n)
+  load = _triton_memory_op("load")
+  view = _at(ref, *idx, row_idx, col_idx)
+  if mask is not None and mask.ndim != len(cols):
+    mask = mask.reshape(cols)
+  value = load(view) if mask is None else load(view, mask=mask, other=0.0)
+  return value.astype(jnp.float32)
 
 
 def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
   """(rows, size) float32 tile whose every row is ref[*idx, i, off:off + size] (zero past column
   n). Indexed with integer vectors (a gather of one row into each tile row), the load comes out
   in the weight tile's register layout and costs L1 hits; a (1, size) load broadcast to
-  (rows, size) would go through shared memory and two barriers per chunk instead. Integer-vector
-  indices (no slices) also keep interpret mode's masked loads working."""
-  row_idx = jnp.full((rows, 1), i, jnp.int32)
-  col_idx = off + jax.lax.broadcasted_iota(jnp.int32, (1, size), 1)
-  mask = _col_mask(off, size, n)
-  load = _triton_memory_op("load")
-  view = _at(ref, *idx, row_idx, col_idx)
-  value = load(view) if mask is None else load(view, mask=mask, other=0.0)
-  return value.astype(jnp.float32)
+  (rows, size) would go through shared memory and two barriers per chunk instead."""
+  return _gather(ref, idx, jnp.full((rows, 1), i, jnp.int32), off, size, n)
 
 
 def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: int, n: int):
@@ -463,26 +470,19 @@ def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: i
   shape = [1, 1, 1]
   shape[axis] = count
   row_idx = start + jax.lax.broadcasted_iota(jnp.int32, tuple(shape), axis)
-  col_idx = off + jax.lax.broadcasted_iota(jnp.int32, (1, 1, size), 2)
-  mask = _col_mask(off, size, n)
-  load = _triton_memory_op("load")
-  view = _at(ref, *idx, row_idx, col_idx)
-  value = load(view) if mask is None else load(view, mask=mask.reshape(1, 1, size), other=0.0)
-  return value.astype(jnp.float32)
+  return _gather(ref, idx, row_idx, off, size, n)
 
 
 def _fit(mask, shape):
-  """mask made to fit a block of `shape`: a (1, n) column mask of a (n,) block reshaped, a (n,)
-  row mask of a (rows_b, n) block broadcast; None and masks of the block's rank as they are."""
+  """A (n,) row mask made to fit a block of `shape`: broadcast over a (rows_b, n) block of batch
+  rows; None and masks of the block's rank as they are."""
   if mask is None or mask.ndim == len(shape):
     return mask
-  if mask.ndim > len(shape):
-    return mask.reshape(mask.shape[mask.ndim - len(shape):])
   return jnp.broadcast_to(mask, shape)
 
 
 def _ld(view, mask):
-  """A masked load whose (row or column) mask is broadcast to the view's shape."""
+  """A masked load whose row mask is broadcast to the view's shape."""
   return _load(view, _fit(mask, view.shape))
 
 
