@@ -178,18 +178,6 @@ class LayerCompiledTest(KernelTestCase):
     config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), **change)
     self.check_step(params, cfg, 2, config, layer_loop="persistent")
 
-  # prefetch_ahead: each phase's tiles are loaded one phase early (the next layer's mix in the
-  # down phase, carried by the layer loop), in the weight dtype. M = 3 so the carry crosses two
-  # layer boundaries; masked chunks; the tile order; late arrival.
-  @parameterized.parameters(("float32", "batch", True, 1), ("bfloat16", "batch", True, 3),
-                            ("float32", "tile", True, 2), ("bfloat16", "tile", False, 2))
-  def test_persistent_prefetch_ahead(self, dtype, order, arrive_early, batch):
-    params, cfg = model(dtype=dtype, n_layers=3, seed=10)
-    config = dataclasses.replace(
-        pal.persistent_config(40, 80, programs=1).replace_blocks(chunk=16, order=order),
-        prefetch_ahead=True, arrive_early=arrive_early)
-    self.check_step(params, cfg, batch, config, layer_loop="persistent")
-
 
 class LayerInterpretTest(LayerCompiledTest):
   INTERPRET = True

@@ -192,11 +192,6 @@ class LayerConfig:
   prefetch and waits after it, so the arrival's release (which waits for the program's
   outstanding memory operations) does not wait for the weight tile (on an H200: 1-5% off the
   dense path at B = 1 and 2, results bit-identical; experiments/NOTES.md, session 8).
-  prefetch_ahead: in the persistent loop (every phase one block per program, prefetch on), a
-  program loads the weight tiles of the NEXT phase (the next layer's mix after down) before it
-  waits at this phase's barrier and computes this phase, so a tile has a whole phase to arrive
-  instead of one barrier wait; the tiles stay in their dtype in registers until their products
-  (twice the weight registers live at once).
   persistent: the blocks are sized for the persistent loop (persistent_config), which is then
   token_step_fused's default layer loop."""
   mix: KernelBlocks
@@ -206,7 +201,6 @@ class LayerConfig:
   batch_block: int = 8
   prefetch: bool = True
   arrive_early: bool = True
-  prefetch_ahead: bool = False
   persistent: bool = False
 
   def replace_blocks(self, **changes) -> "LayerConfig":
@@ -435,25 +429,18 @@ def _at(ref, *idx):
   return ref.at[tuple(jnp.int32(i) if isinstance(i, int) else i for i in idx)]
 
 
-def _as_f32(value, raw: bool):
-  """value upcast to float32, or as loaded with raw=True (bfloat16 weight tiles held in registers
-  across a phase take half the registers; the products upcast them exactly)."""
-  return value if raw else value.astype(jnp.float32)
-
-
-def _load_cols(ref, idx: tuple, off: int, size: int, n: int, raw: bool = False):
-  """ref[*idx, off:off + size] as float32 (raw: in its dtype), zero past column n (masked only if
-  it crosses n); idx[0] is a traced int32 (the layer index)."""
+def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
+  """ref[*idx, off:off + size] as float32, zero past column n (masked only if it crosses n);
+  idx[0] is a traced int32 (the layer index)."""
   mask = _col_mask(off, size, n)
   start = off if mask is None else _traced(off, idx[0])
-  return _as_f32(_load(_at(ref, *idx, pl.ds(start, size)), mask), raw)
+  return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
 
 
-def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int, raw: bool = False):
-  """float32 (raw: ref's dtype) ref[*idx, row_idx, off:off + size] by integer-vector indices, zero
-  past column n: row_idx (..., 1) int32 against the columns (1, ..., size), the result of their
-  broadcast shape. Integer-vector indices (no slices) also keep interpret mode's masked loads
-  working."""
+def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int):
+  """float32 ref[*idx, row_idx, off:off + size] by integer-vector indices, zero past column n:
+  row_idx (..., 1) int32 against the columns (1, ..., size), the result of their broadcast shape.
+  Integer-vector indices (no slices) also keep interpret mode's masked loads working."""
   cols = (1,) * (row_idx.ndim - 1) + (size,)
   col_idx = off + jax.lax.broadcasted_iota(jnp.int32, cols, len(cols) - 1)
   mask = _col_mask(off, size, n)
@@ -462,7 +449,7 @@ def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int, raw: bool = F
   if mask is not None and mask.ndim != len(cols):
     mask = mask.reshape(cols)
   value = load(view) if mask is None else load(view, mask=mask, other=0.0)
-  return _as_f32(value, raw)
+  return value.astype(jnp.float32)
 
 
 def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
@@ -473,8 +460,7 @@ def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
   return _gather(ref, idx, jnp.full((rows, 1), i, jnp.int32), off, size, n)
 
 
-def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: int, n: int,
-                raw: bool = False):
+def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: int, n: int):
   """float32 rows start .. start + count of ref[*idx], columns off .. off + size (zero past column
   n), shaped for the tile order's (rows_b, rows, chunk) products: (count, 1, size) with axis=0
   (batch rows), (1, count, size) with axis=1 (weight rows). Integer-vector indices load them
@@ -484,7 +470,7 @@ def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: i
   shape = [1, 1, 1]
   shape[axis] = count
   row_idx = start + jax.lax.broadcasted_iota(jnp.int32, tuple(shape), axis)
-  return _gather(ref, idx, row_idx, off, size, n, raw)
+  return _gather(ref, idx, row_idx, off, size, n)
 
 
 def _fit(mask, shape):
@@ -635,15 +621,15 @@ def _mix_chunks(spec: LayerSpec) -> tuple[int, int]:
   return _chunks(spec.dk, spec.config.mix.chunk_for(jnp.dtype(spec.dtype)))
 
 
-def _mix_tiles(r: _MixRefs, p, m, rows: list, spec: LayerSpec, raw: bool = False):
+def _mix_tiles(r: _MixRefs, p, m, rows: list, spec: LayerSpec):
   """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each, or
-  (1, bc, chunk) when the batch rows run in the tile order (float32; raw: the weight dtype)."""
+  (1, bc, chunk) when the batch rows run in the tile order."""
   chunk, _ = _mix_chunks(spec)
   if _tile_rows(rows, spec.config.mix.order)[0] is not None:
     bc = spec.config.mix.rows
-    return lambda c: [_load_bcast(r.w, (m, p, g), 0, bc, 1, c * chunk, chunk, spec.dk, raw)
+    return lambda c: [_load_bcast(r.w, (m, p, g), 0, bc, 1, c * chunk, chunk, spec.dk)
                       for g in range(3)]
-  return lambda c: [_load_cols(r.w, (m, p, g, slice(None)), c * chunk, chunk, spec.dk, raw)
+  return lambda c: [_load_cols(r.w, (m, p, g, slice(None)), c * chunk, chunk, spec.dk)
                     for g in range(3)]
 
 
@@ -785,15 +771,15 @@ class _Dense:
     return _chunks(self.k_width, self.blocks.chunk_for(jnp.dtype(self.wdtype)))
 
 
-def _dense_tiles(w_ref, p, m, rows: list, d: _Dense, raw: bool = False):
+def _dense_tiles(w_ref, p, m, rows: list, d: _Dense):
   """tiles(c) -> [the (rows, chunk) weight tile of row block p, chunk c], or (1, rows, chunk)
-  when the batch rows run in the tile order (float32; raw: the weight dtype)."""
+  when the batch rows run in the tile order."""
   chunk, _ = d.chunks()
   if _tile_rows(rows, d.blocks.order)[0] is not None:
     return lambda c: [_load_bcast(w_ref, (m,), p * d.blocks.rows, d.blocks.rows, 1, c * chunk,
-                                  chunk, d.k_width, raw)]
+                                  chunk, d.k_width)]
   rows_sl = pl.ds(p * d.blocks.rows, d.blocks.rows)
-  return lambda c: [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, d.k_width, raw)]
+  return lambda c: [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, d.k_width)]
 
 
 def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: list, d: _Dense,
@@ -1050,22 +1036,17 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   n_mix, n_out, n_up, n_down = _phase_blocks(spec)
   # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
   phases = [
-      (n_mix, _mix_chunks(spec)[1],
-       lambda p, m, raw=False: _mix_tiles(mix, p, m, rows, spec, raw),
+      (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix, p, m, rows, spec),
        lambda p, m, t: _mix_block(mix, p, m, rows, spec, t)),
-      (n_out, d_out.chunks()[1],
-       lambda p, m, raw=False: _dense_tiles(out_w, p, m, rows, d_out, raw),
+      (n_out, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, rows, d_out),
        lambda p, m, t: _dense_block(y, None, out_w, out_b, x, x1, p, m, rows, d_out, t)),
-      (n_up, d_up.chunks()[1], lambda p, m, raw=False: _dense_tiles(up_w, p, m, rows, d_up, raw),
+      (n_up, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, rows, d_up),
        lambda p, m, t: _dense_block(x1, norm2, up_w, up_b, None, h, p, m, rows, d_up, t)),
       (n_down, d_down.chunks()[1],
-       lambda p, m, raw=False: _dense_tiles(down_w, p, m, rows, d_down, raw),
+       lambda p, m: _dense_tiles(down_w, p, m, rows, d_down),
        lambda p, m, t: _dense_block(h, None, down_w, down_b, x1, x, p, m, rows, d_down, t)),
   ]
   q = pl.program_id(0)
-  if cfg.prefetch and cfg.prefetch_ahead and all(p[0] <= grid for p in phases):
-    _phases_ahead(phases, count, q, spec.n_layers, grid, cfg.arrive_early, interpret)
-    return
 
   def layer(m, carry):
     for k, (n, chunks, tiles, compute) in enumerate(phases):
@@ -1096,39 +1077,6 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
     return carry
 
   jax.lax.fori_loop(0, spec.n_layers, layer, 0)
-
-
-def _phases_ahead(phases: list, count, q, n_layers: int, grid: int, arrive_early: bool,
-                  interpret: bool):
-  """The persistent loop with prefetch_ahead (every phase has <= grid blocks): before the wait
-  at phase k's barrier a program loads its weight tiles of phase k + 1, so they stream during
-  phase k's wait and products; phase k uses the tiles loaded one phase earlier (the first mix's
-  before the layer loop, each later mix's in the previous layer's down phase: the loop carry).
-  A program with no block in a phase loads the last block's tiles (in bounds) and idles."""
-  def load(k, m):
-    n, chunks, tiles, _ = phases[k]
-    tile_fn = tiles(jnp.minimum(q, n - 1), m, True)
-    return [tile_fn(c) for c in range(chunks)]
-
-  def layer(m, current):
-    for k, (n, _, _, compute) in enumerate(phases):
-      index = 4 * m + k
-      if arrive_early:
-        _grid_arrive(count, index, interpret)
-      following = (load(k + 1, m) if k + 1 < len(phases) else
-                   load(0, jnp.minimum(m + 1, n_layers - 1)))
-      if not arrive_early:
-        _grid_arrive(count, index, interpret)
-      _grid_wait(count, index, grid, interpret)
-      tile_arg = lambda c, loaded=current: loaded[c]
-      if n == grid:
-        compute(q, m, tile_arg)
-      else:
-        pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
-      current = following
-    return current
-
-  jax.lax.fori_loop(0, n_layers, layer, load(0, 0 * q))  # traced 0: see _traced
 
 
 def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: LayerSpec,
