@@ -8,6 +8,7 @@ blocks), and block sizes are chosen to keep the number and size of compiled bloc
 tests reuse plans (prompt / length / batch) that the parity grid has already compiled.
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -18,6 +19,7 @@ import pytest
 from conftest import make_model, max_position_rel_err, rel_err
 from flash_lcsm_jax import Generator, Sampler, forward, tau_names
 from flash_lcsm_jax.engine import schedule
+from flash_lcsm_jax.models import hyena
 from flash_lcsm_jax.ops import tau as tau_ops
 
 TOLERANCE = 1e-5  # relative error of all logits (the DESIGN.md contract)
@@ -183,6 +185,12 @@ def test_dense_path_on_a_gpu(monkeypatch, cores):
   gen = Generator(params, cfg)
   small = "fused" if cores == 1 else "persistent"
   assert [gen.dense_path_for(b) for b in (1, 2, 3)] == [small, small, "xla"]
+  # float32 B = 4 and 8 run the persistent kernel's tile order where it fits; other sizes XLA.
+  batched = "xla" if cores == 1 else "persistent"
+  assert [gen.dense_path_for(b) for b in (4, 5, 8, 16)] == [batched, "xla", batched, "xla"]
+  cfg16 = dataclasses.replace(cfg, dtype="bfloat16")
+  bf16 = Generator(hyena.cast_params(params, cfg16), cfg16)
+  assert bf16.dense_path_for(4) == "xla" and bf16.dense_path_for(1) == small
   persistent = Generator(params, cfg, dense_path="persistent")
   assert persistent.dense_path_for(1) == "persistent"
   if cores == 1:
@@ -204,9 +212,11 @@ def test_dense_path_choice_and_errors():
     from flash_lcsm_jax.ops import pallas_layer  # pylint: disable=g-import-not-at-top
     fits = pallas_layer.device_persistent_config(cfg.d_model, cfg.d_inner) is not None
     assert auto.dense_path_for(1) == ("persistent" if fits else "fused")
+    assert auto.dense_path_for(8) == ("persistent" if fits else "xla")  # the tile order
   else:
     assert auto.dense_path_for(1) == "xla"
-  assert auto.dense_path_for(8) == "xla"  # where XLA's unrolled layers are faster
+    assert auto.dense_path_for(8) == "xla"
+  assert auto.dense_path_for(6) == "xla"  # XLA's GEMMs where the tile order does not apply
   assert Generator(params, cfg, dense_path="xla").dense_path_for(1) == "xla"
 
 

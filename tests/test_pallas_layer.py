@@ -171,6 +171,14 @@ class LayerCompiledTest(KernelTestCase):
               pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
+  # persistent_config's batch_tiles: float32 B = 4 runs the tile order without the prefetch
+  # (LayerConfig.for_batch), bfloat16 B = 4 the batch order; both against the reference.
+  @parameterized.parameters("float32", "bfloat16")
+  def test_persistent_batch_tiles(self, dtype):
+    params, cfg = model(dtype=dtype, seed=11)
+    config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=1)
+    self.check_step(params, cfg, 4, config, layer_loop="persistent")
+
   @parameterized.parameters(dict(prefetch=False), dict(arrive_early=False),
                             dict(prefetch=False, arrive_early=False))
   def test_persistent_barrier_variants(self, **change):
@@ -309,6 +317,42 @@ class TritonLoweringTest(parameterized.TestCase):
           spec=spec, interpret=False, layer_loop=layer_loop)
     kernels = text.count("xla.gpu.triton") or text.count("triton_kernel_call")
     self.assertEqual(kernels, 1 if persistent else 4)
+
+
+class BatchTilesTest(parameterized.TestCase):
+
+  def test_for_batch(self):
+    config = pal.persistent_config(864, 1728)
+    self.assertTrue(config.batch_tiles)
+    for batch in pal.TILE_BATCHES["float32"]:
+      tiled = config.for_batch(batch, "float32")
+      self.assertEqual({tiled.mix.order, tiled.out.order, tiled.up.order, tiled.down.order},
+                       {"tile"})
+      self.assertFalse(tiled.prefetch)
+      self.assertEqual(tiled.mix.rows, config.mix.rows)  # the prepared layout is unchanged
+    for batch, dtype in ((1, "float32"), (2, "float32"), (3, "float32"), (6, "float32"),
+                         (4, "bfloat16"), (8, "bfloat16")):
+      self.assertIs(config.for_batch(batch, dtype), config)
+    manual = dataclasses.replace(config, batch_tiles=False)
+    self.assertIs(manual.for_batch(8, "float32"), manual)
+    self.assertFalse(pal.default_config(864, 1728).batch_tiles)
+
+  def test_persistent_call_runs_the_batch_config(self):
+    # The order reaches the kernel: the lowered Triton kernel at B = 8 differs from B = 8 with
+    # batch_tiles off, and equals the explicit tile order without the prefetch.
+    base = pal.persistent_config(864, 1728)
+    texts = {}
+    for name, config in (("auto", base), ("off", dataclasses.replace(base, batch_tiles=False)),
+                         ("manual", dataclasses.replace(base.replace_blocks(order="tile"),
+                                                        prefetch=False, batch_tiles=False))):
+      spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", config)
+      w, _, x, acc, conv, red, u = pal.layer_avals(spec, 8)
+      with mock.patch.object(pal, "gpu_core_count", return_value=132):
+        call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
+        texts[name] = lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec,
+                                                      interpret=False))
+    self.assertEqual(texts["auto"], texts["manual"])
+    self.assertNotEqual(texts["auto"], texts["off"])
 
 
 class DispatchTest(parameterized.TestCase):

@@ -174,21 +174,25 @@ class Generator:
     self._auto_persistent = None  # whether this device fits the persistent blocks (first use)
 
   def dense_path_for(self, batch: int) -> str:
-    """The dense path a batch runs: dense_path if set, else on a GPU for B <= 2 "persistent"
-    where the device has enough SMs for its blocks (pallas_layer.device_persistent_config),
-    "fused" where it has not, and "xla" otherwise. Measured (paper config, float32,
+    """The dense path a batch runs: dense_path if set, else on a GPU "persistent" where the
+    device has enough SMs for its blocks (pallas_layer.device_persistent_config) for B <= 2 and
+    for the batch sizes of pallas_layer.TILE_BATCHES (float32 B = 4, 8: the tile order), "fused"
+    for B <= 2 where it has not, and "xla" otherwise. Measured (paper config, float32,
     experiments/dense_gpu.py): H200 B = 1 persistent 0.357 / fused 0.448 / XLA 0.725 ms/token,
-    B = 2 0.428 / 0.475 / 0.687; H100 B = 1 0.40 / 0.49 / 0.78 (bfloat16 0.35 / 0.39 / 0.74).
-    At B = 8 both Pallas paths lose to XLA's GEMMs (H200: 1.17 / 1.23 vs 0.62), because each
-    program streams its weight rows once per batch row."""
+    B = 2 0.428 / 0.475 / 0.687, B = 4 0.446 / - / 0.681, B = 8 0.511-0.523 / 1.23 / 0.62-0.67;
+    H100 B = 1 0.40 / 0.49 / 0.78 (bfloat16 0.35 / 0.39 / 0.74). Other batch sizes (B = 3, 5-7:
+    the tile order needs a power of two; bfloat16 B = 4: 0.646 vs XLA 0.619) run XLA's GEMMs."""
     if self.dense_path is not None:
       return self.dense_path
-    if jax.default_backend() in pallas_layer.GPU_BACKENDS and batch <= FUSED_MAX_AUTO_BATCH:
-      if self._auto_persistent is None:
-        self._auto_persistent = pallas_layer.device_persistent_config(
-            self.cfg.d_model, self.cfg.d_inner) is not None
+    if jax.default_backend() not in pallas_layer.GPU_BACKENDS:
+      return "xla"
+    if self._auto_persistent is None:
+      self._auto_persistent = pallas_layer.device_persistent_config(
+          self.cfg.d_model, self.cfg.d_inner) is not None
+    if batch <= FUSED_MAX_AUTO_BATCH:
       return "persistent" if self._auto_persistent else "fused"
-    return "xla"
+    tiled = batch in pallas_layer.TILE_BATCHES.get(jnp.dtype(self.cfg.dtype).name, ())
+    return "persistent" if tiled and self._auto_persistent else "xla"
 
   def _persistent_config(self) -> "pallas_layer.LayerConfig":
     """Blocks for the persistent kernel on this device (sized to its SM count); raises where so

@@ -44,12 +44,13 @@ barriers per chunk. The layer-norm statistics (two passes, as hyena.layer_norm) 
 same way and reduced within a warp. Batch rows are processed one after the other, each with its
 epilogue and stores right after its sums (`order="batch"`; `order="chunk"` is the alternative),
 which keeps the register count below 200 at B = 8 without spills (checked by compiling the
-Triton IR for sm_90a with ptxas). `order="tile"` (opt-in, for batches) loads all batch rows
-of a program as (rows_b, 1, chunk) tiles, once, and the weights as (1, rows, chunk) tiles, and
-forms the products as (rows_b, rows, chunk) broadcasts: the activation bytes read per program
-no longer scale with the weight rows. Both are loaded in those shapes by integer-vector indices
-(broadcasting 2-D tiles cost shared-memory layout conversions: as 2-D tiles it measured 0.72
-ms/token at B = 8 on an H200, XLA 0.62; the 3-D loads are not yet measured). Float32
+Triton IR for sm_90a with ptxas). `order="tile"` (for batches; the persistent loop's default
+at B = 4 and 8 in float32, TILE_BATCHES) loads all batch rows of a program as (rows_b, 1, chunk)
+tiles, once, and the weights as (1, rows, chunk) tiles, and forms the products as
+(rows_b, rows, chunk) broadcasts: the activation bytes read per program no longer scale with the
+weight rows. Both are loaded in those shapes by integer-vector indices (broadcasting 2-D tiles
+costs shared-memory layout conversions: 0.72 ms/token at B = 8 on an H200 that way, 0.51 with
+the 3-D loads and no prefetch, XLA 0.62). Float32
 accumulation throughout; bfloat16 weights are upcast in registers, and the activation is rounded
 to the weight dtype first, exactly as `hyena.dense` does (x.astype(w.dtype)).
 
@@ -136,6 +137,13 @@ MAX_BATCH = 16
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
 ORDERS = ("batch", "chunk", "tile")
+# Batch sizes (per weight dtype) at which the persistent loop of a persistent_config runs the
+# "tile" order without the weight prefetch (LayerConfig.batch_tiles): measured on an H200, float32,
+# checked against XLA at HIGHEST (experiments/NOTES.md, session 9): B = 4 0.446 ms/token vs XLA's
+# 0.681; B = 8 0.511-0.523 vs 0.621-0.668 (the batch order: 1.17; the tile order with the prefetch
+# 0.61-0.72, whose prefetched tiles make its (rows_b, rows, chunk) products spill). bfloat16 is not
+# listed: at B = 4 it took 0.646 against XLA's 0.619.
+TILE_BATCHES = {"float32": (4, 8)}
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -193,7 +201,9 @@ class LayerConfig:
   outstanding memory operations) does not wait for the weight tile (on an H200: 1-5% off the
   dense path at B = 1 and 2, results bit-identical; experiments/NOTES.md, session 8).
   persistent: the blocks are sized for the persistent loop (persistent_config), which is then
-  token_step_fused's default layer loop."""
+  token_step_fused's default layer loop. batch_tiles: in the persistent loop, batches of the
+  sizes in TILE_BATCHES[dtype] run every kernel in the "tile" order without the prefetch
+  (`for_batch`); persistent_config sets it."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -202,11 +212,20 @@ class LayerConfig:
   prefetch: bool = True
   arrive_early: bool = True
   persistent: bool = False
+  batch_tiles: bool = False
 
   def replace_blocks(self, **changes) -> "LayerConfig":
     """This config with `changes` (KernelBlocks fields) applied to all four kernels' blocks."""
     return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **changes)
                                         for k in ("mix", "out", "up", "down")})
+
+  def for_batch(self, batch: int, dtype) -> "LayerConfig":
+    """The config the persistent loop runs for B = batch rows of `dtype` weights: with
+    batch_tiles and B in TILE_BATCHES[dtype], the tile order without the prefetch; else self."""
+    if not self.batch_tiles or batch not in TILE_BATCHES.get(jnp.dtype(dtype).name, ()):
+      return self
+    return dataclasses.replace(self.replace_blocks(order="tile"), prefetch=False,
+                               batch_tiles=False)
 
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
@@ -936,7 +955,7 @@ def persistent_config(d_model: int, d_inner: int, programs: int = 132,
       rows *= 2
     return KernelBlocks(rows, num_warps=num_warps)
   return LayerConfig(mix=blocks(d_model), out=blocks(d_model), up=blocks(d_inner),
-                     down=blocks(d_model), persistent=True)
+                     down=blocks(d_model), persistent=True, batch_tiles=True)
 
 
 # The largest row block the engine runs the persistent kernel with: measured at the paper shape
@@ -1084,6 +1103,7 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
   """Every layer of one token in one pallas_call (see _token_kernel). Returns x, u_buf,
   conv_state (x after the last layer)."""
   B, D = x.shape
+  spec = dataclasses.replace(spec, config=spec.config.for_batch(B, spec.dtype))
   has_conv = spec.short_order > 1
   grid = 1 if interpret else persistent_grid(spec)
   if not interpret:
