@@ -191,7 +191,7 @@ class Generator:
           self.cfg.d_model, self.cfg.d_inner) is not None
     if batch <= FUSED_MAX_AUTO_BATCH:
       return "persistent" if self._auto_persistent else "fused"
-    tiled = batch in pallas_layer.TILE_BATCHES.get(jnp.dtype(self.cfg.dtype).name, ())
+    tiled = pallas_layer.is_tile_batch(batch, self.cfg.dtype)
     return "persistent" if tiled and self._auto_persistent else "xla"
 
   def _persistent_config(self) -> "pallas_layer.LayerConfig":

@@ -146,6 +146,11 @@ ORDERS = ("batch", "chunk", "tile")
 TILE_BATCHES = {"float32": (4, 8)}
 
 
+def is_tile_batch(batch: int, dtype) -> bool:
+  """Whether B = batch rows of `dtype` weights run the tile order (TILE_BATCHES)."""
+  return batch in TILE_BATCHES.get(jnp.dtype(dtype).name, ())
+
+
 # ----------------------------------------------------------------------------- configuration
 
 
@@ -222,7 +227,7 @@ class LayerConfig:
   def for_batch(self, batch: int, dtype) -> "LayerConfig":
     """The config the persistent loop runs for B = batch rows of `dtype` weights: with
     batch_tiles and B in TILE_BATCHES[dtype], the tile order without the prefetch; else self."""
-    if not self.batch_tiles or batch not in TILE_BATCHES.get(jnp.dtype(dtype).name, ()):
+    if not self.batch_tiles or not is_tile_batch(batch, dtype):
       return self
     return dataclasses.replace(self.replace_blocks(order="tile"), prefetch=False,
                                batch_tiles=False)
