@@ -10,7 +10,8 @@ so the version line is lowered: fine for a register count, not for running the c
       persistent:tile:64:8:8:float32 unroll:tile:none:8:4:float32
 
 Each argument: LOOP (persistent | unroll) : ORDER : CHUNK (none | columns) : BATCH : WARPS :
-DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch). Prints one line per
+DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch) [: FIELD=INT ...]
+(other LayerConfig fields, e.g. warm=2). Prints one line per
 kernel (the persistent loop is one kernel, the per-layer loop four): registers, spill bytes, and
 static counts of global loads, shared stores, block barriers and shuffles in its PTX (session
 7's table in experiments/NOTES.md).
@@ -44,11 +45,12 @@ def captured_triton_ir():
 
 
 def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str,
-              prefetch: bool = True) -> list[str]:
-  """The Triton IR text of every kernel of one dense step at the paper shape."""
+              prefetch: bool = True, **fields) -> list[str]:
+  """The Triton IR text of every kernel of one dense step at the paper shape (fields: other
+  LayerConfig fields)."""
   blocks = (pal.persistent_config if loop == "persistent" else pal.default_config)(864, 1728)
   blocks = dataclasses.replace(blocks.replace_blocks(order=order, chunk=chunk, num_warps=warps),
-                               prefetch=prefetch)
+                               prefetch=prefetch, **fields)
   spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, blocks)
   avals = pal.layer_avals(spec, batch)
   with captured_triton_ir() as captured, \
@@ -96,10 +98,13 @@ def main(argv):
   os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
   for arg in argv[1:]:
     loop, order, chunk, batch, warps, dtype, *rest = arg.split(":")
-    if rest not in ([], ["noprefetch"]):
-      raise SystemExit(f"{arg}: the only optional seventh field is 'noprefetch'")
+    fields = dict(part.split("=") for part in rest if "=" in part)
+    flags = [part for part in rest if "=" not in part]
+    if flags not in ([], ["noprefetch"]):
+      raise SystemExit(f"{arg}: the only optional flag is 'noprefetch', then FIELD=INT pairs")
     for i, ir in enumerate(triton_ir(loop, order, None if chunk == "none" else int(chunk),
-                                     int(batch), int(warps), dtype, prefetch=not rest)):
+                                     int(batch), int(warps), dtype, prefetch=not flags,
+                                     **{k: int(v) for k, v in fields.items()})):
       print(arg, i, ptx_stats(ir, int(warps)), flush=True)
 
 
