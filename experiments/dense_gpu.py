@@ -91,8 +91,7 @@ def _elapsed() -> float:
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
   order_batch / order_chunk / order_tile; of the batch block: batch_blockN; of the persistent
-  loop: noprefetch, arrive_early / arrive_late, warmN (LayerConfig.warm), nobarrier; "A+B"
-  applies A, then B."""
+  loop: noprefetch, arrive_early / arrive_late, nobarrier; "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -117,13 +116,11 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, prefetch=False)
   if name in ("arrive_early", "arrive_late"):  # early arrival is the default since session 8
     return dataclasses.replace(base, arrive_early=name == "arrive_early")
-  if name.startswith("warm"):
-    return dataclasses.replace(base, warm=int(name[4:]))
   if name == "nobarrier":  # see NO_BARRIER
     return base
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
                    "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, arrive_early, "
-                   "arrive_late, warmN, nobarrier, A+B")
+                   "arrive_late, nobarrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),

@@ -31,7 +31,6 @@ from flash_lcsm_jax import HyenaConfig
 from flash_lcsm_jax.models import hyena
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import pallas_layer as pal
-from experiments import ptx_stats
 
 from conftest import KernelTestCase, lower_for_cuda, random_params  # pylint: disable=g-bad-import-order
 
@@ -355,25 +354,6 @@ class BatchTilesTest(parameterized.TestCase):
     self.assertEqual(texts["auto"], texts["manual"])
     self.assertNotEqual(texts["auto"], texts["off"])
 
-  @parameterized.parameters(1, 8)
-  def test_warm_touches_in_the_lowered_kernel(self, batch):
-    # warm = 0 lowers no volatile load; warm = 1 / 2 one touch per weight tile of each phase (mix:
-    # 3 tiles; out, up, down: 1) in the layer loop's body, at B = 1 (batch order) and at B = 8
-    # (for_batch's tile order keeps warm).
-    counts = {}
-    for warm in (0, 1, 2):
-      config = dataclasses.replace(pal.persistent_config(864, 1728), warm=warm)
-      self.assertEqual(config.for_batch(batch, "float32").warm, warm)
-      spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", config)
-      w, _, x, acc, conv, red, u = pal.layer_avals(spec, batch)
-      call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
-      with ptx_stats.captured_triton_ir() as captured, \
-           mock.patch.object(pal, "gpu_core_count", return_value=132):
-        lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec, interpret=False))
-      (ir,) = captured
-      counts[warm] = ir.count("isVolatile = true")
-    self.assertEqual(counts, {0: 0, 1: 6, 2: 6})
-
 
 class DispatchTest(parameterized.TestCase):
 
@@ -509,8 +489,6 @@ class DispatchTest(parameterized.TestCase):
       KB(4, order="rows")
     with self.assertRaisesRegex(ValueError, "batch_block must be"):
       pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
-    with self.assertRaisesRegex(ValueError, "warm must be one of"):
-      pal.LayerConfig(*[KB(4)] * 4, warm=3)
 
 
 if __name__ == "__main__":

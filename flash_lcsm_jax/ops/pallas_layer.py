@@ -144,10 +144,6 @@ ORDERS = ("batch", "chunk", "tile")
 # 0.61-0.72, whose prefetched tiles make its (rows_b, rows, chunk) products spill). bfloat16 is not
 # listed: at B = 4 it took 0.646 against XLA's 0.619.
 TILE_BATCHES = {"float32": (4, 8)}
-# LayerConfig.warm: 0 (off), 1 (touch the tile of the phase a program is about to wait for), 2
-# (the tile of the phase after it). One touch per WARM_BYTES: an L2 sector, the unit L2 fetches.
-WARM_AHEAD = (0, 1, 2)
-WARM_BYTES = 32
 
 
 def is_tile_batch(batch: int, dtype) -> bool:
@@ -212,12 +208,7 @@ class LayerConfig:
   persistent: the blocks are sized for the persistent loop (persistent_config), which is then
   token_step_fused's default layer loop. batch_tiles: in the persistent loop, batches of the
   sizes in TILE_BATCHES[dtype] run every kernel in the "tile" order without the prefetch
-  (`for_batch`); persistent_config sets it. warm: in the persistent loop, a program touches
-  the weight tile of the phase `warm - 1` phases after the one it is about to wait for (0: off;
-  1: that phase; 2: the phase after it) with volatile loads of one element per WARM_BYTES
-  segment, between its arrival at the barrier and its wait: the loads bring the tile from HBM
-  into L2 while the program waits, without holding it in registers (the prefetch's registers
-  make the tile order spill at B = 8), so the phase's own loads then hit L2 (see _touch)."""
+  (`for_batch`); persistent_config sets it."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -227,7 +218,6 @@ class LayerConfig:
   arrive_early: bool = True
   persistent: bool = False
   batch_tiles: bool = False
-  warm: int = 0
 
   def replace_blocks(self, **changes) -> "LayerConfig":
     """This config with `changes` (KernelBlocks fields) applied to all four kernels' blocks."""
@@ -245,8 +235,6 @@ class LayerConfig:
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
-    if self.warm not in WARM_AHEAD:
-      raise ValueError(f"LayerConfig.warm must be one of {WARM_AHEAD}, got {self.warm!r}")
 
 
 def _rows_for(n: int, target: int = TARGET_PROGRAMS, max_rows: int = 16) -> int:
@@ -507,29 +495,6 @@ def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: i
   shape[axis] = count
   row_idx = start + jax.lax.broadcasted_iota(jnp.int32, tuple(shape), axis)
   return _gather(ref, idx, row_idx, off, size, n)
-
-
-def _touch(ref, idx: tuple, row0, rows: int, width: int):
-  """Volatile loads of one element per WARM_BYTES segment of rows row0 .. row0 + rows of ref[*idx]
-  (each `width` wide; a multiple of K_ALIGN, so no segment straddles two rows): they bring those
-  lines into L2 (a volatile load skips L1). Column indices past the last segment repeat it (no
-  mask: a masked scalar load is a branch). Returns the loaded (rows, pow2) values, for _consume."""
-  step = max(1, WARM_BYTES // jnp.dtype(ref.dtype).itemsize)
-  segs = -(-width // step)
-  cols = 1 << max(0, (segs - 1).bit_length())
-  row_idx = row0 + jax.lax.broadcasted_iota(jnp.int32, (rows, 1), 0)
-  col_idx = step * jnp.minimum(jax.lax.broadcasted_iota(jnp.int32, (1, cols), 1), segs - 1)
-  return _triton_memory_op("load")(_at(ref, *idx, row_idx, col_idx), volatile=True)
-
-
-def _consume(sink_ref, touched: list):
-  """Uses touched values where it costs least: a store to sink_ref (1,) masked to NaN values
-  (none in a finite model, so nothing is written). JAX drops a load whose result is unused, and
-  ptxas reuses an unused load's register at once, which waits for the load: each touch's result
-  must stay live until here, so a program waits for its touches only at this point."""
-  for t in touched:
-    zeros = jnp.zeros(t.shape, jnp.int32)
-    _triton_memory_op("store")(_at(sink_ref, zeros), t.astype(jnp.float32), mask=t != t)
 
 
 def _fit(mask, shape):
@@ -1072,8 +1037,7 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   refs: x0 (B, D); acc; red; norm1; mix_w; mix_b; conv_w; conv_b; [conv_in]; u_in; out_w; out_b;
   norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros | x (B, D) (aliased to x0: the
   residual, updated in place by every layer's down phase); y (B, D); x1 (B, D); h (B, I); u;
-  [conv]; count (u, conv, count aliased to their inputs); sink (1,) float32 (written only if a
-  touched weight is NaN: see _consume).
+  [conv]; count (u, conv, count aliased to their inputs).
   """
   has_conv = spec.short_order > 1
   refs = list(refs)
@@ -1086,7 +1050,7 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   x, y, x1, h, u = refs[:5]
   del refs[:5]
   conv = refs.pop(0) if has_conv else None
-  count, sink = refs
+  (count,) = refs
   cfg, D, I = spec.config, spec.d_model, spec.d_inner
   rows = list(range(batch))
   mix = _MixRefs(x, norm1, mix_w, mix_b, conv_w, conv_b, red, acc, conv_in, y, u, conv)
@@ -1094,15 +1058,6 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   d_up = _Dense(D, I, cfg.up, spec.dk, spec.dtype, spec.eps, True, False)
   d_down = _Dense(I, D, cfg.down, spec.ik, spec.dtype, None, False, True)
   n_mix, n_out, n_up, n_down = _phase_blocks(spec)
-  bc, dk = cfg.mix.rows, spec.dk
-  # touch(p, m): block p's weight tile at layer m into L2 (LayerConfig.warm), per phase.
-  touches = [
-      lambda p, m: [_touch(mix_w, (m, p, g), 0, bc, dk) for g in range(3)],
-      lambda p, m: [_touch(out_w, (m,), p * cfg.out.rows, cfg.out.rows, dk)],
-      lambda p, m: [_touch(up_w, (m,), p * cfg.up.rows, cfg.up.rows, dk)],
-      lambda p, m: [_touch(down_w, (m,), p * cfg.down.rows, cfg.down.rows, spec.ik)],
-  ]
-  blocks = (n_mix, n_out, n_up, n_down)
   # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
   phases = [
       (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix, p, m, rows, spec),
@@ -1117,16 +1072,6 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   ]
   q = pl.program_id(0)
 
-  warm = cfg.warm and not interpret  # touches change nothing but timing: none in interpret mode
-
-  def touch(k, m):
-    """Touch this program's tile of the phase cfg.warm - 1 after phase k of layer m (the last
-    layer's tiles again past the end)."""
-    j = k + cfg.warm - 1
-    layer_j = m if j < 4 else jnp.minimum(m + 1, spec.n_layers - 1)
-    n_j = blocks[j % 4]
-    return [] if n_j > grid else touches[j % 4](jnp.minimum(q, n_j - 1), layer_j)
-
   def layer(m, carry):
     for k, (n, chunks, tiles, compute) in enumerate(phases):
       index = 4 * m + k
@@ -1139,17 +1084,12 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
           loaded = [tile_fn(c) for c in range(chunks)]
         if not cfg.arrive_early:
           _grid_arrive(count, index, interpret)
-        touched = touch(k, m) if warm else []
         _grid_wait(count, index, grid, interpret)
-        if cfg.warm == 1:  # the phase's own tile: wait for it here, then load it from L2
-          _consume(sink, touched)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
         else:
           pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
-        if cfg.warm == 2:  # the next phase's tile, live through this phase
-          _consume(sink, touched)
       else:
         _grid_barrier(count, index, grid, interpret)
 
@@ -1192,7 +1132,6 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
     aliases[u_at - 1] = 5
   outs.append(jax.ShapeDtypeStruct((1,), jnp.int32))
   aliases[len(ins) - 1] = len(outs) - 1
-  outs.append(jax.ShapeDtypeStruct((1,), f32))  # the touches' sink
   res = _whole_call(
       functools.partial(_token_kernel, spec=spec, batch=B, grid=grid, interpret=interpret), ins,
       outs, (grid,), aliases, spec.config.mix, interpret, "hyena_token_layers")
