@@ -354,6 +354,33 @@ class BatchTilesTest(parameterized.TestCase):
     self.assertEqual(texts["auto"], texts["manual"])
     self.assertNotEqual(texts["auto"], texts["off"])
 
+  def lowered_persistent(self, config, batch):
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", config)
+    w, _, x, acc, conv, red, u = pal.layer_avals(spec, batch)
+    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+      call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
+      return lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec,
+                                             interpret=False))
+
+  def test_prefetch_chunks_reach_the_kernel(self):
+    # B = 1 prefetches every tile whole (at most 14 chunks of 128 columns per row): prefetch_chunks
+    # >= 14 lowers the same kernel as None, fewer chunks a different one.
+    base = pal.persistent_config(864, 1728)
+    text = lambda **kw: self.lowered_persistent(dataclasses.replace(base, **kw), 1)
+    whole = text()
+    self.assertEqual(text(prefetch_chunks=14), whole)
+    self.assertNotEqual(text(prefetch_chunks=1), whole)
+
+  def test_two_programs_per_sm(self):
+    # Half the rows give 216 programs: more than 132 SMs, so the call refuses them unless two
+    # programs share an SM.
+    halved = pal.persistent_config(864, 1728, programs=264, num_warps=4)
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", halved)
+    self.assertEqual(pal.persistent_grid(spec), 216)
+    with self.assertRaisesRegex(ValueError, "needs all 216 programs resident at once"):
+      self.lowered_persistent(halved, 8)
+    self.lowered_persistent(dataclasses.replace(halved, programs_per_sm=2), 8)
+
 
 class DispatchTest(parameterized.TestCase):
 
@@ -489,6 +516,12 @@ class DispatchTest(parameterized.TestCase):
       KB(4, order="rows")
     with self.assertRaisesRegex(ValueError, "batch_block must be"):
       pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
+    with self.assertRaisesRegex(ValueError, "prefetch_chunks must be None or an int >= 1"):
+      pal.LayerConfig(*[KB(4)] * 4, prefetch_chunks=0)
+    with self.assertRaisesRegex(ValueError, "programs_per_sm must be 1 or 2"):
+      pal.LayerConfig(*[KB(4)] * 4, programs_per_sm=3)
+    with self.assertRaisesRegex(ValueError, "needs num_warps <= 4, got 8"):
+      pal.LayerConfig(*[KB(4, num_warps=8)] * 4, programs_per_sm=2)
 
 
 if __name__ == "__main__":
