@@ -374,12 +374,18 @@ class BatchTilesTest(parameterized.TestCase):
   def test_two_programs_per_sm(self):
     # Half the rows give 216 programs: more than 132 SMs, so the call refuses them unless two
     # programs share an SM.
-    halved = pal.persistent_config(864, 1728, programs=264, num_warps=4)
-    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", halved)
+    paired = pal.persistent_config(864, 1728, programs_per_sm=2)
+    self.assertEqual([(b.rows, b.num_warps) for b in (paired.mix, paired.out, paired.up,
+                                                      paired.down)],
+                     [(4, 4), (4, 4), (8, 4), (4, 4)])
+    spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", paired)
     self.assertEqual(pal.persistent_grid(spec), 216)
+    self.assertIs(paired.for_batch(8, "float32"), paired)  # keeps its order at B = 8
+    self.lowered_persistent(paired, 1)
     with self.assertRaisesRegex(ValueError, "needs all 216 programs resident at once"):
-      self.lowered_persistent(halved, 8)
-    self.lowered_persistent(dataclasses.replace(halved, programs_per_sm=2), 8)
+      self.lowered_persistent(dataclasses.replace(paired, programs_per_sm=1), 1)
+    self.assertEqual([pal.programs_per_sm_for(b, d) for b, d in (
+        (1, "bfloat16"), (2, "bfloat16"), (8, "bfloat16"))], [2, 1, 1])
 
 
 class DispatchTest(parameterized.TestCase):

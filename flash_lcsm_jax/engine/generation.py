@@ -194,10 +194,13 @@ class Generator:
     tiled = pallas_layer.is_tile_batch(batch, self.cfg.dtype)
     return "persistent" if tiled and self._auto_persistent else "xla"
 
-  def _persistent_config(self) -> "pallas_layer.LayerConfig":
-    """Blocks for the persistent kernel on this device (sized to its SM count); raises where so
-    few SMs would need blocks larger than pallas_layer.MAX_PERSISTENT_ROWS."""
-    config = pallas_layer.device_persistent_config(self.cfg.d_model, self.cfg.d_inner)
+  def _persistent_config(self, batch: int) -> "pallas_layer.LayerConfig":
+    """Blocks for the persistent kernel on this device (sized to its SM count, with two programs
+    per SM for the batches of pallas_layer.PAIRED_BATCHES); raises where so few SMs would need
+    blocks larger than pallas_layer.MAX_PERSISTENT_ROWS."""
+    config = pallas_layer.device_persistent_config(
+        self.cfg.d_model, self.cfg.d_inner,
+        programs_per_sm=pallas_layer.programs_per_sm_for(batch, self.cfg.dtype))
     if config is None:
       raise ValueError(
           f"dense_path='persistent' needs blocks of <= {pallas_layer.MAX_PERSISTENT_ROWS} rows, "
@@ -215,11 +218,14 @@ class Generator:
 
   def dense_weights(self, batch: int):
     """What `_token_step` takes for this batch: None, split layers or prepared weights (one
-    prepared copy at a time: the fused and persistent paths lay their blocks out differently)."""
+    prepared copy at a time, remade when the batch needs other blocks: the fused and persistent
+    paths, and the persistent path with one or two programs per SM, lay their blocks out
+    differently)."""
     path = self.dense_path_for(batch)
     if path in ("fused", "persistent"):
-      if self._prepared is None or self._prepared.spec.config.persistent != (path == "persistent"):
-        config = self._persistent_config() if path == "persistent" else None
+      config = (self._persistent_config(batch) if path == "persistent" else
+                pallas_layer.default_config(self.cfg.d_model, self.cfg.d_inner))
+      if self._prepared is None or self._prepared.spec.config != config:
         self._prepared = pallas_layer.prepare_layer_weights(self.params, self.cfg, config)
       return self._prepared
     unroll = self.unroll_layers

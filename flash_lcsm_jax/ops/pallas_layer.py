@@ -146,6 +146,13 @@ ORDERS = ("batch", "chunk", "tile")
 TILE_BATCHES = {"float32": (4, 8)}
 
 
+# Batch sizes (per weight dtype) at which the engine runs the persistent kernel as two 4-warp
+# programs per SM with half the rows each (LayerConfig.programs_per_sm = 2): measured in session
+# 10, checked against XLA at HIGHEST (experiments/NOTES.md): H100 bfloat16 B = 1 0.3445 -> 0.3145
+# ms/token. At B = 8 (the tile order) it loses: 0.545 -> 0.943.
+PAIRED_BATCHES = {"bfloat16": (1,)}
+
+
 def is_tile_batch(batch: int, dtype) -> bool:
   """Whether B = batch rows of `dtype` weights run the tile order (TILE_BATCHES)."""
   return batch in TILE_BATCHES.get(jnp.dtype(dtype).name, ())
@@ -231,8 +238,10 @@ class LayerConfig:
 
   def for_batch(self, batch: int, dtype) -> "LayerConfig":
     """The config the persistent loop runs for B = batch rows of `dtype` weights: with
-    batch_tiles and B in TILE_BATCHES[dtype], the tile order without the prefetch; else self."""
-    if not self.batch_tiles or not is_tile_batch(batch, dtype):
+    batch_tiles, one program per SM and B in TILE_BATCHES[dtype], the tile order without the
+    prefetch; else self (two programs per SM keep their order: the tile order's 4-warp layouts
+    lost at B = 8, 0.545 -> 0.943 ms/token on an H100)."""
+    if not self.batch_tiles or self.programs_per_sm > 1 or not is_tile_batch(batch, dtype):
       return self
     return dataclasses.replace(self.replace_blocks(order="tile"), prefetch=False,
                                batch_tiles=False)
@@ -965,18 +974,22 @@ def reference_layer(cfg: HyenaConfig, lp, x, acc_m, conv_m, red_m):
 
 
 def persistent_config(d_model: int, d_inner: int, programs: int = 132,
-                      num_warps: int = 8) -> LayerConfig:
+                      num_warps: int | None = None, programs_per_sm: int = 1) -> LayerConfig:
   """Blocks for `layer_loop="persistent"`: per phase the smallest power-of-two row block that
-  leaves at most `programs` blocks (paper shape on 132 SMs: 8 / 8 / 16 / 8 rows, 108 blocks
-  each), so that each program owns at most one block per phase and loads its weights before it
-  waits at the barrier."""
+  leaves at most `programs` x `programs_per_sm` blocks (paper shape on 132 SMs: 8 / 8 / 16 / 8
+  rows, 108 blocks each; with two programs per SM 4 / 4 / 8 / 4 rows, 216 blocks), so that each
+  program owns at most one block per phase and loads its weights before it waits at the barrier.
+  num_warps: 8 / programs_per_sm by default (two programs of 4 warps fill the register file)."""
+  total = programs * programs_per_sm
+
   def blocks(n):
     rows = 1
-    while -(-n // rows) > programs:
+    while -(-n // rows) > total:
       rows *= 2
-    return KernelBlocks(rows, num_warps=num_warps)
+    return KernelBlocks(rows, num_warps=num_warps or 8 // programs_per_sm)
   return LayerConfig(mix=blocks(d_model), out=blocks(d_model), up=blocks(d_inner),
-                     down=blocks(d_model), persistent=True, batch_tiles=True)
+                     down=blocks(d_model), persistent=True, batch_tiles=True,
+                     programs_per_sm=programs_per_sm)
 
 
 # The largest row block the engine runs the persistent kernel with: measured at the paper shape
@@ -985,12 +998,20 @@ def persistent_config(d_model: int, d_inner: int, programs: int = 132,
 MAX_PERSISTENT_ROWS = 16
 
 
-def device_persistent_config(d_model: int, d_inner: int) -> LayerConfig | None:
+def device_persistent_config(d_model: int, d_inner: int,
+                             programs_per_sm: int = 1) -> LayerConfig | None:
   """persistent_config for this device's SM count (132 if it does not say), or None where its
   row blocks would exceed MAX_PERSISTENT_ROWS."""
-  config = persistent_config(d_model, d_inner, programs=gpu_core_count() or 132)
+  config = persistent_config(d_model, d_inner, programs=gpu_core_count() or 132,
+                             programs_per_sm=programs_per_sm)
   rows = max(b.rows for b in (config.mix, config.out, config.up, config.down))
   return config if rows <= MAX_PERSISTENT_ROWS else None
+
+
+def programs_per_sm_for(batch: int, dtype) -> int:
+  """Programs per SM the engine's persistent kernel runs for B = batch rows of `dtype` weights:
+  2 for the batches of PAIRED_BATCHES[dtype], else 1."""
+  return 2 if batch in PAIRED_BATCHES.get(jnp.dtype(dtype).name, ()) else 1
 
 
 def _phase_blocks(spec: LayerSpec) -> tuple[int, int, int, int]:
