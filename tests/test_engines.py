@@ -200,12 +200,11 @@ def test_dense_path_on_a_gpu(monkeypatch, cores):
   spec = persistent.dense_weights(1).spec
   assert spec.config.persistent
   assert pallas_layer.persistent_grid(spec) <= (cores or 132) * spec.config.programs_per_sm
-  # bfloat16 B = 1 runs two programs per SM (PAIRED_BATCHES), B = 2 one: the prepared copy is
+  # float32 B = 2 runs two programs per SM (PAIRED_BATCHES), B = 1 one: the prepared copy is
   # remade with the other blocks when the batch changes.
-  assert pallas_layer.PAIRED_BATCHES["bfloat16"] == (1,)
-  paired = Generator(hyena.cast_params(params, cfg16), cfg16, dense_path="persistent")
-  for batch, per_sm in ((1, 2), (2, 1), (1, 2)):
-    spec = paired.dense_weights(batch).spec
+  assert pallas_layer.PAIRED_BATCHES["float32"] == (2,)
+  for batch, per_sm in ((1, 1), (2, 2), (1, 1)):
+    spec = persistent.dense_weights(batch).spec
     assert spec.config.programs_per_sm == per_sm
     assert pallas_layer.persistent_grid(spec) <= (cores or 132) * per_sm
     assert spec.config.mix.num_warps == 8 // per_sm

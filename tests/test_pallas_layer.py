@@ -385,7 +385,8 @@ class BatchTilesTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "needs all 216 programs resident at once"):
       self.lowered_persistent(dataclasses.replace(paired, programs_per_sm=1), 1)
     self.assertEqual([pal.programs_per_sm_for(b, d) for b, d in (
-        (1, "bfloat16"), (2, "bfloat16"), (8, "bfloat16"))], [2, 1, 1])
+        (1, "bfloat16"), (2, "bfloat16"), (8, "bfloat16"), (1, "float32"), (2, "float32"),
+        (8, "float32"))], [2, 2, 1, 1, 2, 1])
 
 
 class DispatchTest(parameterized.TestCase):

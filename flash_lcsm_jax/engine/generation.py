@@ -181,7 +181,9 @@ class Generator:
     experiments/dense_gpu.py): H200 B = 1 persistent 0.357 / fused 0.448 / XLA 0.725 ms/token,
     B = 2 0.428 / 0.475 / 0.687, B = 4 0.446 / - / 0.681, B = 8 0.511-0.523 / 1.23 / 0.62-0.67;
     H100 B = 1 0.40 / 0.49 / 0.78 (bfloat16 0.35 / 0.39 / 0.74). Other batch sizes (B = 3, 5-7:
-    the tile order needs a power of two; bfloat16 B = 4: 0.646 vs XLA 0.619) run XLA's GEMMs."""
+    the tile order needs a power of two; bfloat16 B = 4: 0.646 vs XLA 0.619) run XLA's GEMMs.
+    The persistent kernel runs two programs per SM for pallas_layer.PAIRED_BATCHES (H100:
+    bfloat16 B = 1 0.349 -> 0.323, B = 2 0.446 -> 0.410; float32 B = 2 0.459 -> 0.437)."""
     if self.dense_path is not None:
       return self.dense_path
     if jax.default_backend() not in pallas_layer.GPU_BACKENDS:

@@ -147,10 +147,12 @@ TILE_BATCHES = {"float32": (4, 8)}
 
 
 # Batch sizes (per weight dtype) at which the engine runs the persistent kernel as two 4-warp
-# programs per SM with half the rows each (LayerConfig.programs_per_sm = 2): measured in session
-# 10, checked against XLA at HIGHEST (experiments/NOTES.md): H100 bfloat16 B = 1 0.3445 -> 0.3145
-# ms/token. At B = 8 (the tile order) it loses: 0.545 -> 0.943.
-PAIRED_BATCHES = {"bfloat16": (1,)}
+# programs per SM with half the rows each (LayerConfig.programs_per_sm = 2): measured on an H100
+# in session 10, checked against XLA at HIGHEST, side by side with one program per SM
+# (experiments/NOTES.md): bfloat16 B = 1 0.3489 -> 0.3226 ms/token (and 0.3445 -> 0.3145 in
+# another run), B = 2 0.4460 -> 0.4100; float32 B = 2 0.4591 -> 0.4369. Not listed: float32
+# B = 1 (0.3869 -> 0.3897) and the tile order's batches (B = 8: 0.545 -> 0.943, its 4-warp layouts).
+PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 
 
 def is_tile_batch(batch: int, dtype) -> bool:
