@@ -91,8 +91,8 @@ def _elapsed() -> float:
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
   order_batch / order_chunk / order_tile; of the batch block: batch_blockN; of the persistent
-  loop: noprefetch, pchunksN (prefetch N chunks), sm2 (two programs per SM), arrive_early /
-  arrive_late, nobarrier; "A+B" applies A, then B."""
+  loop: noprefetch, sm2 (two programs per SM), arrive_early / arrive_late, nobarrier; "A+B"
+  applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -115,9 +115,6 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":
     return dataclasses.replace(base, prefetch=False)
-  if name.startswith("pchunks"):  # prefetch this many chunks; explicit, so for_batch keeps it
-    return dataclasses.replace(base, prefetch=True, prefetch_chunks=int(name[7:]),
-                               batch_tiles=False)
   if name == "sm2":  # two 4-warp programs per SM, half the rows each
     return dataclasses.replace(
         variant_config("rows_half", base).replace_blocks(num_warps=4), programs_per_sm=2)
@@ -126,7 +123,7 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name == "nobarrier":  # see NO_BARRIER
     return base
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, pchunksN, sm2, "
+                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm2, "
                    "arrive_early, arrive_late, nobarrier, A+B")
 
 

@@ -362,15 +362,6 @@ class BatchTilesTest(parameterized.TestCase):
       return lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec,
                                              interpret=False))
 
-  def test_prefetch_chunks_reach_the_kernel(self):
-    # B = 1 prefetches every tile whole (at most 14 chunks of 128 columns per row): prefetch_chunks
-    # >= 14 lowers the same kernel as None, fewer chunks a different one.
-    base = pal.persistent_config(864, 1728)
-    text = lambda **kw: self.lowered_persistent(dataclasses.replace(base, **kw), 1)
-    whole = text()
-    self.assertEqual(text(prefetch_chunks=14), whole)
-    self.assertNotEqual(text(prefetch_chunks=1), whole)
-
   def test_two_programs_per_sm(self):
     # Half the rows give 216 programs: more than 132 SMs, so the call refuses them unless two
     # programs share an SM.
@@ -523,8 +514,6 @@ class DispatchTest(parameterized.TestCase):
       KB(4, order="rows")
     with self.assertRaisesRegex(ValueError, "batch_block must be"):
       pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
-    with self.assertRaisesRegex(ValueError, "prefetch_chunks must be None or an int >= 1"):
-      pal.LayerConfig(*[KB(4)] * 4, prefetch_chunks=0)
     with self.assertRaisesRegex(ValueError, "programs_per_sm must be 1 or 2"):
       pal.LayerConfig(*[KB(4)] * 4, programs_per_sm=3)
     with self.assertRaisesRegex(ValueError, "needs num_warps <= 4, got 8"):

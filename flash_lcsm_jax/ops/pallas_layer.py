@@ -217,8 +217,7 @@ class LayerConfig:
   persistent: the blocks are sized for the persistent loop (persistent_config), which is then
   token_step_fused's default layer loop. batch_tiles: in the persistent loop, batches of the
   sizes in TILE_BATCHES[dtype] run every kernel in the "tile" order without the prefetch
-  (`for_batch`); persistent_config sets it. prefetch_chunks: how many of a tile's column chunks
-  the prefetch loads before the wait (None: all; the rest after it). programs_per_sm: how many
+  (`for_batch`); persistent_config sets it. programs_per_sm: how many
   programs of the persistent loop share an SM (the kernel needs them all resident at once: 2
   only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers)."""
   mix: KernelBlocks
@@ -230,7 +229,6 @@ class LayerConfig:
   arrive_early: bool = True
   persistent: bool = False
   batch_tiles: bool = False
-  prefetch_chunks: int | None = None
   programs_per_sm: int = 1
 
   def replace_blocks(self, **changes) -> "LayerConfig":
@@ -251,10 +249,6 @@ class LayerConfig:
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
-    if self.prefetch_chunks is not None and (not isinstance(self.prefetch_chunks, int)
-                                             or self.prefetch_chunks < 1):
-      raise ValueError(f"LayerConfig.prefetch_chunks must be None or an int >= 1, got "
-                       f"{self.prefetch_chunks!r}")
     if self.programs_per_sm not in (1, 2):
       raise ValueError(f"LayerConfig.programs_per_sm must be 1 or 2, got "
                        f"{self.programs_per_sm!r}")
@@ -1120,14 +1114,11 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
           _grid_arrive(count, index, interpret)
         if cfg.prefetch:
           tile_fn = tiles(jnp.minimum(q, n - 1), m)
-          ahead = chunks if cfg.prefetch_chunks is None else min(chunks, cfg.prefetch_chunks)
-          loaded = [tile_fn(c) for c in range(ahead)]
+          loaded = [tile_fn(c) for c in range(chunks)]
         if not cfg.arrive_early:
           _grid_arrive(count, index, interpret)
         _grid_wait(count, index, grid, interpret)
-        tile_arg = None if loaded is None else (
-            lambda c, loaded=loaded, tile_fn=tile_fn: loaded[c] if c < len(loaded)
-            else tile_fn(c))
+        tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
         else:
