@@ -150,8 +150,10 @@ TILE_BATCHES = {"float32": (4, 8)}
 # programs per SM with half the rows each (LayerConfig.programs_per_sm = 2): measured on an H100
 # in session 10, checked against XLA at HIGHEST, side by side with one program per SM
 # (experiments/NOTES.md): bfloat16 B = 1 0.3489 -> 0.3226 ms/token (and 0.3445 -> 0.3145 in
-# another run), B = 2 0.4460 -> 0.4100; float32 B = 2 0.4591 -> 0.4369. Not listed: float32
-# B = 1 (0.3869 -> 0.3897) and the tile order's batches (B = 8: 0.545 -> 0.943, its 4-warp layouts).
+# another run), B = 2 0.4460 -> 0.4100; float32 B = 2 0.4591 -> 0.4369; on an H200 (call 4)
+# 0.3339 -> 0.3144, 0.4212 -> 0.3905, 0.4075 -> 0.3827. Not listed: float32 B = 1 (H100 0.3869 ->
+# 0.3897, H200 0.3485 -> 0.3381: mixed, and the published B = 1 end-to-end figures use one program
+# per SM) and the tile order's batches (B = 8: 0.545 -> 0.943, its 4-warp layouts).
 PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 
 
