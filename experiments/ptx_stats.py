@@ -11,7 +11,7 @@ so the version line is lowered: fine for a register count, not for running the c
 
 Each argument: LOOP (persistent | unroll) : ORDER : CHUNK (none | columns) : BATCH : WARPS :
 DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch) [: FIELD=INT ...]
-(other LayerConfig fields, e.g. warm=2). Prints one line per
+(other LayerConfig fields, e.g. arrive_early=0). Prints one line per
 kernel (the persistent loop is one kernel, the per-layer loop four): registers, spill bytes, and
 static counts of global loads, shared stores, block barriers and shuffles in its PTX (session
 7's table in experiments/NOTES.md).

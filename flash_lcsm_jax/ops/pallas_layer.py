@@ -1152,8 +1152,8 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
     if cores is not None and grid > cores * per_sm:
       raise ValueError(f"the persistent token kernel needs all {grid} programs resident at once, "
                        f"and this GPU has {cores} SMs ({per_sm} program(s) each): use "
-                       f"persistent_config(D, I, programs={cores * per_sm}) for the prepared "
-                       f"weights, or another layer_loop")
+                       f"persistent_config(D, I, programs={cores}, programs_per_sm={per_sm}) for "
+                       f"the prepared weights, or another layer_loop")
   ins = [x, acc, red, w.norm1, w.mix_w, w.mix_b, w.conv_w, w.conv_b]
   ins += [conv_state] if has_conv else []
   u_at = len(ins)
