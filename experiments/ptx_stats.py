@@ -10,8 +10,8 @@ so the version line is lowered: fine for a register count, not for running the c
       persistent:tile:64:8:8:float32 unroll:tile:none:8:4:float32
 
 Each argument: LOOP (persistent | unroll) : ORDER : CHUNK (none | columns) : BATCH : WARPS :
-DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch) [: FIELD=INT ...]
-(other LayerConfig fields, e.g. arrive_early=0). Prints one line per
+DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch) [: FIELD=VALUE ...]
+(other LayerConfig fields, e.g. arrive_early=0 or sync=data). Prints one line per
 kernel (the persistent loop is one kernel, the per-layer loop four): registers, spill bytes, and
 static counts of global loads, shared stores, block barriers and shuffles in its PTX (session
 7's table in experiments/NOTES.md).
@@ -91,7 +91,15 @@ def ptx_stats(ir: str, warps: int) -> dict:
   return dict(registers=int(regs.group(1)), spill_stores=int(spills.group(1)),
               spill_loads=int(spills.group(2)), ld_global=count(r"ld\.global"),
               st_shared=count(r"st\.shared"), bar_sync=count(r"bar\.sync|barrier\.sync"),
-              shfl=count(r"shfl\."))
+              shfl=count(r"shfl\."), ld_volatile=count(r"ld\.volatile"), atom=count(r"atom\."))
+
+
+def _value(text: str):
+  """A FIELD=VALUE value: an int where it reads as one (arrive_early=0), else the string."""
+  try:
+    return int(text)
+  except ValueError:
+    return text
 
 
 def main(argv):
@@ -101,10 +109,10 @@ def main(argv):
     fields = dict(part.split("=") for part in rest if "=" in part)
     flags = [part for part in rest if "=" not in part]
     if flags not in ([], ["noprefetch"]):
-      raise SystemExit(f"{arg}: the only optional flag is 'noprefetch', then FIELD=INT pairs")
+      raise SystemExit(f"{arg}: the only optional flag is 'noprefetch', then FIELD=VALUE pairs")
     for i, ir in enumerate(triton_ir(loop, order, None if chunk == "none" else int(chunk),
                                      int(batch), int(warps), dtype, prefetch=not flags,
-                                     **{k: int(v) for k, v in fields.items()})):
+                                     **{k: _value(v) for k, v in fields.items()})):
       print(arg, i, ptx_stats(ir, int(warps)), flush=True)
 
 

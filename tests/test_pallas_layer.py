@@ -186,6 +186,39 @@ class LayerCompiledTest(KernelTestCase):
     config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), **change)
     self.check_step(params, cfg, 2, config, layer_loop="persistent")
 
+  # sync="data": no barriers, every phase a write-once buffer read with polling loads. Batch
+  # order with and without the prefetch, the tile order (B = 4 through batch_tiles), bfloat16,
+  # one block per phase and 3-5 blocks per phase (programs=4), masked blocks.
+  @parameterized.parameters((1, "float32", 1, True), (2, "bfloat16", 1, True),
+                            (3, "float32", 4, False), (4, "float32", 1, True),
+                            (2, "float32", None, True))
+  def test_persistent_data_sync(self, batch, dtype, programs, prefetch):
+    params, cfg = model(dtype=dtype, seed=12)
+    config = (masked_config() if programs is None else
+              pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
+    config = dataclasses.replace(config, sync="data", prefetch=prefetch)
+    self.check_step(params, cfg, batch, config, layer_loop="persistent")
+
+  def test_data_sync_input_nan(self):
+    # A NaN in the token's input rows (however its bits read) is canonicalised, so it never
+    # reads as PENDING: the step finishes and the rows with the NaN come out NaN, the others
+    # unchanged.
+    params, cfg = model(seed=13)
+    config = dataclasses.replace(pal.persistent_config(cfg.d_model, cfg.d_inner, programs=1),
+                                 sync="data")
+    prepared = pal.prepare_layer_weights(params, cfg, config)
+    _, acc, conv, consts = self.state(cfg, 2)
+    x = jnp.asarray(self.rng.standard_normal((2, cfg.d_model)), jnp.float32)
+    x = x.at[1, 3].set(pal.pending_fill(()))
+    interpret = self.implementation == "interpret"
+    got, _, _ = pal._persistent_call(prepared.weights, x, acc, conv, consts.red_tap,  # pylint: disable=protected-access
+                                     jnp.zeros_like(acc), prepared.spec, interpret)
+    want, _, _ = pal._persistent_call(  # pylint: disable=protected-access
+        prepared.weights, x.at[1].set(0.0), acc, conv, consts.red_tap, jnp.zeros_like(acc),
+        prepared.spec, interpret)
+    self.assertTrue(np.all(np.isnan(np.asarray(got[1]))))
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+
 
 class LayerInterpretTest(LayerCompiledTest):
   INTERPRET = True
@@ -379,6 +412,34 @@ class BatchTilesTest(parameterized.TestCase):
         (1, "bfloat16"), (2, "bfloat16"), (8, "bfloat16"), (1, "float32"), (2, "float32"),
         (8, "float32"))], [2, 2, 1, 1, 2, 1])
 
+  def test_pending_fill(self):
+    # PENDING is a NaN whose bits survive the fill, and only those bits read as pending.
+    bits = jax.lax.bitcast_convert_type(pal.pending_fill((3, 5)), jnp.int32)
+    self.assertTrue(np.all(np.asarray(bits) == pal.PENDING_BITS))
+    self.assertTrue(np.isnan(np.asarray(pal.pending_fill(()))))
+    values = jnp.asarray(np.random.default_rng(0).standard_normal((4, 8)), jnp.float32)
+    self.assertFalse(bool(pal._any_pending([values, values.at[0, 0].set(jnp.nan)])))  # pylint: disable=protected-access
+    self.assertTrue(bool(pal._any_pending([values, values.at[2, 5].set(pal.pending_fill(()))])))  # pylint: disable=protected-access
+
+  def test_data_sync_lowers(self):
+    # The data-synchronised persistent kernel lowers at the paper shape (B = 1 batch order with
+    # the prefetch, B = 8 tile order): polled loads are volatile, and there is no atomic.
+    from jax._src.pallas.triton import lowering as triton_lowering  # pylint: disable=g-import-not-at-top
+    captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module
+
+    def capture(*args, **kwargs):
+      result = lower(*args, **kwargs)
+      captured.append(result.module.operation.get_asm())
+      return result
+    for batch in (1, 8):
+      for sync in ("barrier", "data"):
+        with mock.patch.object(triton_lowering, "lower_jaxpr_to_triton_module", capture):
+          self.lowered_persistent(
+              dataclasses.replace(pal.persistent_config(864, 1728), sync=sync), batch)
+        ir = captured.pop()
+        self.assertEqual("isVolatile = true" in ir, sync == "data")
+        self.assertEqual("atomic_rmw" in ir, sync == "barrier")
+
 
 class DispatchTest(parameterized.TestCase):
 
@@ -518,6 +579,8 @@ class DispatchTest(parameterized.TestCase):
       pal.LayerConfig(*[KB(4)] * 4, programs_per_sm=3)
     with self.assertRaisesRegex(ValueError, "needs num_warps <= 4, got 8"):
       pal.LayerConfig(*[KB(4, num_warps=8)] * 4, programs_per_sm=2)
+    with self.assertRaisesRegex(ValueError, "sync must be one of"):
+      pal.LayerConfig(*[KB(4)] * 4, sync="atomic")
 
 
 if __name__ == "__main__":

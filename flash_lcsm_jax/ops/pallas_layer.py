@@ -156,6 +156,18 @@ TILE_BATCHES = {"float32": (4, 8)}
 # per SM) and the tile order's batches (B = 8: 0.545 -> 0.943, its 4-warp layouts).
 PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 
+# How the persistent loop's phases wait for the previous phase's activations (LayerConfig.sync):
+# "barrier": a grid-wide barrier (an atomic arrival count) between phases, then plain loads;
+# "data": the activations carry their own readiness. Every phase writes a buffer of its own,
+# filled with PENDING beforehand, and a program polls the values it needs with volatile loads
+# until none is PENDING: no fence, no arrival, no separate poll, and a program waits only for
+# the values it reads.
+SYNCS = ("barrier", "data")
+# The bits of a not-yet-written float32 activation under sync="data": a quiet NaN whose payload
+# float arithmetic never produces (NVIDIA GPUs return the canonical NaN 0x7FFFFFFF). Every value
+# a phase stores is the result of arithmetic; the token's input rows are canonicalised first.
+PENDING_BITS = 0x7FC5A5A5
+
 
 def is_tile_batch(batch: int, dtype) -> bool:
   """Whether B = batch rows of `dtype` weights run the tile order (TILE_BATCHES)."""
@@ -221,7 +233,8 @@ class LayerConfig:
   sizes in TILE_BATCHES[dtype] run every kernel in the "tile" order without the prefetch
   (`for_batch`); persistent_config sets it. programs_per_sm: how many
   programs of the persistent loop share an SM (the kernel needs them all resident at once: 2
-  only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers)."""
+  only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers).
+  sync: how the persistent loop's phases wait for each other, "barrier" or "data" (SYNCS)."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -232,6 +245,7 @@ class LayerConfig:
   persistent: bool = False
   batch_tiles: bool = False
   programs_per_sm: int = 1
+  sync: str = "barrier"
 
   def replace_blocks(self, **changes) -> "LayerConfig":
     """This config with `changes` (KernelBlocks fields) applied to all four kernels' blocks."""
@@ -251,6 +265,8 @@ class LayerConfig:
   def __post_init__(self):
     if not isinstance(self.batch_block, int) or self.batch_block < 1:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
+    if self.sync not in SYNCS:
+      raise ValueError(f"LayerConfig.sync must be one of {SYNCS}, got {self.sync!r}")
     if self.programs_per_sm not in (1, 2):
       raise ValueError(f"LayerConfig.programs_per_sm must be 1 or 2, got "
                        f"{self.programs_per_sm!r}")
@@ -484,10 +500,11 @@ def _load_cols(ref, idx: tuple, off: int, size: int, n: int):
   return _load(_at(ref, *idx, pl.ds(start, size)), mask).astype(jnp.float32)
 
 
-def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int):
+def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int, volatile: bool = False):
   """float32 ref[*idx, row_idx, off:off + size] by integer-vector indices, zero past column n:
   row_idx (..., 1) int32 against the columns (1, ..., size), the result of their broadcast shape.
-  Integer-vector indices (no slices) also keep interpret mode's masked loads working."""
+  Integer-vector indices (no slices) also keep interpret mode's masked loads working. volatile:
+  a volatile load (read from L2 every time: sync="data"'s polls)."""
   cols = (1,) * (row_idx.ndim - 1) + (size,)
   col_idx = off + jax.lax.broadcasted_iota(jnp.int32, cols, len(cols) - 1)
   mask = _col_mask(off, size, n)
@@ -495,19 +512,23 @@ def _gather(ref, idx: tuple, row_idx, off: int, size: int, n: int):
   view = _at(ref, *idx, row_idx, col_idx)
   if mask is not None and mask.ndim != len(cols):
     mask = mask.reshape(cols)
-  value = load(view) if mask is None else load(view, mask=mask, other=0.0)
-  return value.astype(jnp.float32)
+  kwargs = dict(volatile=True) if volatile else {}
+  if mask is not None:
+    kwargs.update(mask=mask, other=0.0)
+  return load(view, **kwargs).astype(jnp.float32)
 
 
-def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int):
+def _load_rep(ref, idx: tuple, i, rows: int, off: int, size: int, n: int,
+              volatile: bool = False):
   """(rows, size) float32 tile whose every row is ref[*idx, i, off:off + size] (zero past column
   n). Indexed with integer vectors (a gather of one row into each tile row), the load comes out
   in the weight tile's register layout and costs L1 hits; a (1, size) load broadcast to
   (rows, size) would go through shared memory and two barriers per chunk instead."""
-  return _gather(ref, idx, jnp.full((rows, 1), i, jnp.int32), off, size, n)
+  return _gather(ref, idx, jnp.full((rows, 1), i, jnp.int32), off, size, n, volatile)
 
 
-def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: int, n: int):
+def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: int, n: int,
+                volatile: bool = False):
   """float32 rows start .. start + count of ref[*idx], columns off .. off + size (zero past column
   n), shaped for the tile order's (rows_b, rows, chunk) products: (count, 1, size) with axis=0
   (batch rows), (1, count, size) with axis=1 (weight rows). Integer-vector indices load them
@@ -517,7 +538,7 @@ def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: i
   shape = [1, 1, 1]
   shape[axis] = count
   row_idx = start + jax.lax.broadcasted_iota(jnp.int32, tuple(shape), axis)
-  return _gather(ref, idx, row_idx, off, size, n)
+  return _gather(ref, idx, row_idx, off, size, n, volatile)
 
 
 def _fit(mask, shape):
@@ -528,13 +549,59 @@ def _fit(mask, shape):
   return jnp.broadcast_to(mask, shape)
 
 
-def _ld(view, mask):
+def _ld(view, mask, volatile: bool = False):
   """A masked load whose row mask is broadcast to the view's shape."""
-  return _load(view, _fit(mask, view.shape))
+  if not volatile:
+    return _load(view, _fit(mask, view.shape))
+  kwargs = {} if mask is None else dict(mask=_fit(mask, view.shape), other=0.0)
+  return _triton_memory_op("load")(view, volatile=True, **kwargs)
 
 
 def _st(view, value, mask):
   _store(view, value, _fit(mask, view.shape))
+
+
+class _Act(NamedTuple):
+  """An activation buffer as a phase reads or writes it: rows ref[*idx, b] (idx = () for the
+  buffers the per-layer kernels and sync="barrier" update in place, (layer,) for sync="data"'s
+  write-once buffers). poll: reads are volatile and repeated while any value is PENDING (spin;
+  without spin, read once: interpret mode runs programs one after another, so a value still
+  PENDING there is a bug, and it shows up as a NaN instead of a hang)."""
+  ref: object
+  idx: tuple = ()
+  poll: bool = False
+  spin: bool = True
+
+  def at(self, *idx):
+    return _at(self.ref, *self.idx, *idx)
+
+  def rep(self, b, rows: int, off: int, size: int, n: int):
+    return _load_rep(self.ref, self.idx, b, rows, off, size, n, self.poll)
+
+  def bcast(self, start, count: int, off: int, size: int, n: int):
+    return _load_bcast(self.ref, self.idx, start, count, 0, off, size, n, self.poll)
+
+  def read(self, load):
+    """load() -> a list of arrays read from this buffer; polled when self.poll."""
+    if not (self.poll and self.spin):
+      return load()
+    return jax.lax.while_loop(_any_pending, lambda _: load(), load())
+
+
+def _any_pending(values: list):
+  """Whether any of the float32 arrays `values` holds PENDING_BITS (a scalar bool). Arrays of one
+  shape are combined elementwise first, so each shape costs one reduction across the warps
+  (Triton has no reduce_or, hence the max)."""
+  by_shape = {}
+  for v in values:
+    flag = (jax.lax.bitcast_convert_type(v, jnp.int32) == PENDING_BITS).astype(jnp.int32)
+    by_shape[v.shape] = flag if v.shape not in by_shape else jnp.maximum(by_shape[v.shape], flag)
+  return functools.reduce(jnp.maximum, [jnp.max(f) for f in by_shape.values()]) > 0
+
+
+def pending_fill(shape) -> jax.Array:
+  """A float32 array of `shape` whose every value has the bits PENDING_BITS."""
+  return jax.lax.bitcast_convert_type(jnp.full(shape, PENDING_BITS, jnp.int32), jnp.float32)
 
 
 def _tile_rows(rows: list, order: str):
@@ -543,14 +610,6 @@ def _tile_rows(rows: list, order: str):
   if order != "tile":
     return None, order
   return (pl.ds(rows[0], len(rows)), order) if _is_pow2(len(rows)) else (None, "chunk")
-
-
-def _row_stats(x_ref, b, rows: int, chunk: int, count: int, n: int, eps: float):
-  """Layer-norm mean and 1 / sqrt(var + eps) of row b (two passes, as hyena.layer_norm), as
-  (rows, 1) columns: computed on (rows, chunk) tiles of the row (see _load_rep), summed
-  elementwise over the chunks and reduced over the columns of each tile row (inside a warp)."""
-  return _stats([_load_rep(x_ref, (), b, rows, c * chunk, chunk, n) for c in range(count)],
-                chunk, n, eps)
 
 
 def _stats(xs: list, chunk: int, n: int, eps: float):
@@ -646,8 +705,8 @@ def _matvec_tile(tiles, vector, count: int):
 
 
 class _MixRefs(NamedTuple):
-  """K1's operands: x (B, D); norm1 (M, 2, Dk); w (M, Dm/bc, 3, bc, Dk); wb (M, 3, Dm); cw (M, K,
-  3, Dm); cb (M, 3, Dm); red (M, D); acc (M, B, D); conv_in (M, B, K-1, 3D) or None | y (B, D);
+  """K1's operands: x (B, D) (an _Act); norm1 (M, 2, Dk); w (M, Dm/bc, 3, bc, Dk); wb (M, 3, Dm); cw (M, K,
+  3, Dm); cb (M, 3, Dm); red (M, D); acc (M, B, D); conv_in (M, B, K-1, 3D) or None | y (B, D) (an _Act);
   u (M, B, D); conv (M, B, K-1, 3D) or None (u and conv aliased to their inputs)."""
   x: object
   norm: object
@@ -693,13 +752,15 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
 
   def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
     b = rows[i]
-    mean, rstd = _row_stats(r.x, b, bc, chunk, count, D, spec.eps)
+    xs = r.x.read(lambda: [r.x.rep(b, bc, c * chunk, chunk, D) for c in range(count)])
+    mean, rstd = _stats(xs, chunk, D, spec.eps)
 
     def vector(c):
       off = c * chunk
       scale = _load_rep(r.norm, (m,), 0, bc, off, chunk, dk)
       shift = _load_rep(r.norm, (m,), 1, bc, off, chunk, dk)
-      x = _load_rep(r.x, (), b, bc, off, chunk, D)
+      # polled rows are used as read; otherwise re-read (an L1 hit: fewer live registers)
+      x = xs[c] if r.x.poll else r.x.rep(b, bc, off, chunk, D)
       return _weight_cast((x - mean) * rstd * scale + shift, wdtype)
     return vector
 
@@ -722,7 +783,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
     x0, x1, v = c
     u = x1 * v
     z = _ld(_at(r.acc, m, b, chans), cmask) + red * u
-    _st(_at(r.y, b, chans), x0 * z, cmask)
+    _st(r.y.at(b, chans), x0 * z, cmask)
     _st(_at(r.u, m, b, chans), u, cmask)
     for k in range(K - 1):  # the new window: window[1:]
       for g in range(3):
@@ -730,8 +791,8 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
 
   b, order = _tile_rows(rows, spec.config.mix.order)
   if b is not None:
-    xs = [_load_bcast(r.x, (), rows[0], len(rows), 0, c * chunk, chunk, D)
-          for c in range(count)]
+    xs = r.x.read(lambda: [r.x.bcast(rows[0], len(rows), c * chunk, chunk, D)
+                           for c in range(count)])
     mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1, 1)
 
     def vector(c):  # layer_norm1(x[rows]) chunk c, cast to the weight dtype: (rows_b, 1, chunk)
@@ -755,7 +816,7 @@ def _mix_kernel(*refs, spec: LayerSpec, batch: int, bb: int):
     m_ref, x, norm, w, wb, cw, cb, red, acc, conv_in, _, y, u, conv = refs
   else:
     (m_ref, x, norm, w, wb, cw, cb, red, acc, _, y, u), conv_in, conv = refs, None, None
-  _mix_block(_MixRefs(x, norm, w, wb, cw, cb, red, acc, conv_in, y, u, conv),
+  _mix_block(_MixRefs(_Act(x), norm, w, wb, cw, cb, red, acc, conv_in, _Act(y), u, conv),
              pl.program_id(0), m_ref[0], _batch_rows(bb, batch), spec)
 
 
@@ -829,14 +890,15 @@ def _dense_tiles(w_ref, p, m, rows: list, d: _Dense):
   return lambda c: [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, d.k_width)]
 
 
-def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: list, d: _Dense,
-                 tiles=None):
+def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p, m, rows: list,
+                 d: _Dense, tiles=None):
   """Row block p of out / up / down at layer m for batch rows `rows`:
 
     out[b, r] = [res[b, r] +] act(sum_k cast(prologue(v[b]))[k] * W^T[m, r, k] + bias[m, r])
 
   v (B, n_in); norm (M, 2, k_width) or None; w (M, rows_p, k_width); bias (M, rows_p); res
-  (B, n_out) or None | out (B, n_out); tiles: preloaded weight tiles (default: loaded here).
+  (B, n_out) or None | out (B, n_out) (v, res and out as _Act views); tiles: preloaded weight
+  tiles (default: loaded here).
   """
   rows_per, wdtype = d.blocks.rows, jnp.dtype(d.wdtype)
   chunk, count = d.chunks()
@@ -847,17 +909,20 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
 
   def row_vector(i):  # (rows, chunk) tiles, every row the same activation chunk
     b = rows[i]
+    vs = None
+    if v.poll or d.eps is not None:  # polled: every chunk at once, before the products
+      vs = v.read(lambda: [v.rep(b, rows_per, c * chunk, chunk, d.n_in) for c in range(count)])
     if d.eps is not None:
-      mean, rstd = _row_stats(v_ref, b, rows_per, chunk, count, d.n_in, d.eps)
+      mean, rstd = _stats(vs, chunk, d.n_in, d.eps)
 
     def vector(c):
       off = c * chunk
-      v = _load_rep(v_ref, (), b, rows_per, off, chunk, d.n_in)
+      x = vs[c] if v.poll else v.rep(b, rows_per, off, chunk, d.n_in)
       if d.eps is not None:
         scale = _load_rep(norm_ref, (m,), 0, rows_per, off, chunk, d.k_width)
         shift = _load_rep(norm_ref, (m,), 1, rows_per, off, chunk, d.k_width)
-        v = (v - mean) * rstd * scale + shift
-      return _weight_cast(v, wdtype)
+        x = (x - mean) * rstd * scale + shift
+      return _weight_cast(x, wdtype)
     return vector
 
   bias = b_ref[m, rows_sl]
@@ -868,24 +933,24 @@ def _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, p, m, rows: li
     if d.gelu:
       y = _gelu_tanh(y)
     if d.residual:
-      y = _ld(_at(res_ref, b, rows_sl), rmask) + y
-    _st(_at(out_ref, b, rows_sl), y, rmask)
+      y = res.read(lambda: [_ld(res.at(b, rows_sl), rmask, res.poll)])[0] + y
+    _st(out.at(b, rows_sl), y, rmask)
 
   b, order = _tile_rows(rows, d.blocks.order)
   if b is not None:
-    vs = [_load_bcast(v_ref, (), rows[0], len(rows), 0, c * chunk, chunk, d.n_in)
-          for c in range(count)]
+    vs = v.read(lambda: [v.bcast(rows[0], len(rows), c * chunk, chunk, d.n_in)
+                         for c in range(count)])
     if d.eps is not None:
       mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (rows_b, 1, 1)
 
     def vector(c):  # (rows_b, 1, chunk): chunk c of every batch row's (normalised) activation
-      v = vs[c]
+      x = vs[c]
       if d.eps is not None:
         off = c * chunk
         scale = _load_bcast(norm_ref, (m,), 0, 1, 0, off, chunk, d.k_width)
         shift = _load_bcast(norm_ref, (m,), 1, 1, 0, off, chunk, d.k_width)
-        v = (v - mean) * rstd * scale + shift
-      return _weight_cast(v, wdtype)
+        x = (x - mean) * rstd * scale + shift
+      return _weight_cast(x, wdtype)
     emit(b, _matvec_tile(tiles, vector, count))
   else:
     _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
@@ -903,8 +968,9 @@ def _dense_kernel(*refs, d: _Dense, batch: int, bb: int):
   w_ref, b_ref = refs.pop(0), refs.pop(0)
   res_ref = refs.pop(0) if d.residual else None
   (out_ref,) = refs
-  _dense_block(v_ref, norm_ref, w_ref, b_ref, res_ref, out_ref, pl.program_id(0), m_ref[0],
-               _batch_rows(bb, batch), d)
+  _dense_block(_Act(v_ref), norm_ref, w_ref, b_ref, None if res_ref is None else _Act(res_ref),
+               _Act(out_ref),
+               pl.program_id(0), m_ref[0], _batch_rows(bb, batch), d)
 
 
 def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, wdtype: str,
@@ -1069,10 +1135,15 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   spec.config.prefetch is set, a program loads its weight tile BEFORE waiting at the barrier
   (weights do not depend on the activations), so streaming weights overlaps the wait.
 
-  refs: x0 (B, D); acc; red; norm1; mix_w; mix_b; conv_w; conv_b; [conv_in]; u_in; out_w; out_b;
-  norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros | x (B, D) (aliased to x0: the
-  residual, updated in place by every layer's down phase); y (B, D); x1 (B, D); h (B, I); u;
-  [conv]; count (u, conv, count aliased to their inputs).
+  With spec.config.sync == "data" there are no barriers: every phase writes a buffer of its own
+  (x (M + 1, B, D): x[m] the residual entering layer m; y, x1 (M, B, D); h (M, B, I)), filled
+  with PENDING beforehand, and reads the previous phases' buffers with polling loads (_Act).
+
+  refs: x0; acc; red; norm1; mix_w; mix_b; conv_w; conv_b; [conv_in]; u_in; out_w; out_b;
+  norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros; [y0; x10; h0 if sync is "data"]
+  | x (aliased to x0; sync "barrier": (B, D), the residual, updated in place by every layer's
+  down phase); y; x1; h ((B, D), (B, D), (B, I) under sync "barrier", aliased to y0, x10, h0
+  under "data"); u; [conv]; count (u, conv, count aliased to their inputs).
   """
   has_conv = spec.short_order > 1
   refs = list(refs)
@@ -1082,51 +1153,71 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   refs.pop(0)  # u_in: written through u
   out_w, out_b, norm2, up_w, up_b, down_w, down_b, _ = refs[:8]
   del refs[:8]
+  cfg, D, I = spec.config, spec.d_model, spec.d_inner
+  data_sync = cfg.sync == "data"
+  if data_sync:
+    del refs[:3]  # y0, x10, h0: written through y, x1, h
   x, y, x1, h, u = refs[:5]
   del refs[:5]
   conv = refs.pop(0) if has_conv else None
   (count,) = refs
-  cfg, D, I = spec.config, spec.d_model, spec.d_inner
   rows = list(range(batch))
-  mix = _MixRefs(x, norm1, mix_w, mix_b, conv_w, conv_b, red, acc, conv_in, y, u, conv)
+
+  def act(ref, m, read: str | None = None):
+    """Buffer `ref` as layer m's phases see it: written (read=None), read with polling loads
+    ("poll"), or read once with volatile loads ("done": rows of a buffer this program has
+    polled in full before, the residuals)."""
+    if not data_sync:
+      return _Act(ref)
+    return _Act(ref, (m,), poll=read is not None, spin=read == "poll" and not interpret)
+
+  def mix(m):
+    return _MixRefs(act(x, m, "poll"), norm1, mix_w, mix_b, conv_w, conv_b, red, acc, conv_in,
+                    act(y, m), u, conv)
   d_out = _Dense(D, D, cfg.out, spec.dk, spec.dtype, None, False, True)
   d_up = _Dense(D, I, cfg.up, spec.dk, spec.dtype, spec.eps, True, False)
   d_down = _Dense(I, D, cfg.down, spec.ik, spec.dtype, None, False, True)
   n_mix, n_out, n_up, n_down = _phase_blocks(spec)
   # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
   phases = [
-      (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix, p, m, rows, spec),
-       lambda p, m, t: _mix_block(mix, p, m, rows, spec, t)),
+      (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix(m), p, m, rows, spec),
+       lambda p, m, t: _mix_block(mix(m), p, m, rows, spec, t)),
       (n_out, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, rows, d_out),
-       lambda p, m, t: _dense_block(y, None, out_w, out_b, x, x1, p, m, rows, d_out, t)),
+       lambda p, m, t: _dense_block(act(y, m, "poll"), None, out_w, out_b, act(x, m, "done"),
+                                    act(x1, m), p, m, rows, d_out, t)),
       (n_up, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, rows, d_up),
-       lambda p, m, t: _dense_block(x1, norm2, up_w, up_b, None, h, p, m, rows, d_up, t)),
+       lambda p, m, t: _dense_block(act(x1, m, "poll"), norm2, up_w, up_b, None, act(h, m), p, m,
+                                    rows, d_up, t)),
       (n_down, d_down.chunks()[1],
        lambda p, m: _dense_tiles(down_w, p, m, rows, d_down),
-       lambda p, m, t: _dense_block(h, None, down_w, down_b, x1, x, p, m, rows, d_down, t)),
+       lambda p, m, t: _dense_block(act(h, m, "poll"), None, down_w, down_b,
+                                    act(x1, m, "done"), act(x, m + 1), p, m, rows, d_down, t)),
   ]
   q = pl.program_id(0)
 
   def layer(m, carry):
     for k, (n, chunks, tiles, compute) in enumerate(phases):
       index = 4 * m + k
+      barrier = not data_sync
       if n <= grid:
         loaded = None
-        if cfg.arrive_early:
+        if barrier and cfg.arrive_early:
           _grid_arrive(count, index, interpret)
         if cfg.prefetch:
           tile_fn = tiles(jnp.minimum(q, n - 1), m)
           loaded = [tile_fn(c) for c in range(chunks)]
-        if not cfg.arrive_early:
+        if barrier and not cfg.arrive_early:
           _grid_arrive(count, index, interpret)
-        _grid_wait(count, index, grid, interpret)
+        if barrier:
+          _grid_wait(count, index, grid, interpret)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg)
         else:
           pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
       else:
-        _grid_barrier(count, index, grid, interpret)
+        if barrier:
+          _grid_barrier(count, index, grid, interpret)
 
         def block(i, c, compute=compute, n=n):
           p = q + i * grid
@@ -1159,20 +1250,28 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
   u_at = len(ins)
   ins += [u_buf, w.out_w, w.out_b, w.norm2, w.up_w, w.up_b, w.down_w, w.down_b,
           jnp.zeros((1,), jnp.int32)]
-  f32 = jnp.float32
-  outs = [jax.ShapeDtypeStruct((B, D), f32), jax.ShapeDtypeStruct((B, D), f32),
-          jax.ShapeDtypeStruct((B, D), f32), jax.ShapeDtypeStruct((B, spec.d_inner), f32),
-          jax.ShapeDtypeStruct(u_buf.shape, f32)]
+  M, I, f32 = spec.n_layers, spec.d_inner, jnp.float32
+  shapes = [(B, D), (B, D), (B, D), (B, I)]  # x, y, x1, h
   aliases = {0: 0, u_at: 4}
+  if spec.config.sync == "data":  # write-once buffers, PENDING until written
+    shapes = [(M + 1, B, D), (M, B, D), (M, B, D), (M, B, I)]
+    ins[0] = pending_fill(shapes[0]).at[0].set(jnp.where(jnp.isnan(x), jnp.nan, x))
+    for k, shape in enumerate(shapes[1:], 1):
+      aliases[len(ins)] = k
+      ins.append(pending_fill(shape))
+  outs = [jax.ShapeDtypeStruct(shape, f32) for shape in shapes]
+  outs.append(jax.ShapeDtypeStruct(u_buf.shape, f32))
   if has_conv:
     outs.append(jax.ShapeDtypeStruct(conv_state.shape, f32))
     aliases[u_at - 1] = 5
   outs.append(jax.ShapeDtypeStruct((1,), jnp.int32))
-  aliases[len(ins) - 1] = len(outs) - 1
+  aliases[u_at + 8] = len(outs) - 1  # the arrival count
   res = _whole_call(
       functools.partial(_token_kernel, spec=spec, batch=B, grid=grid, interpret=interpret), ins,
       outs, (grid,), aliases, spec.config.mix, interpret, "hyena_token_layers")
   x, u_buf = res[0], res[4]
+  if spec.config.sync == "data":
+    x = x[M]
   return x, u_buf, (res[5] if has_conv else conv_state)
 
 
