@@ -421,6 +421,22 @@ class BatchTilesTest(parameterized.TestCase):
     self.assertFalse(bool(pal._any_pending([values, values.at[0, 0].set(jnp.nan)])))  # pylint: disable=protected-access
     self.assertTrue(bool(pal._any_pending([values, values.at[2, 5].set(pal.pending_fill(()))])))  # pylint: disable=protected-access
 
+  def test_polled_read(self):
+    # _Act.read with spin on (the GPU's path, a while loop over volatile loads) returns the
+    # written values of layer slab 1 once none is PENDING (here at once; interpret mode).
+    data = jnp.asarray(np.random.default_rng(1).standard_normal((3, 2, 40)), jnp.float32)
+
+    def kernel(ref, out_ref):
+      act = pal._Act(ref, (jnp.int32(1),), poll=True, spin=True)  # pylint: disable=protected-access
+      chunks = act.read(lambda: [act.rep(1, 4, c * 32, 32, 40) for c in range(2)])
+      out_ref[:, 0:32] = chunks[0]
+      out_ref[:, 32:64] = chunks[1]
+    got = pal.pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((4, 64), jnp.float32),
+                             interpret=True)(data)
+    want = np.zeros((4, 64), np.float32)
+    want[:, :40] = np.asarray(data[1, 1])
+    np.testing.assert_array_equal(np.asarray(got), want)
+
   def test_data_sync_lowers(self):
     # The data-synchronised persistent kernel lowers at the paper shape (B = 1 batch order with
     # the prefetch, B = 8 tile order): polled loads are volatile, and there is no atomic.

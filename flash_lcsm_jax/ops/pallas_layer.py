@@ -75,7 +75,10 @@ activations). Needs every program resident at once (grid <= SMs, checked; nothin
 GPU). In interpret mode the grid is one program that walks every block (programs run one after
 another there). H100, B = 1: 0.40 / 0.35 ms per token in float32 / bfloat16 against 0.49 / 0.39
 for four launches per layer; what is left is each phase's chain of dependent memory round trips
-(experiments/NOTES.md, session 6).
+(experiments/NOTES.md, session 6). `LayerConfig.sync="data"` (opt-in, not yet measured on a GPU)
+drops the barriers: every phase writes a buffer of its own, filled with PENDING (a NaN payload
+arithmetic never produces) beforehand, and a program polls the values it reads with volatile
+loads, so the data is its own readiness flag (no fence, arrival or separate poll per phase).
 
 Expected floor. Weights per token at the paper shape: 4 D^2 + 2 D I = 5.97 M per layer x 18 =
 107.5 M (430 MB float32, 215 MB bfloat16) + the 43.4 M tied unembedding (174 / 87 MB):
