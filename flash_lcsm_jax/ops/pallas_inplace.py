@@ -70,10 +70,13 @@ def _triton_memory_op(name: str):
   return fn or getattr(pl, name)
 
 
-def _load(ref_view, mask):
-  if mask is None:
+def _load(ref_view, mask, volatile: bool = False):
+  """ref_view's values (zero where mask is False); volatile: a volatile load (read from L2 every
+  time, pallas_layer's polls)."""
+  if mask is None and not volatile:
     return ref_view[...]
-  return _triton_memory_op("load")(ref_view, mask=mask, other=0.0)
+  kwargs = {} if mask is None else dict(mask=mask, other=0.0)
+  return _triton_memory_op("load")(ref_view, volatile=volatile, **kwargs)
 
 
 def _store(ref_view, value, mask):

@@ -554,10 +554,7 @@ def _fit(mask, shape):
 
 def _ld(view, mask, volatile: bool = False):
   """A masked load whose row mask is broadcast to the view's shape."""
-  if not volatile:
-    return _load(view, _fit(mask, view.shape))
-  kwargs = {} if mask is None else dict(mask=_fit(mask, view.shape), other=0.0)
-  return _triton_memory_op("load")(view, volatile=True, **kwargs)
+  return _load(view, _fit(mask, view.shape), volatile)
 
 
 def _st(view, value, mask):
@@ -708,9 +705,10 @@ def _matvec_tile(tiles, vector, count: int):
 
 
 class _MixRefs(NamedTuple):
-  """K1's operands: x (B, D) (an _Act); norm1 (M, 2, Dk); w (M, Dm/bc, 3, bc, Dk); wb (M, 3, Dm); cw (M, K,
-  3, Dm); cb (M, 3, Dm); red (M, D); acc (M, B, D); conv_in (M, B, K-1, 3D) or None | y (B, D) (an _Act);
-  u (M, B, D); conv (M, B, K-1, 3D) or None (u and conv aliased to their inputs)."""
+  """K1's operands: x (B, D) (an _Act); norm1 (M, 2, Dk); w (M, Dm/bc, 3, bc, Dk); wb (M, 3,
+  Dm); cw (M, K, 3, Dm); cb (M, 3, Dm); red (M, D); acc (M, B, D); conv_in (M, B, K-1, 3D) or
+  None | y (B, D) (an _Act); u (M, B, D); conv (M, B, K-1, 3D) or None (u and conv aliased to
+  their inputs)."""
   x: object
   norm: object
   w: object
@@ -971,9 +969,9 @@ def _dense_kernel(*refs, d: _Dense, batch: int, bb: int):
   w_ref, b_ref = refs.pop(0), refs.pop(0)
   res_ref = refs.pop(0) if d.residual else None
   (out_ref,) = refs
-  _dense_block(_Act(v_ref), norm_ref, w_ref, b_ref, None if res_ref is None else _Act(res_ref),
-               _Act(out_ref),
-               pl.program_id(0), m_ref[0], _batch_rows(bb, batch), d)
+  res = None if res_ref is None else _Act(res_ref)
+  _dense_block(_Act(v_ref), norm_ref, w_ref, b_ref, res, _Act(out_ref), pl.program_id(0),
+               m_ref[0], _batch_rows(bb, batch), d)
 
 
 def _dense_call(m, v, norm, w, bias, res, *, n_out: int, blocks: KernelBlocks, wdtype: str,
@@ -1197,11 +1195,11 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
                                     act(x1, m, "done"), act(x, m + 1), p, m, rows, d_down, t)),
   ]
   q = pl.program_id(0)
+  barrier = not data_sync
 
   def layer(m, carry):
     for k, (n, chunks, tiles, compute) in enumerate(phases):
       index = 4 * m + k
-      barrier = not data_sync
       if n <= grid:
         loaded = None
         if barrier and cfg.arrive_early:
@@ -1254,9 +1252,10 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
   ins += [u_buf, w.out_w, w.out_b, w.norm2, w.up_w, w.up_b, w.down_w, w.down_b,
           jnp.zeros((1,), jnp.int32)]
   M, I, f32 = spec.n_layers, spec.d_inner, jnp.float32
+  data_sync = spec.config.sync == "data"
   shapes = [(B, D), (B, D), (B, D), (B, I)]  # x, y, x1, h
   aliases = {0: 0, u_at: 4}
-  if spec.config.sync == "data":  # write-once buffers, PENDING until written
+  if data_sync:  # write-once buffers, PENDING until written
     shapes = [(M + 1, B, D), (M, B, D), (M, B, D), (M, B, I)]
     ins[0] = pending_fill(shapes[0]).at[0].set(jnp.where(jnp.isnan(x), jnp.nan, x))
     for k, shape in enumerate(shapes[1:], 1):
@@ -1273,7 +1272,7 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
       functools.partial(_token_kernel, spec=spec, batch=B, grid=grid, interpret=interpret), ins,
       outs, (grid,), aliases, spec.config.mix, interpret, "hyena_token_layers")
   x, u_buf = res[0], res[4]
-  if spec.config.sync == "data":
+  if data_sync:
     x = x[M]
   return x, u_buf, (res[5] if has_conv else conv_state)
 
