@@ -91,8 +91,8 @@ def _elapsed() -> float:
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
   order_batch / order_chunk / order_tile; of the batch block: batch_blockN; of the persistent
-  loop: noprefetch, sm2 (two programs per SM), arrive_early / arrive_late, nobarrier, data
-  (LayerConfig.sync="data": the phases poll the activations instead of barriers); "A+B" applies
+  loop: noprefetch, sm2 (two programs per SM), arrive_early / arrive_late, nobarrier, data /
+  data_l1 (LayerConfig.sync: the phases poll the activations instead of barriers); "A+B" applies
   A, then B."""
   if "+" in name:
     for part in name.split("+"):
@@ -123,11 +123,11 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, arrive_early=name == "arrive_early")
   if name == "nobarrier":  # see NO_BARRIER
     return base
-  if name == "data":
-    return dataclasses.replace(base, sync="data")
+  if name in ("data", "data_l1"):
+    return dataclasses.replace(base, sync=name)
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
                    "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm2, "
-                   "arrive_early, arrive_late, nobarrier, data, A+B")
+                   "arrive_early, arrive_late, nobarrier, data, data_l1, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),

@@ -188,15 +188,19 @@ class LayerCompiledTest(KernelTestCase):
 
   # sync="data": no barriers, every phase a write-once buffer read with polling loads. Batch
   # order with and without the prefetch, the tile order (B = 4 through batch_tiles), bfloat16,
-  # one block per phase and 3-5 blocks per phase (programs=4), masked blocks.
-  @parameterized.parameters((1, "float32", 1, True), (2, "bfloat16", 1, True),
-                            (3, "float32", 4, False), (4, "float32", 1, True),
-                            (2, "float32", None, True))
-  def test_persistent_data_sync(self, batch, dtype, programs, prefetch):
+  # one block per phase and 3-5 blocks per phase (programs=4), masked blocks; "data_l1" (a
+  # compact poll, then ordinary loads) on the batch and the tile order.
+  @parameterized.parameters((1, "float32", 1, True, "data"), (2, "bfloat16", 1, True, "data"),
+                            (3, "float32", 4, False, "data"), (4, "float32", 1, True, "data"),
+                            (2, "float32", None, True, "data"),
+                            (1, "bfloat16", 4, True, "data_l1"),
+                            (4, "float32", 1, True, "data_l1"),
+                            (3, "float32", None, False, "data_l1"))
+  def test_persistent_data_sync(self, batch, dtype, programs, prefetch, sync):
     params, cfg = model(dtype=dtype, seed=12)
     config = (masked_config() if programs is None else
               pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
-    config = dataclasses.replace(config, sync="data", prefetch=prefetch)
+    config = dataclasses.replace(config, sync=sync, prefetch=prefetch)
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
   def test_data_sync_input_nan(self):
@@ -421,14 +425,16 @@ class BatchTilesTest(parameterized.TestCase):
     self.assertFalse(bool(pal._any_pending([values, values.at[0, 0].set(jnp.nan)])))  # pylint: disable=protected-access
     self.assertTrue(bool(pal._any_pending([values, values.at[2, 5].set(pal.pending_fill(()))])))  # pylint: disable=protected-access
 
-  def test_polled_read(self):
-    # _Act.read with spin on (the GPU's path, a while loop over volatile loads) returns the
-    # written values of layer slab 1 once none is PENDING (here at once; interpret mode).
+  @parameterized.parameters(False, True)
+  def test_polled_read(self, compact):
+    # _Act.read with spin on (the GPU's path, a while loop over volatile loads; compact: over one
+    # compact tile, then ordinary loads) returns the written values of layer slab 1 once none is
+    # PENDING (here at once; interpret mode).
     data = jnp.asarray(np.random.default_rng(1).standard_normal((3, 2, 40)), jnp.float32)
 
     def kernel(ref, out_ref):
-      act = pal._Act(ref, (jnp.int32(1),), poll=True, spin=True)  # pylint: disable=protected-access
-      chunks = act.read(lambda: [act.rep(1, 4, c * 32, 32, 40) for c in range(2)])
+      act = pal._Act(ref, (jnp.int32(1),), poll=True, spin=True, compact=compact)  # pylint: disable=protected-access
+      chunks = act.read(lambda a: [a.rep(1, 4, c * 32, 32, 40) for c in range(2)], 1, 1, 40)
       out_ref[:, 0:32] = chunks[0]
       out_ref[:, 32:64] = chunks[1]
     got = pal.pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((4, 64), jnp.float32),
@@ -440,6 +446,7 @@ class BatchTilesTest(parameterized.TestCase):
   def test_data_sync_lowers(self):
     # The data-synchronised persistent kernel lowers at the paper shape (B = 1 batch order with
     # the prefetch, B = 8 tile order): polled loads are volatile, and there is no atomic.
+    # (Both data modes have volatile loads: data_l1's compact polls.)
     from jax._src.pallas.triton import lowering as triton_lowering  # pylint: disable=g-import-not-at-top
     captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module
 
@@ -448,12 +455,12 @@ class BatchTilesTest(parameterized.TestCase):
       captured.append(result.module.operation.get_asm())
       return result
     for batch in (1, 8):
-      for sync in ("barrier", "data"):
+      for sync in pal.SYNCS:
         with mock.patch.object(triton_lowering, "lower_jaxpr_to_triton_module", capture):
           self.lowered_persistent(
               dataclasses.replace(pal.persistent_config(864, 1728), sync=sync), batch)
         ir = captured.pop()
-        self.assertEqual("isVolatile = true" in ir, sync == "data")
+        self.assertEqual("isVolatile = true" in ir, sync != "barrier")
         self.assertEqual("atomic_rmw" in ir, sync == "barrier")
 
 

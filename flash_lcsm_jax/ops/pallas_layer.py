@@ -78,7 +78,8 @@ for four launches per layer; what is left is each phase's chain of dependent mem
 (experiments/NOTES.md, session 6). `LayerConfig.sync="data"` (opt-in, not yet measured on a GPU)
 drops the barriers: every phase writes a buffer of its own, filled with PENDING (a NaN payload
 arithmetic never produces) beforehand, and a program polls the values it reads with volatile
-loads, so the data is its own readiness flag (no fence, arrival or separate poll per phase).
+loads, so the data is its own readiness flag (no fence, arrival or separate poll per phase);
+"data_l1" polls one compact tile, then reads the rows through L1.
 
 Expected floor. Weights per token at the paper shape: 4 D^2 + 2 D I = 5.97 M per layer x 18 =
 107.5 M (430 MB float32, 215 MB bfloat16) + the 43.4 M tied unembedding (174 / 87 MB):
@@ -164,8 +165,11 @@ PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 # "data": the activations carry their own readiness. Every phase writes a buffer of its own,
 # filled with PENDING beforehand, and a program polls the values it needs with volatile loads
 # until none is PENDING: no fence, no arrival, no separate poll, and a program waits only for
-# the values it reads.
-SYNCS = ("barrier", "data")
+# the values it reads. "data_l1": the same buffers, but a program polls one compact
+# (rows, columns) tile of the rows it needs with volatile loads, then reads them in the products'
+# replicated layouts with ordinary loads (L1 hits) whose row index depends on the poll's result:
+# "data"'s volatile polls skip L1, so its replicated tiles cost up to 8-16x the L2 requests.
+SYNCS = ("barrier", "data", "data_l1")
 # The bits of a not-yet-written float32 activation under sync="data": a quiet NaN whose payload
 # float arithmetic never produces (NVIDIA GPUs return the canonical NaN 0x7FFFFFFF). Every value
 # a phase stores is the result of arithmetic; the token's input rows are canonicalised first.
@@ -237,7 +241,8 @@ class LayerConfig:
   (`for_batch`); persistent_config sets it. programs_per_sm: how many
   programs of the persistent loop share an SM (the kernel needs them all resident at once: 2
   only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers).
-  sync: how the persistent loop's phases wait for each other, "barrier" or "data" (SYNCS)."""
+  sync: how the persistent loop's phases wait for each other, "barrier", "data" or "data_l1"
+  (SYNCS)."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -566,11 +571,14 @@ class _Act(NamedTuple):
   buffers the per-layer kernels and sync="barrier" update in place, (layer,) for sync="data"'s
   write-once buffers). poll: reads are volatile and repeated while any value is PENDING (spin;
   without spin, read once: interpret mode runs programs one after another, so a value still
-  PENDING there is a bug, and it shows up as a NaN instead of a hang)."""
+  PENDING there is a bug, and it shows up as a NaN instead of a hang). compact (sync="data_l1"):
+  the poll is one compact volatile tile, the reads after it ordinary loads whose layer index has
+  the poll's final flag (zero) added, so they cannot be issued before it."""
   ref: object
   idx: tuple = ()
   poll: bool = False
   spin: bool = True
+  compact: bool = False
 
   def at(self, *idx):
     return _at(self.ref, *self.idx, *idx)
@@ -581,22 +589,40 @@ class _Act(NamedTuple):
   def bcast(self, start, count: int, off: int, size: int, n: int):
     return _load_bcast(self.ref, self.idx, start, count, 0, off, size, n, self.poll)
 
-  def read(self, load):
-    """load() -> a list of arrays read from this buffer; polled when self.poll."""
-    if not (self.poll and self.spin):
-      return load()
-    return jax.lax.while_loop(_any_pending, lambda _: load(), load())
+  def read(self, load, start=0, count: int = 1, n: int = 0):
+    """load(view) -> a list of arrays read from this buffer through `view`; polled when
+    self.poll. start, count, n: the rows (start .. start + count) and columns (< n) load reads,
+    which a compact poll waits for."""
+    if not self.poll:
+      return load(self)
+    if self.compact:
+      cached = self._replace(poll=False)
+      if not self.spin:
+        return load(cached)
+      n_pow2 = 1 << (n - 1).bit_length()
+      rows = start + jax.lax.broadcasted_iota(jnp.int32, (count, 1), 0)
+      poll = lambda _: _pending_flag([_gather(self.ref, self.idx, rows, 0, n_pow2, n, True)])
+      zero = jax.lax.while_loop(lambda f: f > 0, poll, poll(0))
+      return load(cached._replace(idx=(self.idx[0] + zero,) + self.idx[1:]))
+    if not self.spin:
+      return load(self)
+    return jax.lax.while_loop(_any_pending, lambda _: load(self), load(self))
 
 
-def _any_pending(values: list):
-  """Whether any of the float32 arrays `values` holds PENDING_BITS (a scalar bool). Arrays of one
+def _pending_flag(values: list):
+  """1 (int32) if any of the float32 arrays `values` holds PENDING_BITS, else 0. Arrays of one
   shape are combined elementwise first, so each shape costs one reduction across the warps
   (Triton has no reduce_or, hence the max)."""
   by_shape = {}
   for v in values:
     flag = (jax.lax.bitcast_convert_type(v, jnp.int32) == PENDING_BITS).astype(jnp.int32)
     by_shape[v.shape] = flag if v.shape not in by_shape else jnp.maximum(by_shape[v.shape], flag)
-  return functools.reduce(jnp.maximum, [jnp.max(f) for f in by_shape.values()]) > 0
+  return functools.reduce(jnp.maximum, [jnp.max(f) for f in by_shape.values()])
+
+
+def _any_pending(values: list):
+  """Whether any of the float32 arrays `values` holds PENDING_BITS (a scalar bool)."""
+  return _pending_flag(values) > 0
 
 
 def pending_fill(shape) -> jax.Array:
@@ -753,7 +779,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
 
   def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
     b = rows[i]
-    xs = r.x.read(lambda: [r.x.rep(b, bc, c * chunk, chunk, D) for c in range(count)])
+    xs = r.x.read(lambda a: [a.rep(b, bc, c * chunk, chunk, D) for c in range(count)], b, 1, D)
     mean, rstd = _stats(xs, chunk, D, spec.eps)
 
     def vector(c):
@@ -792,8 +818,8 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
 
   b, order = _tile_rows(rows, spec.config.mix.order)
   if b is not None:
-    xs = r.x.read(lambda: [r.x.bcast(rows[0], len(rows), c * chunk, chunk, D)
-                           for c in range(count)])
+    xs = r.x.read(lambda a: [a.bcast(rows[0], len(rows), c * chunk, chunk, D)
+                             for c in range(count)], rows[0], len(rows), D)
     mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1, 1)
 
     def vector(c):  # layer_norm1(x[rows]) chunk c, cast to the weight dtype: (rows_b, 1, chunk)
@@ -912,7 +938,8 @@ def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p
     b = rows[i]
     vs = None
     if v.poll or d.eps is not None:  # polled: every chunk at once, before the products
-      vs = v.read(lambda: [v.rep(b, rows_per, c * chunk, chunk, d.n_in) for c in range(count)])
+      vs = v.read(lambda a: [a.rep(b, rows_per, c * chunk, chunk, d.n_in) for c in range(count)],
+                  b, 1, d.n_in)
     if d.eps is not None:
       mean, rstd = _stats(vs, chunk, d.n_in, d.eps)
 
@@ -934,13 +961,13 @@ def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p
     if d.gelu:
       y = _gelu_tanh(y)
     if d.residual:
-      y = res.read(lambda: [_ld(res.at(b, rows_sl), rmask, res.poll)])[0] + y
+      y = res.read(lambda a: [_ld(a.at(b, rows_sl), rmask, a.poll)])[0] + y
     _st(out.at(b, rows_sl), y, rmask)
 
   b, order = _tile_rows(rows, d.blocks.order)
   if b is not None:
-    vs = v.read(lambda: [v.bcast(rows[0], len(rows), c * chunk, chunk, d.n_in)
-                         for c in range(count)])
+    vs = v.read(lambda a: [a.bcast(rows[0], len(rows), c * chunk, chunk, d.n_in)
+                           for c in range(count)], rows[0], len(rows), d.n_in)
     if d.eps is not None:
       mean, rstd = _stats(vs, chunk, d.n_in, d.eps)  # (rows_b, 1, 1)
 
@@ -1136,15 +1163,17 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   spec.config.prefetch is set, a program loads its weight tile BEFORE waiting at the barrier
   (weights do not depend on the activations), so streaming weights overlaps the wait.
 
-  With spec.config.sync == "data" there are no barriers: every phase writes a buffer of its own
-  (x (M + 1, B, D): x[m] the residual entering layer m; y, x1 (M, B, D); h (M, B, I)), filled
-  with PENDING beforehand, and reads the previous phases' buffers with polling loads (_Act).
+  With spec.config.sync "data" or "data_l1" there are no barriers: every phase writes a buffer
+  of its own (x (M + 1, B, D): x[m] the residual entering layer m; y, x1 (M, B, D); h (M, B,
+  I)), filled with PENDING beforehand, and reads the previous phases' buffers with polling loads
+  (_Act).
 
   refs: x0; acc; red; norm1; mix_w; mix_b; conv_w; conv_b; [conv_in]; u_in; out_w; out_b;
-  norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros; [y0; x10; h0 if sync is "data"]
+  norm2; up_w; up_b; down_w; down_b; count_in (1,) int32 zeros; [y0; x10; h0 unless sync is
+  "barrier"]
   | x (aliased to x0; sync "barrier": (B, D), the residual, updated in place by every layer's
   down phase); y; x1; h ((B, D), (B, D), (B, I) under sync "barrier", aliased to y0, x10, h0
-  under "data"); u; [conv]; count (u, conv, count aliased to their inputs).
+  otherwise); u; [conv]; count (u, conv, count aliased to their inputs).
   """
   has_conv = spec.short_order > 1
   refs = list(refs)
@@ -1155,7 +1184,7 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   out_w, out_b, norm2, up_w, up_b, down_w, down_b, _ = refs[:8]
   del refs[:8]
   cfg, D, I = spec.config, spec.d_model, spec.d_inner
-  data_sync = cfg.sync == "data"
+  data_sync = cfg.sync != "barrier"
   if data_sync:
     del refs[:3]  # y0, x10, h0: written through y, x1, h
   x, y, x1, h, u = refs[:5]
@@ -1170,7 +1199,8 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
     polled in full before, the residuals)."""
     if not data_sync:
       return _Act(ref)
-    return _Act(ref, (m,), poll=read is not None, spin=read == "poll" and not interpret)
+    return _Act(ref, (m,), poll=read is not None, spin=read == "poll" and not interpret,
+                compact=cfg.sync == "data_l1")
 
   def mix(m):
     return _MixRefs(act(x, m, "poll"), norm1, mix_w, mix_b, conv_w, conv_b, red, acc, conv_in,
@@ -1252,7 +1282,7 @@ def _persistent_call(w: LayerWeights, x, acc, conv_state, red, u_buf, spec: Laye
   ins += [u_buf, w.out_w, w.out_b, w.norm2, w.up_w, w.up_b, w.down_w, w.down_b,
           jnp.zeros((1,), jnp.int32)]
   M, I, f32 = spec.n_layers, spec.d_inner, jnp.float32
-  data_sync = spec.config.sync == "data"
+  data_sync = spec.config.sync != "barrier"
   shapes = [(B, D), (B, D), (B, D), (B, I)]  # x, y, x1, h
   aliases = {0: 0, u_at: 4}
   if data_sync:  # write-once buffers, PENDING until written
