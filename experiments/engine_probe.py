@@ -35,7 +35,7 @@ _SKIP_VERIFY = flags.DEFINE_bool("skip_verify", False, "Skip the parity checks."
 _CASES = flags.DEFINE_list("verify_cases", ["4096:777:lazy:hybrid", "4096:777:eager:hybrid",
                                             "4096:777:flash:hybrid", "4096:0:flash:fft",
                                             "131072:0:flash:hybrid"],
-                           "Parity checks as L:P:method:tau.")
+                           "Parity checks as L:P:method:tau[:B] (B rows, default 1).")
 _SKIP_SPEED = flags.DEFINE_bool("skip_speed", False, "Only the parity checks.")
 _BLOCK = flags.DEFINE_integer("block_size", 16, "Steps per compiled block.")
 _PARTS = flags.DEFINE_list("parts", ["all", "mixer", "dense"], "Parts to time (flash hybrid).")
@@ -62,18 +62,22 @@ def verify(gen, cfg, results):
   key = jax.random.PRNGKey(1)
   refs = {}
   for case in _CASES.value:
-    L, P, method, tau = case.split(":")
-    L, P = min(int(L), cfg.l_max), int(P) % min(int(L), cfg.l_max)
-    if L not in refs:
-      tokens = jax.random.randint(key, (1, L), 0, cfg.vocab_size)
+    L, P, method, tau, *batch = case.split(":")
+    L, B = min(int(L), cfg.l_max), int(batch[0]) if batch else 1
+    P = int(P) % L
+    if (L, B) not in refs:
+      tokens = jax.random.randint(key, (B, L), 0, cfg.vocab_size)
       positions = np.unique(np.concatenate([np.arange(0, L, max(1, L // 1024)),
                                             np.arange(max(0, L - 256), L)]))
-      refs = {L: (tokens, positions, forward(gen.params, cfg, tokens, filters=gen.filters(L),
-                                              positions=positions))}
-    tokens, positions, ref = refs[L]
+      refs = {(L, B): (tokens, positions, forward(gen.params, cfg, tokens,
+                                                  filters=gen.filters(L), positions=positions))}
+    tokens, positions, ref = refs[L, B]
     t0 = time.perf_counter()
     lg = gen.decode_logits(tokens, P, method=method, tau=tau, positions=positions)
-    row = dict(L=L, P=P, method=method, tau=tau, dense_path=gen.dense_path_for(1),
+    dense_path = gen.dense_path_for(B)
+    sync = (gen._persistent_config(B).for_batch(B, cfg.dtype).sync  # pylint: disable=protected-access
+            if dense_path == "persistent" else None)
+    row = dict(L=L, P=P, B=B, method=method, tau=tau, dense_path=dense_path, sync=sync,
                matmul_precision="highest", rel_error=rel(lg, ref),
                logit_positions_compared=len(positions), seconds=time.perf_counter() - t0)
     print("verify", row, flush=True)

@@ -367,11 +367,22 @@ class BatchTilesTest(parameterized.TestCase):
                        {"tile"})
       self.assertFalse(tiled.prefetch)
       self.assertEqual(tiled.mix.rows, config.mix.rows)  # the prepared layout is unchanged
-    for batch, dtype in ((1, "float32"), (2, "float32"), (3, "float32"), (6, "float32"),
+    for batch, dtype in ((1, "float32"), (3, "float32"), (6, "float32"), (1, "bfloat16"),
                          (4, "bfloat16"), (8, "bfloat16")):
       self.assertIs(config.for_batch(batch, dtype), config)
+    # DATA_SYNC_BATCHES poll instead of the barriers, at either number of programs per SM, and
+    # keep everything else; an explicit sync is kept.
+    paired = pal.persistent_config(864, 1728, programs_per_sm=2)
+    for base in (config, paired):
+      for dtype, batches in pal.DATA_SYNC_BATCHES.items():
+        for batch in batches:
+          self.assertEqual(base.for_batch(batch, dtype),
+                           dataclasses.replace(base, sync="data_l1"))
+    explicit = dataclasses.replace(config, sync="data")
+    self.assertIs(explicit.for_batch(2, "float32"), explicit)
     manual = dataclasses.replace(config, batch_tiles=False)
     self.assertIs(manual.for_batch(8, "float32"), manual)
+    self.assertIs(manual.for_batch(2, "float32"), manual)
     self.assertFalse(pal.default_config(864, 1728).batch_tiles)
 
   def test_persistent_call_runs_the_batch_config(self):

@@ -183,7 +183,9 @@ class Generator:
     H100 B = 1 0.40 / 0.49 / 0.78 (bfloat16 0.35 / 0.39 / 0.74). Other batch sizes (B = 3, 5-7:
     the tile order needs a power of two; bfloat16 B = 4: 0.646 vs XLA 0.619) run XLA's GEMMs.
     The persistent kernel runs two programs per SM for pallas_layer.PAIRED_BATCHES (H100:
-    bfloat16 B = 1 0.349 -> 0.323, B = 2 0.446 -> 0.410; float32 B = 2 0.459 -> 0.437)."""
+    bfloat16 B = 1 0.349 -> 0.323, B = 2 0.446 -> 0.410; float32 B = 2 0.459 -> 0.437) and polls
+    instead of its barriers for pallas_layer.DATA_SYNC_BATCHES (LayerConfig.for_batch; H100,
+    B = 2: bfloat16 0.402 -> 0.366, float32 0.424 -> 0.411)."""
     if self.dense_path is not None:
       return self.dense_path
     if jax.default_backend() not in pallas_layer.GPU_BACKENDS:

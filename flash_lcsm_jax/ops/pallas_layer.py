@@ -75,11 +75,13 @@ activations). Needs every program resident at once (grid <= SMs, checked; nothin
 GPU). In interpret mode the grid is one program that walks every block (programs run one after
 another there). H100, B = 1: 0.40 / 0.35 ms per token in float32 / bfloat16 against 0.49 / 0.39
 for four launches per layer; what is left is each phase's chain of dependent memory round trips
-(experiments/NOTES.md, session 6). `LayerConfig.sync="data"` (opt-in, not yet measured on a GPU)
-drops the barriers: every phase writes a buffer of its own, filled with PENDING (a NaN payload
-arithmetic never produces) beforehand, and a program polls the values it reads with volatile
-loads, so the data is its own readiness flag (no fence, arrival or separate poll per phase);
-"data_l1" polls one compact tile, then reads the rows through L1.
+(experiments/NOTES.md, session 6). `LayerConfig.sync="data"` drops the barriers: every phase
+writes a buffer of its own, filled with PENDING (a NaN payload arithmetic never produces)
+beforehand, and a program polls the values it reads with volatile loads, so the data is its own
+readiness flag (no fence, arrival or separate poll per phase); "data_l1" polls one compact tile,
+then reads the rows through L1. On an H100 (session 12) "data" is 1.5-3x slower (its volatile
+reads of replicated tiles), "data_l1" wins at B = 2 (DATA_SYNC_BATCHES, the engine's default
+there) and is within a few percent of the barrier elsewhere.
 
 Expected floor. Weights per token at the paper shape: 4 D^2 + 2 D I = 5.97 M per layer x 18 =
 107.5 M (430 MB float32, 215 MB bfloat16) + the 43.4 M tied unembedding (174 / 87 MB):
@@ -170,6 +172,14 @@ PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 # replicated layouts with ordinary loads (L1 hits) whose row index depends on the poll's result:
 # "data"'s volatile polls skip L1, so its replicated tiles cost up to 8-16x the L2 requests.
 SYNCS = ("barrier", "data", "data_l1")
+# Batch sizes (per weight dtype) at which the persistent loop of a persistent_config polls
+# instead of its barriers (sync="data_l1", LayerConfig.batch_tiles): measured on an H100 in
+# session 12, checked against XLA at HIGHEST, side by side (experiments/NOTES.md): B = 2 with two
+# programs per SM (the engine's layout there) float32 0.4243 -> 0.4109 ms/token, bfloat16 0.4015
+# -> 0.3659 (one per SM: 0.4434 -> 0.4146, 0.4335 -> 0.3814). Not listed: B = 1 (float32
+# 0.374 -> 0.356 and 0.366 -> 0.363 in two runs at one per SM, 0.375 -> 0.393 at two; bfloat16's
+# default, two per SM, 0.313 -> 0.337), B = 8 (0.541 -> 0.625; "data": 0.558).
+DATA_SYNC_BATCHES = {"bfloat16": (2,), "float32": (2,)}
 # The bits of a not-yet-written float32 activation under sync="data": a quiet NaN whose payload
 # float arithmetic never produces (NVIDIA GPUs return the canonical NaN 0x7FFFFFFF). Every value
 # a phase stores is the result of arithmetic; the token's input rows are canonicalised first.
@@ -236,9 +246,10 @@ class LayerConfig:
   outstanding memory operations) does not wait for the weight tile (on an H200: 1-5% off the
   dense path at B = 1 and 2, results bit-identical; experiments/NOTES.md, session 8).
   persistent: the blocks are sized for the persistent loop (persistent_config), which is then
-  token_step_fused's default layer loop. batch_tiles: in the persistent loop, batches of the
-  sizes in TILE_BATCHES[dtype] run every kernel in the "tile" order without the prefetch
-  (`for_batch`); persistent_config sets it. programs_per_sm: how many
+  token_step_fused's default layer loop. batch_tiles: the persistent loop makes its measured
+  per-batch choices (`for_batch`): batches of the sizes in TILE_BATCHES[dtype] run every kernel
+  in the "tile" order without the prefetch, those in DATA_SYNC_BATCHES[dtype] poll instead of
+  the barriers (sync="data_l1"); persistent_config sets it. programs_per_sm: how many
   programs of the persistent loop share an SM (the kernel needs them all resident at once: 2
   only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers).
   sync: how the persistent loop's phases wait for each other, "barrier", "data" or "data_l1"
@@ -262,12 +273,18 @@ class LayerConfig:
 
   def for_batch(self, batch: int, dtype) -> "LayerConfig":
     """The config the persistent loop runs for B = batch rows of `dtype` weights: with
-    batch_tiles, one program per SM and B in TILE_BATCHES[dtype], the tile order without the
-    prefetch; else self (two programs per SM keep their order: the tile order's 4-warp layouts
-    lost at B = 8, 0.545 -> 0.943 ms/token on an H100)."""
-    if not self.batch_tiles or self.programs_per_sm > 1 or not is_tile_batch(batch, dtype):
+    batch_tiles, sync="data_l1" instead of the barriers for B in DATA_SYNC_BATCHES[dtype], and
+    with one program per SM and B in TILE_BATCHES[dtype] the tile order without the prefetch;
+    else self (two programs per SM keep their order: the tile order's 4-warp layouts lost at
+    B = 8, 0.545 -> 0.943 ms/token on an H100)."""
+    if not self.batch_tiles:
       return self
-    return dataclasses.replace(self.replace_blocks(order="tile"), prefetch=False,
+    config = self
+    if self.sync == "barrier" and batch in DATA_SYNC_BATCHES.get(jnp.dtype(dtype).name, ()):
+      config = dataclasses.replace(config, sync="data_l1")
+    if self.programs_per_sm > 1 or not is_tile_batch(batch, dtype):
+      return config
+    return dataclasses.replace(config.replace_blocks(order="tile"), prefetch=False,
                                batch_tiles=False)
 
   def __post_init__(self):
