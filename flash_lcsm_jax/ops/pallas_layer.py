@@ -169,7 +169,7 @@ PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 # until none is PENDING: no fence, no arrival, no separate poll, and a program waits only for
 # the values it reads. "data_l1": the same buffers, but a program polls one compact
 # (rows, columns) tile of the rows it needs with volatile loads, then reads them in the products'
-# replicated layouts with ordinary loads (L1 hits) whose row index depends on the poll's result:
+# replicated layouts with ordinary loads (L1 hits) whose layer index depends on the poll's result:
 # "data"'s volatile polls skip L1, so its replicated tiles cost up to 8-16x the L2 requests.
 SYNCS = ("barrier", "data", "data_l1")
 # Batch sizes (per weight dtype) at which the persistent loop of a persistent_config polls
@@ -616,6 +616,8 @@ class _Act(NamedTuple):
       cached = self._replace(poll=False)
       if not self.spin:
         return load(cached)
+      if n < 1:
+        raise ValueError(f"a compact poll needs the columns it waits for (n >= 1), got n={n}")
       n_pow2 = 1 << (n - 1).bit_length()
       rows = start + jax.lax.broadcasted_iota(jnp.int32, (count, 1), 0)
       poll = lambda _: _pending_flag([_gather(self.ref, self.idx, rows, 0, n_pow2, n, True)])
