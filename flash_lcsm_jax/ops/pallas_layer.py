@@ -178,7 +178,8 @@ SYNCS = ("barrier", "data", "data_l1")
 # programs per SM (the engine's layout there) float32 0.4243 -> 0.4109 ms/token, bfloat16 0.4015
 # -> 0.3659 (one per SM: 0.4434 -> 0.4146, 0.4335 -> 0.3814). Not listed: B = 1 (float32
 # 0.374 -> 0.356 and 0.366 -> 0.363 in two runs at one per SM, 0.375 -> 0.393 at two; bfloat16's
-# default, two per SM, 0.313 -> 0.337), B = 8 (0.541 -> 0.625; "data": 0.558).
+# default, two per SM, 0.313 -> 0.337), B = 4 (bfloat16 0.789 -> 0.848, float32 0.488 -> 0.537),
+# B = 8 (0.541 -> 0.625; "data": 0.558).
 DATA_SYNC_BATCHES = {"bfloat16": (2,), "float32": (2,)}
 # The bits of a not-yet-written float32 activation under sync="data": a quiet NaN whose payload
 # float arithmetic never produces (NVIDIA GPUs return the canonical NaN 0x7FFFFFFF). Every value
