@@ -613,20 +613,18 @@ class _Act(NamedTuple):
     which a compact poll waits for."""
     if not self.poll:
       return load(self)
-    if self.compact:
-      cached = self._replace(poll=False)
-      if not self.spin:
-        return load(cached)
-      if n < 1:
-        raise ValueError(f"a compact poll needs the columns it waits for (n >= 1), got n={n}")
-      n_pow2 = 1 << (n - 1).bit_length()
-      rows = start + jax.lax.broadcasted_iota(jnp.int32, (count, 1), 0)
-      poll = lambda _: _pending_flag([_gather(self.ref, self.idx, rows, 0, n_pow2, n, True)])
-      zero = jax.lax.while_loop(lambda f: f > 0, poll, poll(0))
-      return load(cached._replace(idx=(self.idx[0] + zero,) + self.idx[1:]))
+    view = self._replace(poll=False) if self.compact else self  # compact: ordinary loads
     if not self.spin:
-      return load(self)
-    return jax.lax.while_loop(_any_pending, lambda _: load(self), load(self))
+      return load(view)
+    if not self.compact:
+      return jax.lax.while_loop(_any_pending, lambda _: load(view), load(view))
+    if n < 1:
+      raise ValueError(f"a compact poll needs the columns it waits for (n >= 1), got n={n}")
+    n_pow2 = 1 << (n - 1).bit_length()
+    rows = start + jax.lax.broadcasted_iota(jnp.int32, (count, 1), 0)
+    poll = lambda _: _pending_flag([_gather(self.ref, self.idx, rows, 0, n_pow2, n, True)])
+    zero = jax.lax.while_loop(lambda f: f > 0, poll, poll(0))
+    return load(view._replace(idx=(self.idx[0] + zero,) + self.idx[1:]))
 
 
 def _pending_flag(values: list):
