@@ -1,0 +1,190 @@
+"""How fast each way of forming the batched products streams the weights at B = 4 / 8 (no GPU
+needed to check it: --interpret runs the kernels as XLA ops).
+
+The persistent dense path's "tile" order (ops/pallas_layer.py, the engine's float32 B = 4 / 8
+path) forms out[b, r] = sum_k x[b, k] w[r, k] as (B, rows, chunk) broadcasts accumulated over
+Python-unrolled column chunks ("bcast" below). Its partial sums take most of the registers, so
+the next chunk's weights cannot be in flight while a chunk is multiplied: each program waits
+for one weight tile after another (session 10: ~9 GB/s per SM, a third of what an SM can
+stream). "dot" forms the same sums with a float32 dot (FMA, exact: no TF32) per chunk inside a
+fori_loop; Triton's software pipeliner then copies the next `stages - 1` chunks' tiles into
+shared memory asynchronously (cp.async) while the current chunk is multiplied, and the partial
+sums are only (B, rows) per group.
+
+Each kernel here is one phase of the dense path repeated over M layers WITHOUT grid barriers:
+program p streams rows [p * rows, (p + 1) * rows) of every layer's (groups, n_out, n_in) weights
+against that layer's (B, n_in) activations. Its time is the form's streaming bound for that
+phase (the persistent kernel adds its barriers on top). Shapes: the paper config's mix (3 groups
+of 864 x 864), out (864 x 864), up (1728 x 864), down (864 x 1728), 108 programs each, as
+persistent_config gives on 132 SMs.
+
+  PYTHONPATH=. python experiments/product_forms_gpu.py --batches=8 --forms=bcast,dot1,dot2,dot3
+
+Writes JSON (device, jax version, per phase / form / batch: relative error against an einsum at
+HIGHEST, median and min microseconds per call, GB/s of weights) to --out (default
+$OUT/product_forms.json).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flash_lcsm_jax.ops import pallas_direct
+from flash_lcsm_jax.ops.pallas_inplace import _load  # pylint: disable=protected-access
+from jax.experimental import pallas as pl
+
+_OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/product_forms.json).")
+_BATCHES = flags.DEFINE_list("batches", ["8"], "Batch sizes.")
+_FORMS = flags.DEFINE_list("forms", ["bcast", "dot1", "dot2", "dot3", "dot4"],
+                           "bcast, or dot<stages>.")
+_PHASES = flags.DEFINE_list("phases", ["mix", "out", "up", "down"], "Phases to run.")
+_WARPS = flags.DEFINE_list("warps", ["8"], "num_warps values.")
+_CHUNK = flags.DEFINE_integer("chunk", 128, "Columns per step.")
+_LAYERS = flags.DEFINE_integer("layers", 18, "M.")
+_REPEATS = flags.DEFINE_integer("repeats", 30, "Timed calls per entry.")
+_INTERPRET = flags.DEFINE_bool("interpret", False, "Run the kernels as XLA ops (CPU check).")
+
+# (groups, n_out, n_in, rows per program) of the paper config's phases (persistent_config, 132 SMs)
+PHASES = {"mix": (3, 864, 864, 8), "out": (1, 864, 864, 8), "up": (1, 1728, 864, 16),
+          "down": (1, 864, 1728, 8)}
+
+
+def _cols(off, chunk: int, n: int):
+  """(1, chunk) mask of the columns < n of the chunk at `off` (traced or static)."""
+  return off + jax.lax.broadcasted_iota(jnp.int32, (1, chunk), 1) < n
+
+
+def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
+  """x (M, B, 1, n_in); w (M, G, 1, n_out, n_in) | o (M, G, B, n_out): program p's rows of every
+  layer, layer after layer."""
+  M, B, _, n_in = x_ref.shape
+  G = w_ref.shape[1]
+  r0 = pl.program_id(0) * rows
+  count = -(-n_in // chunk)
+  zero = jnp.int32(0)
+
+  def layer(m, carry):
+    if form == "bcast":  # the tile order today: (B, rows, chunk) partial sums, unrolled chunks
+      acc = [None] * G
+      for c in range(count):
+        off = c * chunk
+        mask = None if off + chunk <= n_in else _cols(off + 0 * m, chunk, n_in)
+        start = off if mask is None else off + 0 * m
+        x = _load(x_ref.at[m, :, :, pl.ds(start, chunk)],
+                  None if mask is None else jnp.broadcast_to(mask[None], (B, 1, chunk)))
+        for g in range(G):
+          w = _load(w_ref.at[m, jnp.int32(g), :, pl.ds(r0, rows), pl.ds(start, chunk)],
+                    None if mask is None else jnp.broadcast_to(mask[None], (1, rows, chunk)))
+          acc[g] = x * w if acc[g] is None else acc[g] + x * w
+      sums = [jnp.sum(a, axis=2) for a in acc]
+    else:  # dot: (B, rows) sums, chunks in a loop the pipeliner can overlap
+
+      def step(c, accs):
+        off = pl.multiple_of(c * chunk, chunk)
+        mask = _cols(off, chunk, n_in)
+        x = _load(x_ref.at[m, :, zero, pl.ds(off, chunk)], jnp.broadcast_to(mask, (B, chunk)))
+        out = []
+        for g in range(G):
+          w = _load(w_ref.at[m, jnp.int32(g), zero, pl.ds(r0, rows), pl.ds(off, chunk)],
+                    jnp.broadcast_to(mask, (rows, chunk)))
+          out.append(accs[g] + jax.lax.dot_general(
+              x, w, (((1,), (1,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
+              preferred_element_type=jnp.float32))
+        return tuple(out)
+      sums = jax.lax.fori_loop(0, count, step,
+                               tuple(jnp.zeros((B, rows), jnp.float32) for _ in range(G)))
+    for g in range(G):
+      o_ref[m, g, :, pl.ds(r0, rows)] = sums[g]
+    return carry
+  jax.lax.fori_loop(0, M, layer, 0)
+
+
+def phase_call(form: str, rows: int, n_out: int, chunk: int, warps: int, interpret: bool):
+  """The pallas_call of one form: (x (M, B, 1, n_in), w (M, G, 1, n_out, n_in)) -> (M, G, B,
+  n_out)."""
+  stages = 1 if form == "bcast" else int(form[3:])
+  if form != "bcast" and not form.startswith("dot"):
+    raise ValueError(f"form must be bcast or dot<stages>, got {form!r}")
+  programs = n_out // rows
+
+  def call(x, w):
+    M, B, _, _ = x.shape
+    G = w.shape[1]
+    return pl.pallas_call(
+        functools.partial(_kernel, form=form, chunk=chunk, rows=rows),
+        out_shape=jax.ShapeDtypeStruct((M, G, B, n_out), jnp.float32), grid=(programs,),
+        interpret=interpret,
+        compiler_params=None if interpret else pallas_direct.triton_compiler_params(warps,
+                                                                                   stages))(x, w)
+  return jax.jit(call)
+
+
+def reference(x, w):
+  return jnp.einsum("mbk,mgnk->mgbn", x[:, :, 0], w[:, :, 0],
+                    precision=jax.lax.Precision.HIGHEST)
+
+
+def _median_us(fn, repeats: int):
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append((time.perf_counter() - t) * 1e6)
+  return statistics.median(times), min(times)
+
+
+def run(phases, forms, batches, warps_list, chunk, layers, repeats, interpret):
+  rows_out = []
+  key = jax.random.PRNGKey(0)
+  for name in phases:
+    G, n_out, n_in, rows = PHASES[name]
+    for batch in batches:
+      key, kx, kw = jax.random.split(key, 3)
+      x = jax.random.normal(kx, (layers, batch, 1, n_in), jnp.float32)
+      w = jax.random.normal(kw, (layers, G, 1, n_out, n_in), jnp.float32) / np.sqrt(n_in)
+      ref = reference(x, w)
+      for form in forms:
+        for warps in warps_list:
+          entry = dict(phase=name, form=form, batch=batch, warps=warps, rows=rows, chunk=chunk)
+          try:
+            fn = phase_call(form, rows, n_out, chunk, warps, interpret)
+            out = fn(x, w)
+            entry["rel_error"] = float(jnp.max(jnp.abs(out - ref)) / jnp.max(jnp.abs(ref)))
+            if not interpret:
+              med, low = _median_us(lambda: fn(x, w), repeats)
+              entry.update(median_us=med, min_us=low,
+                           weight_gb_s=w.size * 4 / (med * 1e-6) / 1e9)
+          except Exception as e:  # pylint: disable=broad-except
+            entry["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+          print(json.dumps(entry), flush=True)
+          rows_out.append(entry)
+  return rows_out
+
+
+def main(argv):
+  del argv
+  entries = run(_PHASES.value, _FORMS.value, [int(b) for b in _BATCHES.value],
+                [int(w) for w in _WARPS.value], _CHUNK.value, _LAYERS.value, _REPEATS.value,
+                _INTERPRET.value)
+  out = _OUT.value or os.path.join(os.environ.get("OUT", "results"), "product_forms.json")
+  dev = jax.devices()[0]
+  with open(out, "w") as f:
+    json.dump(dict(device=dev.device_kind, jax=jax.__version__, dtype="float32",
+                   precision="highest (exact float32 products in both forms)",
+                   layers=_LAYERS.value, entries=entries), f, indent=1)
+  print("wrote", out)
+
+
+if __name__ == "__main__":
+  app.run(main)
