@@ -46,7 +46,7 @@ from jax.experimental import pallas as pl
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/product_forms.json).")
 _BATCHES = flags.DEFINE_list("batches", ["8"], "Batch sizes.")
 _FORMS = flags.DEFINE_list("forms", ["bcast", "dot1", "dot2", "dot3", "dot4"],
-                           "bcast, or dot<stages>.")
+                           "bcast, or (dot | tf32x3_ | tf32_)<stages>.")
 _PHASES = flags.DEFINE_list("phases", ["mix", "out", "up", "down"], "Phases to run.")
 _WARPS = flags.DEFINE_list("warps", ["8"], "num_warps values.")
 _CHUNK = flags.DEFINE_integer("chunk", 128, "Columns per step.")
@@ -57,6 +57,14 @@ _INTERPRET = flags.DEFINE_bool("interpret", False, "Run the kernels as XLA ops (
 # (groups, n_out, n_in, rows per program) of the paper config's phases (persistent_config, 132 SMs)
 PHASES = {"mix": (3, 864, 864, 8), "out": (1, 864, 864, 8), "up": (1, 1728, 864, 16),
           "down": (1, 864, 1728, 8)}
+
+
+# dot<stages>: exact float32 FMA dots (Triton's "ieee"); tf32x3<stages>: three TF32 products on the
+# tensor cores (hi * hi + hi * lo + lo * hi: about float32's accuracy); tf32<stages>: one TF32
+# product (10-bit mantissas: NOT exact enough for the engine, timed as the tensor cores' bound).
+_DOT_PRECISION = {"dot": jax.lax.Precision.HIGHEST,
+                  "tf32x3_": jax.lax.DotAlgorithmPreset.TF32_TF32_F32_X3,
+                  "tf32_": jax.lax.DotAlgorithmPreset.TF32_TF32_F32}
 
 
 def _cols(off, chunk: int, n: int):
@@ -98,7 +106,7 @@ def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
           w = _load(w_ref.at[m, jnp.int32(g), zero, pl.ds(r0, rows), pl.ds(off, chunk)],
                     jnp.broadcast_to(mask, (rows, chunk)))
           out.append(accs[g] + jax.lax.dot_general(
-              x, w, (((1,), (1,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
+              x, w, (((1,), (1,)), ((), ())), precision=_DOT_PRECISION[form.rstrip("0123456789")],
               preferred_element_type=jnp.float32))
         return tuple(out)
       sums = jax.lax.fori_loop(0, count, step,
@@ -112,9 +120,10 @@ def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
 def phase_call(form: str, rows: int, n_out: int, chunk: int, warps: int, interpret: bool):
   """The pallas_call of one form: (x (M, B, 1, n_in), w (M, G, 1, n_out, n_in)) -> (M, G, B,
   n_out)."""
-  stages = 1 if form == "bcast" else int(form[3:])
-  if form != "bcast" and not form.startswith("dot"):
-    raise ValueError(f"form must be bcast or dot<stages>, got {form!r}")
+  kind = form.rstrip("0123456789")
+  if form != "bcast" and (kind not in _DOT_PRECISION or kind == form):
+    raise ValueError(f"form must be bcast or (dot | tf32x3_ | tf32_)<stages>, got {form!r}")
+  stages = 1 if form == "bcast" else int(form[len(kind):])
   programs = n_out // rows
 
   def call(x, w):
