@@ -75,9 +75,8 @@ def verify(gen, cfg, results):
     t0 = time.perf_counter()
     lg = gen.decode_logits(tokens, P, method=method, tau=tau, positions=positions)
     dense_path = gen.dense_path_for(B)
-    sync = (gen._persistent_config(B).for_batch(B, cfg.dtype).sync  # pylint: disable=protected-access
-            if dense_path == "persistent" else None)
-    row = dict(L=L, P=P, B=B, method=method, tau=tau, dense_path=dense_path, sync=sync,
+    row = dict(L=L, P=P, B=B, method=method, tau=tau, dense_path=dense_path,
+               sync=gen.dense_sync_for(B),
                matmul_precision="highest", rel_error=rel(lg, ref),
                logit_positions_compared=len(positions), seconds=time.perf_counter() - t0)
     print("verify", row, flush=True)

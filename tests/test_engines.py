@@ -193,6 +193,11 @@ def test_dense_path_on_a_gpu(monkeypatch, cores):
   assert bf16.dense_path_for(4) == "xla" and bf16.dense_path_for(1) == small
   persistent = Generator(params, cfg, dense_path="persistent")
   assert persistent.dense_path_for(1) == "persistent"
+  if cores != 1:  # the synchronisation each batch's persistent kernel runs (DATA_SYNC_BATCHES)
+    assert pallas_layer.DATA_SYNC_BATCHES["float32"] == (2,)
+    assert [gen.dense_sync_for(b) for b in (1, 2, 3, 4, 8)] == [
+        "barrier", "data_l1", None, "barrier", "barrier"]
+  assert Generator(params, cfg, dense_path="xla").dense_sync_for(2) is None
   if cores == 1:
     with pytest.raises(ValueError, match="needs blocks of <= 16 rows"):
       persistent.dense_weights(1)

@@ -212,6 +212,14 @@ class Generator:
           f"I={self.cfg.d_inner}: use dense_path='fused'")
     return config
 
+  def dense_sync_for(self, batch: int) -> str | None:
+    """How the persistent kernel's programs wait for each other's phases for this batch
+    ("barrier" or "data_l1", pallas_layer.LayerConfig.sync as for_batch sets it), or None where
+    the batch runs another dense path (they have no grid-wide phases)."""
+    if self.dense_path_for(batch) != "persistent":
+      return None
+    return self._persistent_config(batch).for_batch(batch, self.cfg.dtype).sync
+
   def unroll_steps_for(self, batch: int) -> bool:
     """Whether lazy / eager blocks unroll their steps: unroll_steps if set, else with the fused
     dense path (H100, B = 1, experiments/block_probe.py: a lazy block with the fused path took
