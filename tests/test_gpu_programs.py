@@ -180,3 +180,17 @@ def test_ptx_broadcast_forms_compute_the_same_product():
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5, err_msg=form)
   with pytest.raises(ValueError, match="form must be one of"):
     ptx_broadcast.product("4d", batch, rows, chunk, chunks, interpret=True)
+
+
+def test_dense_gpu_barrier_variant_undoes_the_batch_choice():
+  # persistent_config polls at B = 2 (DATA_SYNC_BATCHES); the "barrier" variant keeps the
+  # barriers there, for side-by-side timings against the default.
+  from experiments import dense_gpu  # pylint: disable=g-import-not-at-top
+  from flash_lcsm_jax.ops import pallas_layer as pal  # pylint: disable=g-import-not-at-top
+  base = pal.persistent_config(864, 1728)
+  assert base.for_batch(2, "float32").sync == "data_l1"
+  for name in ("barrier", "sm2+barrier", "barrier+sm2"):
+    config = dense_gpu.variant_config(name, base)
+    assert config.for_batch(2, "float32").sync == "barrier"
+    assert config.for_batch(2, "bfloat16").sync == "barrier"
+    assert config.programs_per_sm == (2 if "sm2" in name else 1)
