@@ -184,13 +184,23 @@ def test_ptx_broadcast_forms_compute_the_same_product():
 
 def test_dense_gpu_barrier_variant_undoes_the_batch_choice():
   # persistent_config polls at B = 2 (DATA_SYNC_BATCHES); the "barrier" variant keeps the
-  # barriers there, for side-by-side timings against the default.
-  from experiments import dense_gpu  # pylint: disable=g-import-not-at-top
-  from flash_lcsm_jax.ops import pallas_layer as pal  # pylint: disable=g-import-not-at-top
-  base = pal.persistent_config(864, 1728)
-  assert base.for_batch(2, "float32").sync == "data_l1"
-  for name in ("barrier", "sm2+barrier", "barrier+sm2"):
-    config = dense_gpu.variant_config(name, base)
-    assert config.for_batch(2, "float32").sync == "barrier"
-    assert config.for_batch(2, "bfloat16").sync == "barrier"
-    assert config.programs_per_sm == (2 if "sm2" in name else 1)
+  # barriers there, for side-by-side timings against the default. dense_gpu defines absl flags
+  # that other experiment modules define too, so it is imported in its own process, as the
+  # device runs it.
+  code = textwrap.dedent("""\
+      from experiments import dense_gpu
+      from flash_lcsm_jax.ops import pallas_layer as pal
+      base = pal.persistent_config(864, 1728)
+      assert base.for_batch(2, "float32").sync == "data_l1"
+      for name in ("barrier", "sm2+barrier", "barrier+sm2"):
+        config = dense_gpu.variant_config(name, base)
+        assert config.for_batch(2, "float32").sync == "barrier", name
+        assert config.for_batch(2, "bfloat16").sync == "barrier", name
+        assert config.programs_per_sm == (2 if "sm2" in name else 1), name
+      print("ok")
+      """)
+  env = dict(os.environ, PYTHONPATH=_ROOT)
+  proc = subprocess.run([sys.executable, "-c", code], cwd=_ROOT, env=env, capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip() == "ok"
