@@ -1,4 +1,4 @@
-# Session 13, device call 3.
+# Session 14, device call 1 (session 13's call 3, which found no device, plus (c)).
 # (a) Is a Pallas launch inside XLA's command buffers (CUDA graphs)? In session 4's chains a U = 1
 #     Pallas tile took 7.3 us of wall time for a 1.6 us kernel, while XLA's direct tile paid ~3 us
 #     per launch (jax issue 27988: Pallas calls were left out of command buffers by default). The
@@ -7,13 +7,18 @@
 #     buffers off while XLA's slows down, and faster (<= 4 us) when CUSTOM_CALL captures it.
 # (b) session 12 adopted sync="data_l1" at B = 2 from H100 timings only: B = 2 default (sm2,
 #     data_l1) vs the barrier (sm2) on this card, checked against XLA at HIGHEST.
+# (c) the lazy baseline's history read at B = 1 and 8: the engine's XLA form, two other layouts
+#     and a Pallas kernel that loads each filter tile once for every batch row. Prediction: at
+#     B = 8 XLA's form re-reads the filter per row (2.2-2.5 TB/s by the least-bytes count);
+#     the Pallas form 3.5+ TB/s; B = 1 both ~4 TB/s.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
-D=/tmp/res_s13c3
+D=/tmp/res_s14c1
 source experiments/gpu_common.sh
 tiles() {  # NAME FLAGS
   XLA_FLAGS="$2" run_logged 90 python3 experiments/tile_kernels_gpu.py --levels=0,1 \
     --repeats=20 --out=$D/tiles_$1.json
 }
+run_logged 100 python3 experiments/lazy_read_gpu.py --out=$D/lazy_read.json
 tiles default ""
 tiles cmd_custom "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN"
 tiles cmd_off "--xla_gpu_enable_command_buffer="
