@@ -16,9 +16,9 @@ the honest baseline for #3's B = 8 ratio. Forms timed on the paper shape (M = 18
   xla_bsd   the engine's form today (history (M, B, W, D));
   xla_sdb   history (M, W, D, B): batch minor, so a reduction block holds every row of its channels;
   xla_sbd   history (M, W, B, D);
-  pallas    a Triton kernel on today's layout: a program loads a (chunk, channels) filter tile
-            once and the B history tiles at the same positions, accumulates (B, chunk,
-            channels), for one of `splits` ranges of the window; XLA sums the splits.
+  pallas    flash_lcsm_jax/ops/lazy_read.py on today's layout: a program loads a (chunk,
+            channels) filter tile once and the B history tiles at the same positions, for one of
+            `splits` ranges of the window; XLA sums the splits.
 
 Each form is checked against float64 on a small random case first; each timing is the median of
 --repeats calls (one call reads GBs: host overhead is negligible).
@@ -37,8 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from flash_lcsm_jax.ops import pallas_direct
-from flash_lcsm_jax.ops.pallas_direct import pl
+from flash_lcsm_jax.ops import lazy_read
 
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
 _CASES = flags.DEFINE_list("cases", ["1:32768", "1:65536", "8:16384", "8:32768"],
@@ -49,7 +48,6 @@ _SPLITS = flags.DEFINE_list("splits", ["8", "32"], "Window splits of the Pallas 
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run: small shapes, Pallas in interpret mode.")
 
 FORMS = ("xla_bsd", "xla_sdb", "xla_sbd", "pallas")
-CHANNELS, CHUNK = 32, 16  # Pallas block: (CHUNK positions, CHANNELS channels) per load
 
 
 def history_layout(form: str) -> str:
@@ -62,53 +60,11 @@ def to_layout(hist_bsd: jax.Array, layout: str) -> jax.Array:
           "sbd": jnp.transpose(hist_bsd, (0, 2, 1, 3))}[layout]
 
 
-def _lazy_kernel(off_ref, hr_ref, buf_ref, out_ref, *, window: int, splits: int, batch: int):
-  """Program (m, channel block c, split s): z partial over positions [s * W/S, (s+1) * W/S)."""
-  m, c, s = pl.program_id(0), pl.program_id(1), pl.program_id(2)
-  per_split = window // splits
-  channels = pl.ds(c * CHANNELS, CHANNELS)
-  start = s * per_split
-  off = off_ref[0]
-
-  def body(i, acc):
-    pos = start + i * CHUNK
-    h = hr_ref[m, pl.ds(off + pos, CHUNK), channels]  # loaded once for every batch row
-    return tuple(a + buf_ref[m, b, pl.ds(pos, CHUNK), channels] * h for b, a in enumerate(acc))
-
-  acc = tuple(jnp.zeros((CHUNK, CHANNELS), jnp.float32) for _ in range(batch))
-  acc = jax.lax.fori_loop(0, per_split // CHUNK, body, acc)
-  for b, a in enumerate(acc):
-    out_ref[m, s, b, channels] = jnp.sum(a, axis=0)
-
-
-@functools.partial(jax.jit, static_argnames=("window", "splits", "interpret"))
-def lazy_read_pallas(buf: jax.Array, hr: jax.Array, off: jax.Array, *, window: int, splits: int,
-                     interpret: bool = False) -> jax.Array:
-  """z (M, B, D) from history buf (M, B, >= window, D) and reversed filter hr (M, Lh, D)."""
-  M, B, _, D = buf.shape
-  if D % CHANNELS or window % (splits * CHUNK):
-    raise ValueError(f"need D % {CHANNELS} == 0 and window % (splits * {CHUNK}) == 0, got "
-                     f"D={D}, window={window}, splits={splits}")
-  off_arr = jnp.reshape(jnp.asarray(off, jnp.int32), (1,))
-  kernel = functools.partial(_lazy_kernel, window=window, splits=splits, batch=B)
-  partial = pl.pallas_call(
-      kernel,
-      out_shape=jax.ShapeDtypeStruct((M, splits, B, D), jnp.float32),
-      grid=(M, D // CHANNELS, splits),
-      in_specs=[pl.BlockSpec(), pl.BlockSpec(), pl.BlockSpec()],
-      out_specs=pl.BlockSpec(),
-      interpret=interpret,
-      compiler_params=None if interpret else pallas_direct.triton_compiler_params(4, 1),
-      name="lazy_read",
-  )(off_arr, hr, buf)
-  return jnp.sum(partial, axis=1)
-
-
 def xla_read(hist: jax.Array, hr: jax.Array, off: jax.Array, layout: str, window: int):
-  """The engine's multiply-reduce, in the given history layout; returns (M, B, D)."""
-  h = jax.lax.dynamic_slice_in_dim(hr, off, window, axis=1)  # (M, W, D)
+  """The multiply-reduce in the given history layout; returns (M, B, D)."""
   if layout == "bsd":
-    return jnp.sum(hist[:, :, :window] * h[:, None], axis=2)
+    return lazy_read.reference(hist, hr, off, window)
+  h = jax.lax.dynamic_slice_in_dim(hr, off, window, axis=1)  # (M, W, D)
   if layout == "sdb":
     return jnp.transpose(jnp.sum(hist[:, :window] * h[..., None], axis=1), (0, 2, 1))
   return jnp.sum(hist[:, :window] * h[:, :, None], axis=1)
@@ -116,8 +72,8 @@ def xla_read(hist: jax.Array, hr: jax.Array, off: jax.Array, layout: str, window
 
 def read_fn(form: str, window: int, splits: int, interpret: bool):
   if form == "pallas":
-    return jax.jit(lambda hist, hr, off: lazy_read_pallas(hist, hr, off, window=window,
-                                                          splits=splits, interpret=interpret))
+    return jax.jit(functools.partial(lazy_read.history_read, window=window, splits=splits,
+                                     implementation="interpret" if interpret else "pallas"))
   if form not in FORMS:
     raise ValueError(f"form must be one of {FORMS}, got {form!r}")
   return jax.jit(functools.partial(xla_read, layout=history_layout(form), window=window))
@@ -125,7 +81,7 @@ def read_fn(form: str, window: int, splits: int, interpret: bool):
 
 def check(form: str, splits: int, interpret: bool, rng) -> float:
   """Max relative error of the form against float64 on a fresh random case."""
-  M, B, W, D, extra = 2, 3, 8 * splits * CHUNK, 2 * CHANNELS, 37
+  M, B, W, D, extra = 2, 3, 8 * splits * lazy_read.CHUNK, 2 * lazy_read.CHANNELS, 37
   hist = rng.standard_normal((M, B, W, D)).astype(np.float32)
   hr = rng.standard_normal((M, W + extra, D)).astype(np.float32)
   off = int(rng.integers(0, extra + 1))
@@ -195,7 +151,8 @@ def main(argv):
         rows.append(row)
         common.log("lazy_read", str(row))
   data = dict(experiment="lazy_read", environment=common.environment("cpu" if tiny else "gpu"),
-              shape=dict(M=M, D=D), chunk=CHUNK, channels=CHANNELS, checks=checks, rows=rows,
+              shape=dict(M=M, D=D), chunk=lazy_read.CHUNK, channels=lazy_read.CHANNELS,
+              checks=checks, rows=rows,
               checks_passed=all(c["ok"] for c in checks), complete=True,
               wall_s=time.perf_counter() - started)
   path = common.write_json_file(common.output_path(_OUT.value, "lazy_read.json"), data)
