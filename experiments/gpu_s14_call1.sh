@@ -3,7 +3,7 @@
 #     Pallas tile took 7.3 us of wall time for a 1.6 us kernel, while XLA's direct tile paid ~3 us
 #     per launch (jax issue 27988: Pallas calls were left out of command buffers by default). The
 #     same chains (U = 1, 2) under XLA_FLAGS: default; CUSTOM_CALL named explicitly; command buffers
-#     off. (Trimmed in session 14 to fit the device time left: no min-graph-size run.) Prediction if Pallas is left out: the Pallas tile unchanged with
+#     off. (Trimmed in session 14 to fit the device time left: default and CUSTOM_CALL only.) Prediction if Pallas is left out: the Pallas tile unchanged with
 #     buffers off while XLA's slows down, and faster (<= 4 us) when CUSTOM_CALL captures it.
 # (b) session 12 adopted sync="data_l1" at B = 2 from H100 timings only: B = 2 default (sm2,
 #     data_l1) vs the barrier (sm2) on this card, checked against XLA at HIGHEST.
@@ -15,12 +15,11 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s14c1
 source experiments/gpu_common.sh
 tiles() {  # NAME FLAGS
-  XLA_FLAGS="$2" run_logged 90 python3 experiments/tile_kernels_gpu.py --levels=0,1 \
+  XLA_FLAGS="$2" run_logged 75 python3 experiments/tile_kernels_gpu.py --levels=0,1 \
     --repeats=20 --out=$D/tiles_$1.json
 }
-run_logged 100 python3 experiments/lazy_read_gpu.py --out=$D/lazy_read.json
+run_logged 90 python3 experiments/lazy_read_gpu.py --out=$D/lazy_read.json --splits=8,32 --repeats=5
 tiles default ""
 tiles cmd_custom "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN"
-tiles cmd_off "--xla_gpu_enable_command_buffer="
 # (b) dropped for lack of device time (failed starts cost it).
 finish
