@@ -107,6 +107,19 @@ def dense_path() -> str | None:
   return value or None
 
 
+# "xla" / "pallas" picks the lazy baseline's history read (Generator.lazy_read) in every
+# experiment (recorded in each JSON's environment); unset: the Generator's default.
+LAZY_READ_ENV = "FLASH_LCSM_LAZY_READ"
+
+
+def lazy_read() -> str | None:
+  value = os.environ.get(LAZY_READ_ENV, "")
+  if value not in ("",) + mixers.LAZY_READS:
+    raise ValueError(f"{LAZY_READ_ENV} must be one of {mixers.LAZY_READS} or unset, got "
+                     f"{value!r}")
+  return value or None
+
+
 # "1" / "0" forces lazy / eager blocks to unroll / scan their steps (recorded in each JSON);
 # unset: the Generator's default (unrolled with the fused or persistent dense path). Scanned steps compile
 # once per block instead of once per step: what makes lazy with the fused path fit at B = 8.
@@ -122,12 +135,13 @@ def generator(cfg: HyenaConfig, seed: int = 0, block_size: int | None = None) ->
   block_size: steps per compiled block (None: BLOCK_SIZE, i.e. FLASH_LCSM_BLOCK or 16)."""
   return Generator(random_params(cfg, seed), cfg, block_size or BLOCK_SIZE,
                    unroll_layers=unroll_layers(), dense_path=dense_path(),
-                   unroll_steps=unroll_steps())
+                   unroll_steps=unroll_steps(), lazy_read=lazy_read())
 
 
 def engine_config(gen: Generator, batch: int) -> dict:
-  """The engine choices a JSON's config records: layer loop and dense path."""
-  return {"unroll_layers": gen.unroll_layers, "dense_path": gen.dense_path_for(batch)}
+  """The engine choices a JSON's config records: layer loop, dense path, lazy's read."""
+  return {"unroll_layers": gen.unroll_layers, "dense_path": gen.dense_path_for(batch),
+          "lazy_read": gen.lazy_read or "xla"}
 
 
 @functools.lru_cache(maxsize=2)
@@ -214,7 +228,7 @@ def environment(size: str, rates: bool = True) -> dict:
   stats = _memory_stats()
   env["memory_limit_bytes"] = stats.get("bytes_limit") if stats else None
   for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV,
-              BLOCK_ENV, UNROLL_STEPS_ENV):
+              BLOCK_ENV, UNROLL_STEPS_ENV, LAZY_READ_ENV):
     env[var] = os.environ.get(var)  # None: unset, the default
   if rates:
     env.update(device_rates(size))

@@ -26,9 +26,13 @@ import jax
 import jax.numpy as jnp
 
 from flash_lcsm_jax.engine import schedule
-from flash_lcsm_jax.ops import fftconv, tau as tau_ops
+from flash_lcsm_jax.ops import fftconv, lazy_read, tau as tau_ops
 
 METHODS = ("flash", "lazy", "eager")
+# Lazy's history read: "xla" (a multiply-reduce) or ops/lazy_read's kernel, which loads each
+# filter tile once for every batch row ("pallas": Triton on a GPU, XLA elsewhere; "interpret":
+# the kernel's body as XLA ops, for tests). Windows the kernel does not tile run "xla".
+LAZY_READS = ("xla", "pallas", "interpret")
 
 
 def check_method(method: str):
@@ -46,6 +50,7 @@ class Plan:
   filter_length: int  # taps the engine's constants hold
   blocks: tuple[schedule.Block, ...]
   tau_by_level: tuple[tuple[int, str], ...] = ()  # flash only
+  lazy_read: str = "xla"  # lazy only: how `read` sums the history (LAZY_READS)
 
   @property
   def levels(self) -> list[int]:
@@ -137,10 +142,14 @@ def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.A
   """acc_t (M, B, D): the long-convolution contribution of positions < t at position t."""
   if plan.method == "lazy":
     # sum_{s < window} u_s h[t - s]; hr[stop-1-t+s] = h[t-s], zero for s > t (and u_t is not
-    # stored yet, so s = t adds nothing). A plain multiply-reduce: memory bound, no matmul.
-    hist = jax.lax.dynamic_slice_in_dim(buf, 0, window, axis=2)
-    h_win = jax.lax.dynamic_slice_in_dim(consts, plan.stop - 1 - t, window, axis=1)
-    return jnp.sum(hist * h_win[:, None], axis=2)
+    # stored yet, so s = t adds nothing). Memory bound, no matmul.
+    off = plan.stop - 1 - t
+    impl = plan.lazy_read
+    if impl != "xla" and lazy_read.tiles(buf.shape, window,
+                                         lazy_read.default_splits(window)) is not None:
+      impl = "xla"
+    return lazy_read.history_read(buf, consts, off, window,
+                                  implementation=None if impl == "pallas" else impl)
   if plan.method == "eager":
     return jax.lax.dynamic_index_in_dim(buf, t, axis=2, keepdims=False)
   return jax.lax.dynamic_index_in_dim(buf, t, axis=3, keepdims=False)
