@@ -21,7 +21,7 @@ def get_config():
   c.top_p = 1.0
   c.block_size = 16
   c.dense_path = ""  # per-token dense path: "" (auto: the persistent Pallas kernel on GPU for B <= 2), xla, fused, persistent
-  c.lazy_read = ""  # lazy's history read: "" (xla), xla, pallas (each filter tile once per batch)
+  c.baseline_kernels = ""  # lazy / eager steps: "" (xla), xla, pallas (filter tiles once per batch)
   c.checkpoint = ""  # load parameters from this checkpoint instead of random init
   c.import_modulation_shift = 0.0  # reference state dicts only: 0.05 for HyenaDNA standalone/HF
   c.precision = "highest"  # matmul precision: default | high | highest

@@ -107,15 +107,16 @@ def dense_path() -> str | None:
   return value or None
 
 
-# "xla" / "pallas" picks the lazy baseline's history read (Generator.lazy_read) in every
-# experiment (recorded in each JSON's environment); unset: the Generator's default.
-LAZY_READ_ENV = "FLASH_LCSM_LAZY_READ"
+# "xla" / "pallas" picks how the lazy and eager baselines stream their buffers
+# (Generator.baseline_kernels) in every experiment (recorded in each JSON's environment and
+# config); unset: the Generator's default.
+BASELINE_ENV = "FLASH_LCSM_BASELINE_KERNELS"
 
 
-def lazy_read() -> str | None:
-  value = os.environ.get(LAZY_READ_ENV, "")
-  if value not in ("",) + mixers.LAZY_READS:
-    raise ValueError(f"{LAZY_READ_ENV} must be one of {mixers.LAZY_READS} or unset, got "
+def baseline_kernels() -> str | None:
+  value = os.environ.get(BASELINE_ENV, "")
+  if value not in ("",) + mixers.BASELINE_KERNELS:
+    raise ValueError(f"{BASELINE_ENV} must be one of {mixers.BASELINE_KERNELS} or unset, got "
                      f"{value!r}")
   return value or None
 
@@ -135,13 +136,13 @@ def generator(cfg: HyenaConfig, seed: int = 0, block_size: int | None = None) ->
   block_size: steps per compiled block (None: BLOCK_SIZE, i.e. FLASH_LCSM_BLOCK or 16)."""
   return Generator(random_params(cfg, seed), cfg, block_size or BLOCK_SIZE,
                    unroll_layers=unroll_layers(), dense_path=dense_path(),
-                   unroll_steps=unroll_steps(), lazy_read=lazy_read())
+                   unroll_steps=unroll_steps(), baseline_kernels=baseline_kernels())
 
 
 def engine_config(gen: Generator, batch: int) -> dict:
-  """The engine choices a JSON's config records: layer loop, dense path, lazy's read."""
+  """The engine choices a JSON's config records: layer loop, dense path, baseline kernels."""
   return {"unroll_layers": gen.unroll_layers, "dense_path": gen.dense_path_for(batch),
-          "lazy_read": gen.lazy_read or "xla"}
+          "baseline_kernels": gen.baseline_kernels or "xla"}
 
 
 @functools.lru_cache(maxsize=2)
@@ -228,7 +229,7 @@ def environment(size: str, rates: bool = True) -> dict:
   stats = _memory_stats()
   env["memory_limit_bytes"] = stats.get("bytes_limit") if stats else None
   for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV,
-              BLOCK_ENV, UNROLL_STEPS_ENV, LAZY_READ_ENV):
+              BLOCK_ENV, UNROLL_STEPS_ENV, BASELINE_ENV):
     env[var] = os.environ.get(var)  # None: unset, the default
   if rates:
     env.update(device_rates(size))

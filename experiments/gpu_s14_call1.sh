@@ -7,10 +7,11 @@
 #     buffers off while XLA's slows down, and faster (<= 4 us) when CUSTOM_CALL captures it.
 # (b) session 12 adopted sync="data_l1" at B = 2 from H100 timings only: B = 2 default (sm2,
 #     data_l1) vs the barrier (sm2) on this card, checked against XLA at HIGHEST.
-# (c) the lazy baseline's history read at B = 1 and 8: the engine's XLA form, two other layouts
-#     and a Pallas kernel that loads each filter tile once for every batch row. Prediction: at
-#     B = 8 XLA's form re-reads the filter per row (2.2-2.5 TB/s by the least-bytes count);
-#     the Pallas form 3.5+ TB/s; B = 1 both ~4 TB/s.
+# (c) the baselines' steps at B = 1 and 8 (experiments/baselines_gpu.py): lazy's read in the
+#     engine's XLA form, two other layouts and a Pallas kernel that loads each filter tile once
+#     for every batch row; eager's write in XLA and as the kernel. Prediction: at B = 8 XLA's
+#     forms fetch the filter per row (lazy 2.2-2.5 TB/s by the least-bytes count, eager
+#     similar); the kernels 3.5+ TB/s; at B = 1 all ~4 TB/s.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s14c1
 source experiments/gpu_common.sh
@@ -18,7 +19,7 @@ tiles() {  # NAME FLAGS
   XLA_FLAGS="$2" run_logged 75 python3 experiments/tile_kernels_gpu.py --levels=0,1 \
     --repeats=20 --out=$D/tiles_$1.json
 }
-run_logged 90 python3 experiments/lazy_read_gpu.py --out=$D/lazy_read.json --splits=8,32 --repeats=5
+run_logged 120 python3 experiments/baselines_gpu.py --out=$D/baselines.json --splits=8,32 --repeats=5
 tiles default ""
 tiles cmd_custom "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN"
 # (b) dropped for lack of device time (failed starts cost it).

@@ -65,11 +65,11 @@ def enable_compilation_cache(path: str):
 
 
 def make_generator(params, cfg, config) -> Generator:
-  """The config's Generator (block size, dense path, lazy read; "" or a missing key: the
+  """The config's Generator (block size, dense path, baseline kernels; "" or a missing key: the
   default)."""
   dense = config.get("dense_path", "") or None
-  lazy = config.get("lazy_read", "") or None
-  return Generator(params, cfg, config.block_size, dense_path=dense, lazy_read=lazy)
+  baseline = config.get("baseline_kernels", "") or None
+  return Generator(params, cfg, config.block_size, dense_path=dense, baseline_kernels=baseline)
 
 
 def generate_main(config) -> int:

@@ -94,7 +94,7 @@ def test_bench_gives_jax_most_of_the_gpu_unless_told_otherwise(tmp_path):
 @pytest.mark.parametrize("flags,match", [
     (("--mode=nope",), "mode"),
     (("--config.dense_path=cuda",), "dense_path must be None or one of"),
-    (("--config.lazy_read=cuda",), "lazy_read must be None or one of"),
+    (("--config.baseline_kernels=cuda",), "baseline_kernels must be None or one of"),
     (("--config.model.d_model=0",), "HyenaConfig.d_model must be a positive int"),
     (("--config.precision=float64",), "config.precision must be one of"),
     (("unexpected_positional",), "unexpected arguments"),

@@ -172,18 +172,19 @@ def test_fused_dense_path_matches_forward(method, path):
   assert gen.dense_weights(2).spec.config.persistent == (path == "persistent")
 
 
-def test_lazy_read_kernel_matches_forward():
-  """lazy_read="interpret" (ops/lazy_read's kernel, each filter tile loaded once for every
-  batch row; interpret mode on CPU) runs the same numerics; windows it does not tile (24, or
-  a few positions) fall back to XLA inside the same generation."""
+@pytest.mark.parametrize("method", ["lazy", "eager"])
+def test_baseline_kernels_match_forward(method):
+  """baseline_kernels="interpret" (ops/baseline_kernels, each filter tile loaded once for every
+  batch row; interpret mode on CPU) runs the same numerics; windows the kernels do not tile
+  (24, or a few positions) fall back to XLA inside the same generation."""
   params, cfg = make_model(seed=205, l_max=128, d_model=32, d_inner=32, vocab_size=40)
   rng = np.random.default_rng()
   tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (3, 100)), jnp.int32)
-  gen = Generator(params, cfg, block_size=16, lazy_read="interpret")
+  gen = Generator(params, cfg, block_size=16, baseline_kernels="interpret")
   want = jit_forward(params, cfg, tokens, filters=gen.filters(cfg.l_max))
-  assert_parity(gen.decode_logits(tokens, 1, method="lazy"), want, "lazy, kernel read")
-  with pytest.raises(ValueError, match="lazy_read"):
-    Generator(params, cfg, lazy_read="triton")
+  assert_parity(gen.decode_logits(tokens, 1, method=method), want, f"{method}, kernels")
+  with pytest.raises(ValueError, match="baseline_kernels"):
+    Generator(params, cfg, baseline_kernels="triton")
 
 
 @pytest.mark.parametrize("cores", [132, None, 1])

@@ -152,10 +152,11 @@ class Generator:
     unroll_steps: run the identical steps of a lazy / eager block as a Python loop instead of
       a lax.scan (flash blocks always unroll). None: unroll with the fused dense path (see
       `unroll_steps_for`).
-    lazy_read: how the lazy baseline sums its history each step (mixers.LAZY_READS): "xla" (a
-      multiply-reduce; the default) or "pallas" (ops/lazy_read: each filter tile loaded once for
-      every batch row; XLA's reduction may fetch the filter window once per row at B > 1).
-      None: "xla" until the kernel has been timed on a GPU (experiments/lazy_read_gpu.py).
+    baseline_kernels: how the lazy and eager baselines stream their buffers each step
+      (mixers.BASELINE_KERNELS): "xla" (XLA's fusions; the default) or "pallas"
+      (ops/baseline_kernels: each filter tile loaded once for every batch row, where XLA's
+      fusions may fetch the filter window once per row at B > 1). None: "xla" until the
+      kernels have been timed on a GPU (experiments/baselines_gpu.py).
   """
   params: Any
   cfg: HyenaConfig
@@ -164,16 +165,17 @@ class Generator:
   unroll_layers: bool | None = None
   dense_path: str | None = None
   unroll_steps: bool | None = None
-  lazy_read: str | None = None
+  baseline_kernels: str | None = None
 
   def __post_init__(self):
     validation.check_params(self.params, self.cfg)
     if self.dense_path is not None and self.dense_path not in DENSE_PATHS:
       raise ValueError(f"dense_path must be None or one of {DENSE_PATHS}, got "
                        f"{self.dense_path!r}")
-    if self.lazy_read is not None and self.lazy_read not in mixers.LAZY_READS:
-      raise ValueError(f"lazy_read must be None or one of {mixers.LAZY_READS}, got "
-                       f"{self.lazy_read!r}")
+    if (self.baseline_kernels is not None
+        and self.baseline_kernels not in mixers.BASELINE_KERNELS):
+      raise ValueError(f"baseline_kernels must be None or one of {mixers.BASELINE_KERNELS}, "
+                       f"got {self.baseline_kernels!r}")
     self._filters = None
     self._step_consts = None
     self._consts: dict[Any, Any] = {}
@@ -377,8 +379,8 @@ class Generator:
     if big > inline_max:
       levels = levels[:-1] + (schedule.NO_TILE,)
     spec = dataclasses.replace(plan, blocks=())
-    if plan.method == "lazy":
-      spec = dataclasses.replace(spec, lazy_read=self.lazy_read or "xla")
+    if plan.method in ("lazy", "eager"):
+      spec = dataclasses.replace(spec, baseline_kernels=self.baseline_kernels or "xla")
     if plan.method == "flash":
       # A flash block depends only on its own tile levels and the buffer's shape, not on where
       # the generation starts or stops: with the plan reduced to that, every length and prompt

@@ -26,13 +26,14 @@ import jax
 import jax.numpy as jnp
 
 from flash_lcsm_jax.engine import schedule
-from flash_lcsm_jax.ops import fftconv, lazy_read, tau as tau_ops
+from flash_lcsm_jax.ops import baseline_kernels, fftconv, tau as tau_ops
 
 METHODS = ("flash", "lazy", "eager")
-# Lazy's history read: "xla" (a multiply-reduce) or ops/lazy_read's kernel, which loads each
-# filter tile once for every batch row ("pallas": Triton on a GPU, XLA elsewhere; "interpret":
-# the kernel's body as XLA ops, for tests). Windows the kernel does not tile run "xla".
-LAZY_READS = ("xla", "pallas", "interpret")
+# How lazy reads its history and eager updates its future: "xla" (XLA's fusions) or
+# ops/baseline_kernels, which load each filter tile once for every batch row ("pallas": Triton on
+# a GPU, XLA elsewhere; "interpret": the kernels' bodies as XLA ops, for tests). Windows the
+# kernels do not tile run "xla".
+BASELINE_KERNELS = ("xla", "pallas", "interpret")
 
 
 def check_method(method: str):
@@ -50,7 +51,7 @@ class Plan:
   filter_length: int  # taps the engine's constants hold
   blocks: tuple[schedule.Block, ...]
   tau_by_level: tuple[tuple[int, str], ...] = ()  # flash only
-  lazy_read: str = "xla"  # lazy only: how `read` sums the history (LAZY_READS)
+  baseline_kernels: str = "xla"  # lazy / eager: BASELINE_KERNELS
 
   @property
   def levels(self) -> list[int]:
@@ -138,18 +139,24 @@ def init_buffer(plan: Plan, filters: jax.Array, batch: int,
 # ----------------------------------------------------------------------------- per step
 
 
+def _baseline_impl(plan: Plan, buf: jax.Array, window: int) -> str | None:
+  """The implementation argument of ops/baseline_kernels for this plan and window: "xla" where
+  the kernels do not tile the window (early, short windows), None (the dispatcher's choice) for
+  "pallas"."""
+  impl = plan.baseline_kernels
+  if impl != "xla" and baseline_kernels.tiles(
+      buf.shape, window, baseline_kernels.default_splits(window)) is not None:
+    return "xla"
+  return None if impl == "pallas" else impl
+
+
 def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.Array:
   """acc_t (M, B, D): the long-convolution contribution of positions < t at position t."""
   if plan.method == "lazy":
     # sum_{s < window} u_s h[t - s]; hr[stop-1-t+s] = h[t-s], zero for s > t (and u_t is not
     # stored yet, so s = t adds nothing). Memory bound, no matmul.
-    off = plan.stop - 1 - t
-    impl = plan.lazy_read
-    if impl != "xla" and lazy_read.tiles(buf.shape, window,
-                                         lazy_read.default_splits(window)) is not None:
-      impl = "xla"
-    return lazy_read.history_read(buf, consts, off, window,
-                                  implementation=None if impl == "pallas" else impl)
+    return baseline_kernels.history_read(buf, consts, plan.stop - 1 - t, window,
+                                         implementation=_baseline_impl(plan, buf, window))
   if plan.method == "eager":
     return jax.lax.dynamic_index_in_dim(buf, t, axis=2, keepdims=False)
   return jax.lax.dynamic_index_in_dim(buf, t, axis=3, keepdims=False)
@@ -168,9 +175,8 @@ def write_and_read_next(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax
   if plan.method == "lazy":
     return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=2), None
   if plan.method == "eager":
-    future = jax.lax.dynamic_slice_in_dim(buf, t + 1, window, axis=2)
-    future = future + consts[:, None, 1:window + 1] * u[:, :, None]
-    return jax.lax.dynamic_update_slice_in_dim(buf, future, t + 1, axis=2), None
+    return baseline_kernels.future_update(buf, consts, u, t, window,
+                                          implementation=_baseline_impl(plan, buf, window)), None
   if level != schedule.NO_TILE:
     tau = tau_ops.get(tau_table[level])
     if tau.apply_step is not None:
