@@ -19,7 +19,7 @@ tiles() {  # NAME FLAGS
   XLA_FLAGS="$2" run_logged 75 python3 experiments/tile_kernels_gpu.py --levels=0,1 \
     --repeats=20 --out=$D/tiles_$1.json
 }
-run_logged 120 python3 experiments/baselines_gpu.py --out=$D/baselines.json --splits=8,32 --repeats=5
+run_logged 200 python3 experiments/baselines_gpu.py --out=$D/baselines.json --splits=8,32 --repeats=5
 tiles default ""
 tiles cmd_custom "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN"
 # (b) dropped for lack of device time (failed starts cost it).
