@@ -242,15 +242,15 @@ def future_update(buf: jax.Array, h: jax.Array, u: jax.Array, t: jax.Array, wind
     window: static number of future positions updated.
     implementation, splits: as for `history_read`.
   """
+  choice, splits = _implementation("eager write", buf, h, window, splits, implementation,
+                                   eager_update_pallas,
+                                   (jax.ShapeDtypeStruct(u.shape, u.dtype),))
   if h.shape[1] < window + 1:
     raise ValueError(f"eager write: the filter holds {h.shape[1]} taps, the window needs "
                      f"{window + 1}")
   if u.shape != (buf.shape[0], buf.shape[1], buf.shape[3]):
     want = (buf.shape[0], buf.shape[1], buf.shape[3])
     raise ValueError(f"eager write: u must be (M, B, D) = {want}, got {u.shape}")
-  choice, splits = _implementation("eager write", buf, h, window, splits, implementation,
-                                   eager_update_pallas,
-                                   (jax.ShapeDtypeStruct(u.shape, u.dtype),))
   if choice == "xla":
     return eager_reference(buf, h, u, t, window)
   return eager_update_pallas(buf, h, u, t, window=window, splits=splits,
