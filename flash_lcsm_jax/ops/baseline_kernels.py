@@ -83,8 +83,8 @@ def _implementation(name: str, buf: jax.Array, filt: jax.Array, window: int, spl
     raise ValueError(f"{name}: window must be in [1, {min(buf.shape[2], filt.shape[1])}], got "
                      f"{window}")
   splits = default_splits(window) if splits is None else splits
-  if implementation == "xla" or (implementation is None and
-                                 pallas_direct._backend() not in ("gpu", "cuda")):  # pylint: disable=protected-access
+  on_gpu = pallas_direct._backend() in ("gpu", "cuda")  # pylint: disable=protected-access
+  if implementation == "xla" or (implementation is None and not on_gpu):
     return "xla", splits
   why = tiles(buf.shape, window, splits)
   if why is not None:
