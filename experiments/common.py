@@ -100,11 +100,16 @@ def unroll_layers() -> bool | None:
 DENSE_ENV = "FLASH_LCSM_DENSE"
 
 
-def dense_path() -> str | None:
-  value = os.environ.get(DENSE_ENV, "")
-  if value not in ("",) + DENSE_PATHS:
-    raise ValueError(f"{DENSE_ENV} must be one of {DENSE_PATHS} or unset, got {value!r}")
+def _env_choice(name: str, choices: tuple[str, ...]) -> str | None:
+  """An environment choice: one of `choices`, or None where unset (the Generator's default)."""
+  value = os.environ.get(name, "")
+  if value not in ("",) + choices:
+    raise ValueError(f"{name} must be one of {choices} or unset, got {value!r}")
   return value or None
+
+
+def dense_path() -> str | None:
+  return _env_choice(DENSE_ENV, DENSE_PATHS)
 
 
 # "xla" / "pallas" picks how the lazy and eager baselines stream their buffers
@@ -114,11 +119,7 @@ BASELINE_ENV = "FLASH_LCSM_BASELINE_KERNELS"
 
 
 def baseline_kernels() -> str | None:
-  value = os.environ.get(BASELINE_ENV, "")
-  if value not in ("",) + mixers.BASELINE_KERNELS:
-    raise ValueError(f"{BASELINE_ENV} must be one of {mixers.BASELINE_KERNELS} or unset, got "
-                     f"{value!r}")
-  return value or None
+  return _env_choice(BASELINE_ENV, mixers.BASELINE_KERNELS)
 
 
 # "1" / "0" forces lazy / eager blocks to unroll / scan their steps (recorded in each JSON);

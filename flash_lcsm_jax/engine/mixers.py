@@ -140,14 +140,17 @@ def init_buffer(plan: Plan, filters: jax.Array, batch: int,
 
 
 def _baseline_impl(plan: Plan, buf: jax.Array, window: int) -> str | None:
-  """The implementation argument of ops/baseline_kernels for this plan and window: "xla" where
-  the kernels do not tile the window (early, short windows), None (the dispatcher's choice) for
-  "pallas"."""
+  """The implementation argument of ops/baseline_kernels for this plan and window. "pallas" is
+  the dispatcher's own choice (None: Triton on a GPU, XLA where the window does not tile);
+  "interpret", an explicit request that would raise there, becomes "xla" for such windows
+  (early, short ones)."""
   impl = plan.baseline_kernels
-  if impl != "xla" and baseline_kernels.tiles(
+  if impl == "pallas":
+    return None
+  if impl == "interpret" and baseline_kernels.tiles(
       buf.shape, window, baseline_kernels.default_splits(window)) is not None:
     return "xla"
-  return None if impl == "pallas" else impl
+  return impl
 
 
 def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.Array:
