@@ -1,5 +1,5 @@
 """ops/baseline_kernels: lazy's read and eager's write as Pallas kernels (interpret mode) against
-float64 and against XLA's forms, on fresh random inputs."""
+float64 and against XLA's forms, on fresh random inputs. Buffers are (M, L, B, D)."""
 
 import jax
 import jax.numpy as jnp
@@ -10,20 +10,20 @@ from flash_lcsm_jax.ops import baseline_kernels as bk
 
 
 def _lazy_case(rng, M, B, L, D, extra):
-  hist = rng.standard_normal((M, B, L, D)).astype(np.float32)
+  hist = rng.standard_normal((M, L, B, D)).astype(np.float32)
   hr = rng.standard_normal((M, L + extra, D)).astype(np.float32)
   return hist, hr
 
 
 def _lazy_want(hist, hr, off, window):
-  return np.einsum("mbsd,msd->mbd", hist[:, :, :window].astype(np.float64),
+  return np.einsum("msbd,msd->mbd", hist[:, :window].astype(np.float64),
                    hr[:, off:off + window].astype(np.float64))
 
 
 def _eager_want(buf, h, u, t, window):
   out = buf.astype(np.float64)
-  out[:, :, t + 1:t + 1 + window] += (h[:, None, 1:window + 1].astype(np.float64)
-                                      * u[:, :, None].astype(np.float64))
+  out[:, t + 1:t + 1 + window] += (h[:, 1:window + 1, None].astype(np.float64)
+                                   * u[:, None].astype(np.float64))
   return out
 
 
@@ -53,7 +53,7 @@ def test_lazy_read_takes_a_traced_offset_and_agrees_with_xla():
 def test_eager_update_matches_float64_and_touches_only_the_window(B, window, splits):
   rng = np.random.default_rng()
   M, Lb, D = 2, window + 40, 64
-  buf = rng.standard_normal((M, B, Lb, D)).astype(np.float32)
+  buf = rng.standard_normal((M, Lb, B, D)).astype(np.float32)
   h = rng.standard_normal((M, window + 5, D)).astype(np.float32)
   u = rng.standard_normal((M, B, D)).astype(np.float32)
   t = int(rng.integers(0, Lb - window))  # t + 1 + window <= Lb
@@ -64,12 +64,12 @@ def test_eager_update_matches_float64_and_touches_only_the_window(B, window, spl
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   outside = np.ones(Lb, bool)
   outside[t + 1:t + 1 + window] = False
-  np.testing.assert_array_equal(got[:, :, outside], buf[:, :, outside])  # bit for bit
+  np.testing.assert_array_equal(got[:, outside], buf[:, outside])  # bit for bit
 
 
 def test_eager_update_in_place_under_jit_agrees_with_xla():
   rng = np.random.default_rng()
-  buf = jnp.asarray(rng.standard_normal((2, 3, 200, 32)), jnp.float32)
+  buf = jnp.asarray(rng.standard_normal((2, 200, 3, 32)), jnp.float32)
   h = jnp.asarray(rng.standard_normal((2, 100, 32)), jnp.float32)
   u = jnp.asarray(rng.standard_normal((2, 3, 32)), jnp.float32)
   step = jax.jit(lambda b, t, impl: bk.future_update(b, h, u, t, 64, implementation=impl),
@@ -101,11 +101,11 @@ def test_shapes_that_do_not_tile_fall_back_or_raise():
   with pytest.raises(ValueError, match="not a multiple of splits"):
     bk.history_read(hist[..., :32], hr[..., :32], jnp.int32(3), 60, implementation="interpret")
   with pytest.raises(ValueError, match="D = 48"):
-    bk.future_update(hist, hr, hist[:, :, 0], jnp.int32(0), 32, implementation="interpret")
+    bk.future_update(hist, hr, hist[:, 0], jnp.int32(0), 32, implementation="interpret")
 
 
 def test_bad_arguments_raise():
-  hist, hr = np.zeros((1, 1, 64, 32), np.float32), np.zeros((1, 64, 32), np.float32)
+  hist, hr = np.zeros((1, 64, 1, 32), np.float32), np.zeros((1, 64, 32), np.float32)
   with pytest.raises(ValueError, match="window must be in"):
     bk.history_read(hist, hr, 0, 65)
   with pytest.raises(ValueError, match="expected a buffer"):
@@ -113,6 +113,6 @@ def test_bad_arguments_raise():
   with pytest.raises(ValueError, match="implementation must be"):
     bk.history_read(hist, hr, 0, 16, implementation="triton")
   with pytest.raises(ValueError, match="taps"):
-    bk.future_update(hist, hr, hist[:, :, 0], 0, 64)
+    bk.future_update(hist, hr, hist[:, 0], 0, 64)
   with pytest.raises(ValueError, match="u must be"):
-    bk.future_update(hist, hr, hist[:, :, :2], 0, 16)
+    bk.future_update(hist, hr, np.zeros((1, 2, 32), np.float32), 0, 16)

@@ -153,8 +153,9 @@ def test_latest_checkpoint(tmp_path):
   assert checkpoint.latest_checkpoint(str(tmp_path)).endswith("ckpt_00000120.safetensors")
 
 
-@pytest.mark.parametrize("method", ["flash", "lazy"])
-def test_decode_state_save_and_resume_gives_the_same_tokens(tmp_path, method):
+@pytest.mark.parametrize("method,old_layout", [("flash", False), ("lazy", False),
+                                               ("eager", False), ("lazy", True)])
+def test_decode_state_save_and_resume_gives_the_same_tokens(tmp_path, method, old_layout):
   params = _params()
   gen = Generator(params, CFG, block_size=8)
   sampler = Sampler(temperature=0.9, top_k=20)
@@ -176,6 +177,11 @@ def test_decode_state_save_and_resume_gives_the_same_tokens(tmp_path, method):
   path = str(tmp_path / "decode.safetensors")
   checkpoint.save_decode_state(path, state, cfg=CFG, plan=plan, tau=tau, block_size=8,
                                rng=rng, tokens=so_far)
+  if old_layout:  # as saved before lazy / eager kept time major: (M, B, L, D), no layout key
+    arrays, meta = checkpoint.read_safetensors(path)
+    assert json.loads(meta.pop("buffer_layout")) == "MLBD"
+    arrays["state/buffer"] = np.ascontiguousarray(np.swapaxes(arrays["state/buffer"], 1, 2))
+    checkpoint.write_safetensors(path, arrays, meta)
 
   # A fresh generator (as in a new process) resumes from the file.
   ck = checkpoint.load_decode_state(path, CFG)

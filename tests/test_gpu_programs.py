@@ -207,16 +207,17 @@ def test_dense_gpu_barrier_variant_undoes_the_batch_choice():
 
 
 def test_baselines_tiny_checks_every_form_against_float64(tmp_path):
-  # Every form of the baselines' steps (three XLA layouts and the Pallas kernel of lazy's read,
-  # XLA's and the kernel's eager write; kernels in interpret mode) is checked against float64 on
-  # fresh random inputs before it is timed.
+  # Every form of the baselines' steps (lazy's read in three XLA layouts and as the Pallas
+  # kernel, eager's write in two XLA layouts and as the kernel; kernels in interpret mode) is
+  # checked against float64 on fresh random inputs before it is timed.
   out = tmp_path / "baselines.json"
   run_program("baselines_gpu.py", "--tiny", f"--out={out}", "--splits=2,4")
   data = json.loads(out.read_text())
   assert data["complete"] and data["checks_passed"]
   assert {(c["form"], c["splits"]) for c in data["checks"]} == {
       ("lazy:xla_bsd", 2), ("lazy:xla_sdb", 2), ("lazy:xla_sbd", 2), ("lazy:pallas", 2),
-      ("lazy:pallas", 4), ("eager:xla", 2), ("eager:pallas", 2), ("eager:pallas", 4)}
+      ("lazy:pallas", 4), ("eager:xla_sbd", 2), ("eager:xla_bsd", 2), ("eager:pallas", 2),
+      ("eager:pallas", 4)}
   assert all(c["rel_err"] <= 1e-5 for c in data["checks"])
   timed = [r for r in data["rows"] if "ms" in r]
-  assert len(timed) == 2 * 8 and all(r["TBps_least"] > 0 for r in timed)
+  assert len(timed) == 2 * 9 and all(r["TBps_least"] > 0 for r in timed)

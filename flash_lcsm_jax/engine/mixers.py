@@ -8,10 +8,15 @@ shared per-token path (`hyena.token_step`):
          store / push u_t (M, B, D), and the next position's acc where the write produced it
          on the way (flash levels on the fused step kernel)
 
-  lazy   buffer = history u (M, B, L, D). read sums h[t-s] u_s over the whole history every step
+  lazy   buffer = history u (M, L, B, D). read sums h[t-s] u_s over the whole history every step
          (the standard approach, O(t) per step); write stores u_t.
-  eager  buffer = pending outputs (M, B, Lb, D). read takes acc_t; write adds h[j-t] u_t to
+  eager  buffer = pending outputs (M, Lb, B, D). read takes acc_t; write adds h[j-t] u_t to
          every future j (O(L - t) per step).
+
+The two quadratic baselines keep time major and the batch inside it, (M, L, B, D): each filter
+tap then multiplies the B rows next to it, which XLA's fusions read once for all rows. With the
+batch outside, (M, B, L, D), lazy's read at B = 8 took 1.7x longer on an H100 (filter window
+fetched once per row; session 15, experiments/baselines_gpu.py). At B = 1 both are one layout.
   flash  buffer = (M, B, D, Lb), time minor, holding u at positions <= t and pending outputs
          at positions > t. read takes acc_t; write stores u_t and runs the gray tile of level
          `level` for every layer in one batched call (tau).
@@ -100,10 +105,17 @@ def make_consts(plan: Plan, filters: jax.Array) -> Any:
 
 
 def buffer_shape(plan: Plan, batch: int, n_layers: int, width: int) -> tuple[int, ...]:
-  """Shape of the engine buffer: time minor for flash (FFT tiles), time major otherwise."""
+  """Shape of the engine buffer: time minor for flash (FFT tiles), time major with the batch
+  inside otherwise (see the module docstring)."""
   if plan.method == "flash":
     return (n_layers, batch, width, plan.buffer_length)
-  return (n_layers, batch, plan.buffer_length, width)
+  return (n_layers, plan.buffer_length, batch, width)
+
+
+def time_axis(method: str) -> int:
+  """The buffer's time axis (see buffer_shape)."""
+  check_method(method)
+  return 3 if method == "flash" else 1
 
 
 def init_buffer(plan: Plan, filters: jax.Array, batch: int,
@@ -121,19 +133,19 @@ def init_buffer(plan: Plan, filters: jax.Array, batch: int,
   shape = buffer_shape(plan, batch, M, D)
   if P == 0:
     return jnp.zeros(shape, jnp.float32)
-  time_axis = 3 if plan.method == "flash" else 2
+  axis = time_axis(plan.method)
 
   def zeros(length):
-    return jnp.zeros(shape[:time_axis] + (length,) + shape[time_axis + 1:], jnp.float32)
+    return jnp.zeros(shape[:axis] + (length,) + shape[axis + 1:], jnp.float32)
 
   if plan.method == "lazy":
-    return jnp.concatenate([prompt_inputs, zeros(Lb - P)], axis=time_axis)
+    return jnp.concatenate([jnp.swapaxes(prompt_inputs, 1, 2), zeros(Lb - P)], axis=axis)
   u = jnp.swapaxes(prompt_inputs, -1, -2)  # (M, B, D, P)
-  future = fftconv.future_contribution(u, filters[:, None, :, :L], P, L)
+  future = fftconv.future_contribution(u, filters[:, None, :, :L], P, L)  # (M, B, D, L - P)
   if plan.method == "eager":
-    return jnp.concatenate([zeros(P), jnp.swapaxes(future, -1, -2), zeros(Lb - L)],
-                           axis=time_axis)
-  return jnp.concatenate([u, future, zeros(Lb - L)], axis=time_axis)
+    return jnp.concatenate([zeros(P), jnp.transpose(future, (0, 3, 1, 2)), zeros(Lb - L)],
+                           axis=axis)
+  return jnp.concatenate([u, future, zeros(Lb - L)], axis=axis)
 
 
 # ----------------------------------------------------------------------------- per step
@@ -160,9 +172,7 @@ def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.A
     # stored yet, so s = t adds nothing). Memory bound, no matmul.
     return baseline_kernels.history_read(buf, consts, plan.stop - 1 - t, window,
                                          implementation=_baseline_impl(plan, buf, window))
-  if plan.method == "eager":
-    return jax.lax.dynamic_index_in_dim(buf, t, axis=2, keepdims=False)
-  return jax.lax.dynamic_index_in_dim(buf, t, axis=3, keepdims=False)
+  return jax.lax.dynamic_index_in_dim(buf, t, axis=time_axis(plan.method), keepdims=False)
 
 
 def write_and_read_next(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array,
@@ -176,7 +186,7 @@ def write_and_read_next(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax
   per step, which is what a step of the long convolutions alone is made of).
   """
   if plan.method == "lazy":
-    return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=2), None
+    return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=1), None
   if plan.method == "eager":
     return baseline_kernels.future_update(buf, consts, u, t, window,
                                           implementation=_baseline_impl(plan, buf, window)), None

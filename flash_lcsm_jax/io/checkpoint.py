@@ -37,6 +37,9 @@ from flash_lcsm_jax.engine.generation import DecodeState, Generator
 from flash_lcsm_jax.models import hyena
 
 FORMAT = "flash_lcsm_jax/1"
+# Axis order of a decode state's engine buffer (mixers.buffer_shape), by method: M layers,
+# B batch, L time, D channels.
+BUFFER_LAYOUT = {"flash": "MBDL", "lazy": "MLBD", "eager": "MLBD"}
 CHECKPOINT_PATTERN = re.compile(r"^ckpt_(\d{8,})\.safetensors$")
 
 # safetensors dtype names <-> numpy dtypes (bfloat16 through ml_dtypes).
@@ -367,6 +370,7 @@ def save_decode_state(path: str, state: DecodeState, *, cfg: HyenaConfig,
                     else np.asarray(tokens, np.int32)}
   meta = {"config": cfg.to_dict(), "method": plan.method, "tau": tau, "start": plan.start,
           "stop": plan.stop, "block_size": block_size, "buffer_length": plan.buffer_length,
+          "buffer_layout": BUFFER_LAYOUT[plan.method],
           "tau_by_level": [list(x) for x in plan.tau_by_level],
           "rng_impl": str(jax.random.key_impl(rng)) if typed else None}
   save_tree(path, tree, meta, kind="decode")
@@ -382,8 +386,15 @@ def load_decode_state(path: str, cfg: HyenaConfig | None = None) -> DecodeCheckp
                           info["tau"], {q: n for q, n in info["tau_by_level"]} or None)
   B = arrays.get("state/token", np.zeros((0,))).shape[0]
   M, D, K = saved_cfg.n_layers, saved_cfg.d_model, saved_cfg.short_filter_order
-  buf_shape = ((M, B, D, plan.buffer_length) if plan.method == "flash"
-               else (M, B, plan.buffer_length, D))
+  buf_shape = mixers.buffer_shape(plan, B, M, D)
+  # States saved before the layout was recorded hold lazy / eager buffers as (M, B, L, D).
+  layout = info.get("buffer_layout", "MBDL" if plan.method == "flash" else "MBLD")
+  if layout not in ("MBLD", BUFFER_LAYOUT[plan.method]):
+    raise CheckpointError(f"{path}: unknown buffer layout {layout!r} for method "
+                          f"{plan.method!r}")
+  old_layout = layout != BUFFER_LAYOUT[plan.method]
+  if old_layout:
+    buf_shape = (M, B, plan.buffer_length, D)
   template = {
       "state": DecodeState(jax.ShapeDtypeStruct(buf_shape, jnp.float32),
                            jax.ShapeDtypeStruct((M, B, K - 1, 3 * D), jnp.float32),
@@ -394,6 +405,8 @@ def load_decode_state(path: str, cfg: HyenaConfig | None = None) -> DecodeCheckp
                                      jnp.int32),
   }
   tree = unflatten_like(template, arrays, what=path)
+  if old_layout:
+    tree["state"]["buffer"] = jnp.swapaxes(tree["state"]["buffer"], 1, 2)
   rng = tree["rng"]
   if info.get("rng_impl"):
     rng = jax.random.wrap_key_data(rng, impl=info["rng_impl"])
@@ -415,9 +428,8 @@ def resume_plan(generator: Generator, ckpt: DecodeCheckpoint):
     raise CheckpointError(f"decode state was made with block_size={ckpt.block_size}, the "
                           f"generator has block_size={generator.block_size}")
   plan, consts = generator.plan(ckpt.method, ckpt.tau, ckpt.start, ckpt.stop)
-  time_axis = -1 if plan.method == "flash" else -2
   if (plan.tau_by_level != ckpt.tau_by_level
-      or plan.buffer_length != ckpt.state.buffer.shape[time_axis]):
+      or plan.buffer_length != ckpt.state.buffer.shape[mixers.time_axis(plan.method)]):
     raise CheckpointError(f"decode state's plan (tau by level {ckpt.tau_by_level}) differs from "
                           f"the generator's ({plan.tau_by_level}); use the same hybrid_table")
   position = int(ckpt.state.position)

@@ -1,17 +1,18 @@
 """The lazy and eager baselines' memory-bound steps as Pallas kernels that load each filter tile
 once for every batch row.
 
-Both baselines stream a window of W positions of their (M, B, Lb, D) buffer against a window
-of the filter (M, *, D) every step:
+Both baselines stream a window of W positions of their (M, Lb, B, D) buffer (time major, the
+batch inside: engine/mixers.py) against a window of the filter (M, *, D) every step:
 
-  lazy read    z[m, b, d] = sum_{s < W} hist[m, b, s, d] * hr[m, off + s, d]   (off = stop-1-t)
-  eager write  buf[m, b, t+1+j, d] += h[m, 1+j, d] * u[m, b, d],   j < W
+  lazy read    z[m, b, d] = sum_{s < W} hist[m, s, b, d] * hr[m, off + s, d]   (off = stop-1-t)
+  eager write  buf[m, t+1+j, b, d] += h[m, 1+j, d] * u[m, b, d],   j < W
 
-Their least traffic is B + 1 (lazy) and 2B + 1 (eager) rows of W x D words per layer. XLA's
-fusions (`lazy_reference`, `eager_reference`) give each batch row its own blocks, far apart in
-launch order, so the filter window can be fetched from memory once per row: 2B and 3B rows.
-(Measured on an H200: lazy at B = 8 reads 2.48 TB/s by the B + 1 count, 4.41 TB/s by the 2B
-count, B = 1's rate.) Here a program (layer m, CHANNELS-channel block, window split) loads a
+Their least traffic is B + 1 (lazy) and 2B + 1 (eager) rows of W x D words per layer. With the
+batch outside the time axis, (M, B, Lb, D), XLA's fusions fetched the filter window once per
+batch row (2B and 3B rows; lazy at B = 8 read at 2.48 TB/s by the B + 1 count on an H200,
+B = 1's rate by the 2B count). With the batch inside, XLA's lazy read comes close to the least
+traffic (H100, B = 8: 2.8-2.9 TB/s by the B + 1 count against 1.6-1.7 with the batch outside;
+session 15). Here a program (layer m, CHANNELS-channel block, window split) loads a
 (CHUNK, CHANNELS) filter tile once and the B buffer tiles at the same positions.
 
   lazy    float32 sums per split, XLA adds the splits (M * splits * B * D words: nothing next to
@@ -51,14 +52,14 @@ def default_splits(window: int) -> int:
 
 
 def tiles(buf_shape: tuple[int, ...], window: int, splits: int) -> str | None:
-  """Why the kernels cannot take a (M, B, Lb, D) buffer and this window, or None."""
+  """Why the kernels cannot take a (M, Lb, B, D) buffer and this window, or None."""
   D = buf_shape[-1]
   if D % CHANNELS:
     return f"D = {D} is not a multiple of {CHANNELS}"
   if splits < 1 or window % (splits * CHUNK):
     return f"window {window} is not a multiple of splits * {CHUNK} = {splits * CHUNK}"
-  if buf_shape[2] < window:
-    return f"buffer length {buf_shape[2]} is shorter than the window {window}"
+  if buf_shape[1] < window:
+    return f"buffer length {buf_shape[1]} is shorter than the window {window}"
   return None
 
 
@@ -77,10 +78,10 @@ def _implementation(name: str, buf: jax.Array, filt: jax.Array, window: int, spl
                      f"got {implementation!r}")
   if (buf.ndim != 4 or filt.ndim != 3 or filt.shape[0] != buf.shape[0]
       or filt.shape[2] != buf.shape[3]):
-    raise ValueError(f"{name}: expected a buffer (M, B, L, D) and a filter (M, L', D), got "
+    raise ValueError(f"{name}: expected a buffer (M, L, B, D) and a filter (M, L', D), got "
                      f"{buf.shape} and {filt.shape}")
-  if not 1 <= window <= min(buf.shape[2], filt.shape[1]):
-    raise ValueError(f"{name}: window must be in [1, {min(buf.shape[2], filt.shape[1])}], got "
+  if not 1 <= window <= min(buf.shape[1], filt.shape[1]):
+    raise ValueError(f"{name}: window must be in [1, {min(buf.shape[1], filt.shape[1])}], got "
                      f"{window}")
   splits = default_splits(window) if splits is None else splits
   on_gpu = pallas_direct._backend() in ("gpu", "cuda")  # pylint: disable=protected-access
@@ -105,7 +106,7 @@ def _implementation(name: str, buf: jax.Array, filt: jax.Array, window: int, spl
 def lazy_reference(hist: jax.Array, hr: jax.Array, off: jax.Array, window: int) -> jax.Array:
   """XLA's multiply-reduce: (M, B, D) in float32."""
   h = jax.lax.dynamic_slice_in_dim(hr, off, window, axis=1)  # (M, W, D)
-  return jnp.sum(hist[:, :, :window] * h[:, None], axis=2)
+  return jnp.sum(hist[:, :window] * h[:, :, None], axis=1)
 
 
 def _read_kernel(off_ref, hr_ref, hist_ref, out_ref, *, window: int, splits: int, batch: int):
@@ -115,7 +116,7 @@ def _read_kernel(off_ref, hr_ref, hist_ref, out_ref, *, window: int, splits: int
   def body(i, acc):
     pos = start + i * CHUNK
     h = hr_ref[m, pl.ds(off + pos, CHUNK), channels].astype(jnp.float32)  # once for all rows
-    return tuple(a + hist_ref[m, b, pl.ds(pos, CHUNK), channels].astype(jnp.float32) * h
+    return tuple(a + hist_ref[m, pl.ds(pos, CHUNK), b, channels].astype(jnp.float32) * h
                  for b, a in enumerate(acc))
 
   acc = tuple(jnp.zeros((CHUNK, CHANNELS), jnp.float32) for _ in range(batch))
@@ -127,11 +128,11 @@ def _read_kernel(off_ref, hr_ref, hist_ref, out_ref, *, window: int, splits: int
 @functools.partial(jax.jit, static_argnames=("window", "splits", "interpret"))
 def lazy_read_pallas(hist: jax.Array, hr: jax.Array, off: jax.Array, *, window: int,
                      splits: int, interpret: bool = False) -> jax.Array:
-  """z (M, B, D) float32 from hist (M, B, >= window, D) and hr (M, >= off + window, D).
+  """z (M, B, D) float32 from hist (M, >= window, B, D) and hr (M, >= off + window, D).
 
   off is clamped to [0, Lh - window] (as XLA's dynamic slice clamps it): no read leaves hr.
   """
-  M, B, _, D = hist.shape
+  M, _, B, D = hist.shape
   why = tiles(hist.shape, window, splits)
   if why:
     raise ValueError(f"lazy_read_pallas: {why}")
@@ -155,7 +156,7 @@ def history_read(hist: jax.Array, hr: jax.Array, off: jax.Array, window: int, *,
   """Lazy's read: (M, B, D) float32.
 
   Args:
-    hist: (M, B, Lb >= window, D) history.
+    hist: (M, Lb >= window, B, D) history.
     hr: (M, Lh >= off + window, D) reversed, zero-padded filter.
     off: int32 scalar (traced or not), stop - 1 - t.
     window: static number of history positions summed.
@@ -177,10 +178,10 @@ def history_read(hist: jax.Array, hr: jax.Array, off: jax.Array, window: int, *,
 
 def eager_reference(buf: jax.Array, h: jax.Array, u: jax.Array, t: jax.Array,
                     window: int) -> jax.Array:
-  """XLA's update: buf[:, :, t+1 : t+1+W] += h[:, 1 : 1+W] * u (slices clamped as XLA's)."""
-  future = jax.lax.dynamic_slice_in_dim(buf, t + 1, window, axis=2)
-  future = future + h[:, None, 1:window + 1] * u[:, :, None]
-  return jax.lax.dynamic_update_slice_in_dim(buf, future, t + 1, axis=2)
+  """XLA's update: buf[:, t+1 : t+1+W] += h[:, 1 : 1+W] * u (slices clamped as XLA's)."""
+  future = jax.lax.dynamic_slice_in_dim(buf, t + 1, window, axis=1)
+  future = future + h[:, 1:window + 1, None] * u[:, None]
+  return jax.lax.dynamic_update_slice_in_dim(buf, future, t + 1, axis=1)
 
 
 def _update_kernel(t_ref, h_ref, u_ref, buf_ref, out_ref, *, window: int, splits: int,
@@ -194,7 +195,7 @@ def _update_kernel(t_ref, h_ref, u_ref, buf_ref, out_ref, *, window: int, splits
     pos = start + i * CHUNK
     h = h_ref[m, pl.ds(1 + pos, CHUNK), channels].astype(jnp.float32)  # once for all rows
     for b in range(batch):
-      view = out_ref.at[m, b, pl.ds(first + pos, CHUNK), channels]
+      view = out_ref.at[m, pl.ds(first + pos, CHUNK), b, channels]
       view[...] = (view[...].astype(jnp.float32) + h * us[b]).astype(out_ref.dtype)
     return carry
 
@@ -204,11 +205,11 @@ def _update_kernel(t_ref, h_ref, u_ref, buf_ref, out_ref, *, window: int, splits
 @functools.partial(jax.jit, static_argnames=("window", "splits", "interpret"))
 def eager_update_pallas(buf: jax.Array, h: jax.Array, u: jax.Array, t: jax.Array, *,
                         window: int, splits: int, interpret: bool = False) -> jax.Array:
-  """buf (M, B, Lb, D) with h[:, 1:1+W] * u (M, B, D) added at t+1..t+W, in place (aliased).
+  """buf (M, Lb, B, D) with h[:, 1:1+W] * u (M, B, D) added at t+1..t+W, in place (aliased).
 
   t + 1 is clamped to [0, Lb - W] (as XLA's dynamic slices clamp it): no write leaves buf.
   """
-  M, B, Lb, D = buf.shape
+  M, Lb, B, D = buf.shape
   why = tiles(buf.shape, window, splits)
   if why:
     raise ValueError(f"eager_update_pallas: {why}")
@@ -235,7 +236,7 @@ def future_update(buf: jax.Array, h: jax.Array, u: jax.Array, t: jax.Array, wind
   """Eager's write: buf with u_t's contribution added to positions t+1..t+W.
 
   Args:
-    buf: (M, B, Lb, D) pending outputs, Lb >= t + 1 + window.
+    buf: (M, Lb, B, D) pending outputs, Lb >= t + 1 + window.
     h: (M, taps > window, D) filter taps h_0, h_1, ...
     u: (M, B, D) the step's mixer input.
     t: int32 scalar (traced or not).
@@ -248,8 +249,8 @@ def future_update(buf: jax.Array, h: jax.Array, u: jax.Array, t: jax.Array, wind
   if h.shape[1] < window + 1:
     raise ValueError(f"eager write: the filter holds {h.shape[1]} taps, the window needs "
                      f"{window + 1}")
-  if u.shape != (buf.shape[0], buf.shape[1], buf.shape[3]):
-    want = (buf.shape[0], buf.shape[1], buf.shape[3])
+  if u.shape != (buf.shape[0], buf.shape[2], buf.shape[3]):
+    want = (buf.shape[0], buf.shape[2], buf.shape[3])
     raise ValueError(f"eager write: u must be (M, B, D) = {want}, got {u.shape}")
   if choice == "xla":
     return eager_reference(buf, h, u, t, window)
