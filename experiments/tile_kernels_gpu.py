@@ -11,7 +11,11 @@ tiles at distinct positions on a donated buffer:
   wall_us    median over --repeats chains of the host clock, per tile;
   kernel_us  the device's kernel time per tile, from a JAX profiler trace of --repeats chains
              (what Nsight Compute would report; it crashes inside JAX on this machine);
-  kernels    launches per tile.
+  kernels    launches per tile;
+  marginal_us  with --long_count > --count: the host clock's extra time per extra tile between a
+             chain of --count tiles and one of --long_count (medians): what a tile costs inside
+             a long executable, without the executable's own fixed cost, which a chain of 16
+             spreads over only 16 tiles (~3 us each on an H100, session 15).
 Variants: the gray tile alone ("tile:<tau>" for pallas_inplace and the XLA direct taus) and a
 flash step's whole buffer work ("step:pallas" = the fused kernel storing u_t, adding the tile and
 reading acc_{t+1}; "step:xla" = the same three things as XLA ops around the direct tile).
@@ -37,6 +41,8 @@ from flash_lcsm_jax.ops import tau as tau_ops
 _LEVELS = flags.DEFINE_list("levels", [str(q) for q in range(7)], "Tile levels.")
 _BATCH = flags.DEFINE_integer("batch", 1, "B.")
 _COUNT = flags.DEFINE_integer("count", 16, "Tiles per jitted chain.")
+_LONG_COUNT = flags.DEFINE_integer("long_count", 0,
+                                   "Tiles of a second, longer chain for marginal_us (0: none).")
 _REPEATS = flags.DEFINE_integer("repeats", 30, "Chains timed (and traced) per variant.")
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run (M=2, D=40, interpret mode).")
@@ -64,29 +70,42 @@ def chain(variant: str, level: int, count: int):
   return run
 
 
-def measure(variant: str, level: int, filters, batch: int, count: int, repeats: int) -> dict:
-  M, D = filters.shape[:2]
-  U = 1 << level
-  name = "pallas_inplace" if variant.startswith("step:") else variant.split(":")[1]
-  consts = tau_ops.get(name).prepare(filters, level)
-  run = chain(variant, level, count)
-  u = jnp.full((M, batch, D), 0.01, jnp.float32)
-  buf = jnp.full((M, batch, D, 2 * count * U + U), 0.37, jnp.float32)
+def _chain_seconds(run, consts, buf, u, repeats: int):
+  """(median seconds of one chain, the buffer) after one compiling call."""
   buf, _ = jax.block_until_ready(run(consts, buf, u))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
     buf, _ = jax.block_until_ready(run(consts, buf, u))
     times.append(time.perf_counter() - start)
+  return float(np.median(times)), buf
+
+
+def measure(variant: str, level: int, filters, batch: int, count: int, repeats: int,
+            long_count: int = 0) -> dict:
+  M, D = filters.shape[:2]
+  U = 1 << level
+  name = "pallas_inplace" if variant.startswith("step:") else variant.split(":")[1]
+  consts = tau_ops.get(name).prepare(filters, level)
+  run = chain(variant, level, count)
+  u = jnp.full((M, batch, D), 0.01, jnp.float32)
+  length = 2 * max(count, long_count) * U + U
+  seconds, buf = _chain_seconds(run, consts, jnp.full((M, batch, D, length), 0.37, jnp.float32),
+                                u, repeats)
+  marginal = {}
+  if long_count > count:
+    long_seconds, buf = _chain_seconds(chain(variant, level, long_count), consts, buf, u, repeats)
+    marginal = dict(marginal_us=1e6 * (long_seconds - seconds) / (long_count - count),
+                    long_wall_us=1e6 * long_seconds / long_count)
   state = [buf]
 
   def traced():  # the buffer is donated: each chain takes the previous chain's output
     for _ in range(repeats):
       state[0], _ = jax.block_until_ready(run(consts, state[0], u))
   summary = summarize(profile(traced), count * repeats, top=4)
-  return dict(variant=variant, level=level, U=U, wall_us=1e6 * float(np.median(times)) / count,
+  return dict(variant=variant, level=level, U=U, wall_us=1e6 * seconds / count,
               kernel_us=summary["kernel_us_per_step"], busy_us=summary["busy_us_per_step"],
-              kernels=summary["kernels_per_step"], top=summary["top"])
+              kernels=summary["kernels_per_step"], top=summary["top"], **marginal)
 
 
 def speedups(rows: list[dict]) -> list[dict]:
@@ -101,6 +120,8 @@ def speedups(rows: list[dict]) -> list[dict]:
         out.append(dict(level=level, U=1 << level, fast=fast, slow=slow,
                         wall_speedup=b["wall_us"] / a["wall_us"],
                         kernel_speedup=b["kernel_us"] / max(a["kernel_us"], 1e-9)))
+        if "marginal_us" in a and "marginal_us" in b:
+          out[-1]["marginal_speedup"] = b["marginal_us"] / max(a["marginal_us"], 1e-9)
   return out
 
 
@@ -115,25 +136,28 @@ def main(argv):
   filters = materialise_filter(init_params(jax.random.PRNGKey(0), cfg)["layers"]["filter"], cfg,
                                cfg.l_max)
   count, repeats = (4, 3) if _TINY.value else (_COUNT.value, _REPEATS.value)
+  long_count = min(_LONG_COUNT.value, 8) if _TINY.value else _LONG_COUNT.value
   rows = []
   result = dict(experiment="tile_kernels",
                 environment=common.environment("cpu" if _TINY.value else "gpu", rates=False),
                 dtype="float32",  # buffer, taps and accumulation
                 matmul_precision="HIGHEST in direct_dot; the other variants have no matmul",
                 config=dict(layers=layers, width=width, batch=_BATCH.value, count=count,
-                            repeats=repeats, levels=levels), rows=rows)
+                            long_count=long_count, repeats=repeats, levels=levels), rows=rows)
   out = common.output_path(_OUT.value, "tile_kernels.json")
   for level in levels:
     for variant in [f"tile:{t}" for t in TILE_TAUS] + list(STEPS):
-      row = measure(variant, level, filters, _BATCH.value, count, repeats)
+      row = measure(variant, level, filters, _BATCH.value, count, repeats, long_count)
       rows.append(row)
+      extra = f"  marginal {row['marginal_us']:7.2f} us" if "marginal_us" in row else ""
       print(f"U={row['U']:3d} {variant:20s} wall {row['wall_us']:7.2f} us  kernel "
-            f"{row['kernel_us']:7.2f} us  ({row['kernels']:.1f} kernels)", flush=True)
+            f"{row['kernel_us']:7.2f} us  ({row['kernels']:.1f} kernels){extra}", flush=True)
     result["speedups"] = speedups(rows)
     common.write_json_file(out, result)
   for s in result["speedups"]:
+    extra = (f", marginal {s['marginal_speedup']:.2f}x" if "marginal_speedup" in s else "")
     print(f"U={s['U']:3d} {s['fast']} over {s['slow']}: wall {s['wall_speedup']:.2f}x, kernel "
-          f"{s['kernel_speedup']:.2f}x")
+          f"{s['kernel_speedup']:.2f}x{extra}")
   print("wrote", out)
 
 
