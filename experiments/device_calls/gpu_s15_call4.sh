@@ -15,10 +15,10 @@
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s15c4
 source experiments/device_calls/gpu_common.sh
-run_logged 90 python3 experiments/baselines_gpu.py --out=$D/baselines.json --splits=32 \
+run_logged 75 python3 experiments/baselines_gpu.py --out=$D/baselines.json --splits=32 \
   --repeats=5 --cases=8:32768,1:65536 \
   --forms=lazy:xla_sbd,lazy:xla_bsd,eager:xla_sbd,eager:xla_bsd,eager:pallas
-one e2e e2e_b8 300 ", methods=('lazy', 'flash'), lengths=(2**15,), full_budget_s=60, budget_s=270"
-run_logged 110 python3 experiments/tile_kernels_gpu.py --levels=0,1,2,3,4,5 --count=16 \
+one e2e e2e_b8 260 ", methods=('lazy', 'flash'), lengths=(2**15,), full_budget_s=40, budget_s=230"
+run_logged 90 python3 experiments/tile_kernels_gpu.py --levels=0,1,2,3,4,5 --count=16 \
   --long_count=64 --repeats=15 --out=$D/tiles_marginal.json
 finish
