@@ -154,9 +154,9 @@ class Generator:
       `unroll_steps_for`).
     baseline_kernels: how the lazy and eager baselines stream their buffers each step
       (mixers.BASELINE_KERNELS): "xla" (XLA's fusions; the default) or "pallas"
-      (ops/baseline_kernels: each filter tile loaded once for every batch row, where XLA's
-      fusions may fetch the filter window once per row at B > 1). None: "xla" until the
-      kernels have been timed on a GPU (experiments/baselines_gpu.py).
+      (ops/baseline_kernels: Triton kernels that load each filter tile once for every batch
+      row). None: "xla", which on the engine's (M, L, B, D) buffers was as fast as the kernels
+      or faster on an H100 (session 15, experiments/baselines_gpu.py).
   """
   params: Any
   cfg: HyenaConfig
