@@ -12,14 +12,14 @@ shared per-token path (`hyena.token_step`):
          (the standard approach, O(t) per step); write stores u_t.
   eager  buffer = pending outputs (M, Lb, B, D). read takes acc_t; write adds h[j-t] u_t to
          every future j (O(L - t) per step).
+  flash  buffer = (M, B, D, Lb), time minor, holding u at positions <= t and pending outputs
+         at positions > t. read takes acc_t; write stores u_t and runs the gray tile of level
+         `level` for every layer in one batched call (tau).
 
 The two quadratic baselines keep time major and the batch inside it, (M, L, B, D): each filter
 tap then multiplies the B rows next to it, which XLA's fusions read once for all rows. With the
 batch outside, (M, B, L, D), lazy's read at B = 8 took 1.7x longer on an H100 (filter window
 fetched once per row; session 15, experiments/baselines_gpu.py). At B = 1 both are one layout.
-  flash  buffer = (M, B, D, Lb), time minor, holding u at positions <= t and pending outputs
-         at positions > t. read takes acc_t; write stores u_t and runs the gray tile of level
-         `level` for every layer in one batched call (tau).
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ FORMAT = "flash_lcsm_jax/1"
 # Axis order of a decode state's engine buffer (mixers.buffer_shape), by method: M layers,
 # B batch, L time, D channels.
 BUFFER_LAYOUT = {"flash": "MBDL", "lazy": "MLBD", "eager": "MLBD"}
+# The layout of states saved before it was recorded (lazy / eager were (M, B, L, D) then).
+LEGACY_BUFFER_LAYOUT = {"flash": "MBDL", "lazy": "MBLD", "eager": "MBLD"}
 CHECKPOINT_PATTERN = re.compile(r"^ckpt_(\d{8,})\.safetensors$")
 
 # safetensors dtype names <-> numpy dtypes (bfloat16 through ml_dtypes).
@@ -387,12 +389,11 @@ def load_decode_state(path: str, cfg: HyenaConfig | None = None) -> DecodeCheckp
   B = arrays.get("state/token", np.zeros((0,))).shape[0]
   M, D, K = saved_cfg.n_layers, saved_cfg.d_model, saved_cfg.short_filter_order
   buf_shape = mixers.buffer_shape(plan, B, M, D)
-  # States saved before the layout was recorded hold lazy / eager buffers as (M, B, L, D).
-  layout = info.get("buffer_layout", "MBDL" if plan.method == "flash" else "MBLD")
-  if layout not in ("MBLD", BUFFER_LAYOUT[plan.method]):
+  layout = info.get("buffer_layout", LEGACY_BUFFER_LAYOUT[plan.method])
+  if layout not in (BUFFER_LAYOUT[plan.method], LEGACY_BUFFER_LAYOUT[plan.method]):
     raise CheckpointError(f"{path}: unknown buffer layout {layout!r} for method "
                           f"{plan.method!r}")
-  old_layout = layout != BUFFER_LAYOUT[plan.method]
+  old_layout = layout != BUFFER_LAYOUT[plan.method]  # lazy / eager (M, B, L, D): swapped below
   if old_layout:
     buf_shape = (M, B, plan.buffer_length, D)
   template = {
