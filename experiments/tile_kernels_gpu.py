@@ -16,6 +16,12 @@ tiles at distinct positions on a donated buffer:
              chain of --count tiles and one of --long_count (medians): what a tile costs inside
              a long executable, without the executable's own fixed cost, which a chain of 16
              spreads over only 16 tiles (~3 us each on an H100, session 15).
+--loop=unrolled writes the chain as --count tiles in a row (session 4 to 15); --loop=fori as a
+lax.fori_loop with one tile per iteration on the loop-carried buffer. The unrolled chain is not
+fair to XLA: on the CPU its HLO copies the whole buffer per tile (tile:direct at U = 1, step:xla
+at every U), and on an H100 (session 15) XLA's kernel time per tile grew with the buffer's length.
+The fori chain has no such copies on the CPU; `buffer_copies` counts them in each row's compiled
+HLO, and --hlo_dir keeps the HLO text for a look at what the device compiled.
 Variants: the gray tile alone ("tile:<tau>" for pallas_inplace and the XLA direct taus) and a
 flash step's whole buffer work ("step:pallas" = the fused kernel storing u_t, adding the tile and
 reading acc_{t+1}; "step:xla" = the same three things as XLA ops around the direct tile).
@@ -24,6 +30,7 @@ reading acc_{t+1}; "step:xla" = the same three things as XLA ops around the dire
 from __future__ import annotations
 
 import functools
+import os
 import time
 
 from absl import app, flags
@@ -32,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
+from experiments import hlo_kernels
 from experiments.profile_events import profile, summarize
 from flash_lcsm_jax import HyenaConfig, init_params, materialise_filter
 from flash_lcsm_jax.engine import mixers
@@ -45,27 +53,33 @@ _LONG_COUNT = flags.DEFINE_integer("long_count", 0,
                                    "Tiles of a second, longer chain for marginal_us (0: none).")
 _REPEATS = flags.DEFINE_integer("repeats", 30, "Chains timed (and traced) per variant.")
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
+_LOOP = flags.DEFINE_enum("loop", "unrolled", ["unrolled", "fori"], "Chain structure (see above).")
+_HLO_DIR = flags.DEFINE_string("hlo_dir", None, "Write each chain's compiled HLO text here.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run (M=2, D=40, interpret mode).")
 
 TILE_TAUS = ("pallas_inplace", "direct", "direct_dot")
 STEPS = ("step:pallas", "step:xla")
 
 
-def chain(variant: str, level: int, count: int):
+def chain(variant: str, level: int, count: int, loop: str = "unrolled"):
   """jit(consts, buf, u) -> (buf, acc): `count` tiles (or steps) at positions (2j+1)U - 1."""
   U = 1 << level
+
+  def one(consts, buf, u, acc, t):
+    if variant == "step:pallas":
+      return pallas_inplace.flash_step(consts, buf, u + acc, t, level)
+    if variant == "step:xla":
+      return pallas_inplace.step_reference(consts, buf, u + acc, t, level)
+    return mixers.gray_tile(consts, buf, t, level, variant.split(":")[1]), acc
 
   @functools.partial(jax.jit, donate_argnums=(1,))
   def run(consts, buf, u):
     acc = jnp.zeros(u.shape, u.dtype)
+    if loop == "fori":
+      return jax.lax.fori_loop(
+          0, count, lambda j, c: one(consts, c[0], u, c[1], (2 * j + 1) * U - 1), (buf, acc))
     for j in range(count):
-      t = jnp.asarray((2 * j + 1) * U - 1, jnp.int32)
-      if variant == "step:pallas":
-        buf, acc = pallas_inplace.flash_step(consts, buf, u + acc, t, level)
-      elif variant == "step:xla":
-        buf, acc = pallas_inplace.step_reference(consts, buf, u + acc, t, level)
-      else:
-        buf = mixers.gray_tile(consts, buf, t, level, variant.split(":")[1])
+      buf, acc = one(consts, buf, u, acc, jnp.asarray((2 * j + 1) * U - 1, jnp.int32))
     return buf, acc
   return run
 
@@ -82,19 +96,26 @@ def _chain_seconds(run, consts, buf, u, repeats: int):
 
 
 def measure(variant: str, level: int, filters, batch: int, count: int, repeats: int,
-            long_count: int = 0) -> dict:
+            long_count: int = 0, loop: str = "unrolled", hlo_dir: str | None = None) -> dict:
   M, D = filters.shape[:2]
   U = 1 << level
   name = "pallas_inplace" if variant.startswith("step:") else variant.split(":")[1]
   consts = tau_ops.get(name).prepare(filters, level)
-  run = chain(variant, level, count)
+  run = chain(variant, level, count, loop)
   u = jnp.full((M, batch, D), 0.01, jnp.float32)
   length = 2 * max(count, long_count) * U + U
-  seconds, buf = _chain_seconds(run, consts, jnp.full((M, batch, D, length), 0.37, jnp.float32),
-                                u, repeats)
+  buf = jnp.full((M, batch, D, length), 0.37, jnp.float32)
+  run = run.lower(consts, buf, u).compile()  # timed as compiled: its HLO is the one counted
+  hlo = run.as_text()
+  if hlo_dir:
+    os.makedirs(hlo_dir, exist_ok=True)
+    with open(os.path.join(hlo_dir, f"{loop}_{variant.replace(':', '_')}_u{U}.txt"), "w") as f:
+      f.write(hlo)
+  seconds, buf = _chain_seconds(run, consts, buf, u, repeats)
   marginal = {}
   if long_count > count:
-    long_seconds, buf = _chain_seconds(chain(variant, level, long_count), consts, buf, u, repeats)
+    long_seconds, buf = _chain_seconds(chain(variant, level, long_count, loop), consts, buf, u,
+                                       repeats)
     marginal = dict(marginal_us=1e6 * (long_seconds - seconds) / (long_count - count),
                     long_wall_us=1e6 * long_seconds / long_count)
   state = [buf]
@@ -103,7 +124,8 @@ def measure(variant: str, level: int, filters, batch: int, count: int, repeats: 
     for _ in range(repeats):
       state[0], _ = jax.block_until_ready(run(consts, state[0], u))
   summary = summarize(profile(traced), count * repeats, top=4)
-  return dict(variant=variant, level=level, U=U, wall_us=1e6 * seconds / count,
+  return dict(variant=variant, level=level, U=U, loop=loop,
+              buffer_copies=len(hlo_kernels.large_copies(hlo, min_bytes=buf.nbytes)), wall_us=1e6 * seconds / count,
               kernel_us=summary["kernel_us_per_step"], busy_us=summary["busy_us_per_step"],
               kernels=summary["kernels_per_step"], top=summary["top"], **marginal)
 
@@ -143,15 +165,18 @@ def main(argv):
                 dtype="float32",  # buffer, taps and accumulation
                 matmul_precision="HIGHEST in direct_dot; the other variants have no matmul",
                 config=dict(layers=layers, width=width, batch=_BATCH.value, count=count,
-                            long_count=long_count, repeats=repeats, levels=levels), rows=rows)
+                            long_count=long_count, repeats=repeats, levels=levels,
+                            loop=_LOOP.value), rows=rows)
   out = common.output_path(_OUT.value, "tile_kernels.json")
   for level in levels:
     for variant in [f"tile:{t}" for t in TILE_TAUS] + list(STEPS):
-      row = measure(variant, level, filters, _BATCH.value, count, repeats, long_count)
+      row = measure(variant, level, filters, _BATCH.value, count, repeats, long_count,
+                    _LOOP.value, _HLO_DIR.value)
       rows.append(row)
       extra = f"  marginal {row['marginal_us']:7.2f} us" if "marginal_us" in row else ""
       print(f"U={row['U']:3d} {variant:20s} wall {row['wall_us']:7.2f} us  kernel "
-            f"{row['kernel_us']:7.2f} us  ({row['kernels']:.1f} kernels){extra}", flush=True)
+            f"{row['kernel_us']:7.2f} us  ({row['kernels']:.1f} kernels, "
+            f"{row['buffer_copies']} buffer copies){extra}", flush=True)
     result["speedups"] = speedups(rows)
     common.write_json_file(out, result)
   for s in result["speedups"]:
