@@ -16,12 +16,15 @@ tiles at distinct positions on a donated buffer:
              chain of --count tiles and one of --long_count (medians): what a tile costs inside
              a long executable, without the executable's own fixed cost, which a chain of 16
              spreads over only 16 tiles (~3 us each on an H100, session 15).
---loop=unrolled writes the chain as --count tiles in a row (session 4 to 15); --loop=fori as a
-lax.fori_loop with one tile per iteration on the loop-carried buffer. The unrolled chain is not
-fair to XLA: on the CPU its HLO copies the whole buffer per tile (tile:direct at U = 1, step:xla
-at every U), and on an H100 (session 15) XLA's kernel time per tile grew with the buffer's length.
-The fori chain has no such copies on the CPU; `buffer_copies` counts them in each row's compiled
-HLO, and --hlo_dir keeps the HLO text for a look at what the device compiled.
+--loop=unrolled writes the chain as --count tiles in a row, --loop=fori as a lax.fori_loop with
+one tile per iteration (its wall time is mostly the while loop's per-iteration cost on the GPU,
+and the loop adds 1-2 bookkeeping kernels per tile). The tiles' positions are an argument of the
+chain, as in a generation; --constant_positions compiles them in, as sessions 4-15 did, which is
+unfair to XLA: its dynamic slices become static, and XLA's GPU emitter then writes the tile's
+dynamic-update-slice fusion out of place (the whole buffer per tile: XLA's kernel time grew with
+the buffer's length on the H100, session 15-16); on the CPU the HLO copies the buffer instead.
+`buffer_copies` counts copy instructions of the whole buffer in each row's compiled HLO, and
+--hlo_dir keeps the HLO text for a look at what the device compiled.
 Variants: the gray tile alone ("tile:<tau>" for pallas_inplace and the XLA direct taus) and a
 flash step's whole buffer work ("step:pallas" = the fused kernel storing u_t, adding the tile and
 reading acc_{t+1}; "step:xla" = the same three things as XLA ops around the direct tile).
@@ -54,6 +57,8 @@ _LONG_COUNT = flags.DEFINE_integer("long_count", 0,
 _REPEATS = flags.DEFINE_integer("repeats", 30, "Chains timed (and traced) per variant.")
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT or results/).")
 _LOOP = flags.DEFINE_enum("loop", "unrolled", ["unrolled", "fori"], "Chain structure (see above).")
+_CONSTANT_POSITIONS = flags.DEFINE_bool("constant_positions", False,
+                                        "Compile the positions in (the unfair form; see above).")
 _HLO_DIR = flags.DEFINE_string("hlo_dir", None, "Write each chain's compiled HLO text here.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run (M=2, D=40, interpret mode).")
 
@@ -61,8 +66,16 @@ TILE_TAUS = ("pallas_inplace", "direct", "direct_dot")
 STEPS = ("step:pallas", "step:xla")
 
 
-def chain(variant: str, level: int, count: int, loop: str = "unrolled"):
-  """jit(consts, buf, u) -> (buf, acc): `count` tiles (or steps) at positions (2j+1)U - 1."""
+def chain(variant: str, level: int, count: int, loop: str = "unrolled",
+          constant_positions: bool = False):
+  """jit(consts, buf, u, ts) -> (buf, acc): `count` tiles (or steps) at positions ts[j].
+
+  The positions come in as an argument, as a generation's step gets its position
+  (constant_positions: compiled in, as sessions 4-15 did; unrolled only): positions known at
+  compile time turn the tile's dynamic slices into static ones, and XLA's GPU emitter
+  then writes its dynamic-update-slice fusion out of place, the whole buffer per tile (session 16:
+  that, not launch latency, was most of XLA's time in the chains of sessions 4-15).
+  """
   U = 1 << level
 
   def one(consts, buf, u, acc, t):
@@ -73,48 +86,58 @@ def chain(variant: str, level: int, count: int, loop: str = "unrolled"):
     return mixers.gray_tile(consts, buf, t, level, variant.split(":")[1]), acc
 
   @functools.partial(jax.jit, donate_argnums=(1,))
-  def run(consts, buf, u):
+  def run(consts, buf, u, ts):
     acc = jnp.zeros(u.shape, u.dtype)
     if loop == "fori":
-      return jax.lax.fori_loop(
-          0, count, lambda j, c: one(consts, c[0], u, c[1], (2 * j + 1) * U - 1), (buf, acc))
+      return jax.lax.fori_loop(0, count, lambda j, c: one(consts, c[0], u, c[1], ts[j]),
+                               (buf, acc))
     for j in range(count):
-      buf, acc = one(consts, buf, u, acc, jnp.asarray((2 * j + 1) * U - 1, jnp.int32))
+      t = jnp.asarray((2 * j + 1) * U - 1, jnp.int32) if constant_positions else ts[j]
+      buf, acc = one(consts, buf, u, acc, t)
     return buf, acc
   return run
 
 
-def _chain_seconds(run, consts, buf, u, repeats: int):
+def positions(level: int, count: int) -> jax.Array:
+  """(2j+1)U - 1 for j < count: segments at [2jU, (2j+1)U), tiles never read each other."""
+  return jnp.asarray([(2 * j + 1) * (1 << level) - 1 for j in range(count)], jnp.int32)
+
+
+def _chain_seconds(run, consts, buf, u, ts, repeats: int):
   """(median seconds of one chain, the buffer) after one compiling call."""
-  buf, _ = jax.block_until_ready(run(consts, buf, u))
+  buf, _ = jax.block_until_ready(run(consts, buf, u, ts))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    buf, _ = jax.block_until_ready(run(consts, buf, u))
+    buf, _ = jax.block_until_ready(run(consts, buf, u, ts))
     times.append(time.perf_counter() - start)
   return float(np.median(times)), buf
 
 
 def measure(variant: str, level: int, filters, batch: int, count: int, repeats: int,
-            long_count: int = 0, loop: str = "unrolled", hlo_dir: str | None = None) -> dict:
+            long_count: int = 0, loop: str = "unrolled", hlo_dir: str | None = None,
+            constant_positions: bool = False) -> dict:
   M, D = filters.shape[:2]
   U = 1 << level
   name = "pallas_inplace" if variant.startswith("step:") else variant.split(":")[1]
   consts = tau_ops.get(name).prepare(filters, level)
-  run = chain(variant, level, count, loop)
+  run = chain(variant, level, count, loop, constant_positions)
   u = jnp.full((M, batch, D), 0.01, jnp.float32)
   length = 2 * max(count, long_count) * U + U
   buf = jnp.full((M, batch, D, length), 0.37, jnp.float32)
-  run = run.lower(consts, buf, u).compile()  # timed as compiled: its HLO is the one counted
+  ts = positions(level, count)
+  run = run.lower(consts, buf, u, ts).compile()  # timed as compiled: its HLO is the one counted
   hlo = run.as_text()
   if hlo_dir:
     os.makedirs(hlo_dir, exist_ok=True)
-    with open(os.path.join(hlo_dir, f"{loop}_{variant.replace(':', '_')}_u{U}.txt"), "w") as f:
+    form = loop + ("_constant" if constant_positions else "")
+    with open(os.path.join(hlo_dir, f"{form}_{variant.replace(':', '_')}_u{U}.txt"), "w") as f:
       f.write(hlo)
-  seconds, buf = _chain_seconds(run, consts, buf, u, repeats)
+  seconds, buf = _chain_seconds(run, consts, buf, u, ts, repeats)
   marginal = {}
   if long_count > count:
-    long_seconds, buf = _chain_seconds(chain(variant, level, long_count, loop), consts, buf, u,
+    long_run = chain(variant, level, long_count, loop, constant_positions)
+    long_seconds, buf = _chain_seconds(long_run, consts, buf, u, positions(level, long_count),
                                        repeats)
     marginal = dict(marginal_us=1e6 * (long_seconds - seconds) / (long_count - count),
                     long_wall_us=1e6 * long_seconds / long_count)
@@ -122,10 +145,11 @@ def measure(variant: str, level: int, filters, batch: int, count: int, repeats: 
 
   def traced():  # the buffer is donated: each chain takes the previous chain's output
     for _ in range(repeats):
-      state[0], _ = jax.block_until_ready(run(consts, state[0], u))
+      state[0], _ = jax.block_until_ready(run(consts, state[0], u, ts))
   summary = summarize(profile(traced), count * repeats, top=4)
-  return dict(variant=variant, level=level, U=U, loop=loop,
-              buffer_copies=len(hlo_kernels.large_copies(hlo, min_bytes=buf.nbytes)), wall_us=1e6 * seconds / count,
+  return dict(variant=variant, level=level, U=U, loop=loop, constant_positions=constant_positions,
+              buffer_copies=len(hlo_kernels.large_copies(hlo, min_bytes=buf.nbytes)),
+              wall_us=1e6 * seconds / count,
               kernel_us=summary["kernel_us_per_step"], busy_us=summary["busy_us_per_step"],
               kernels=summary["kernels_per_step"], top=summary["top"], **marginal)
 
@@ -166,12 +190,13 @@ def main(argv):
                 matmul_precision="HIGHEST in direct_dot; the other variants have no matmul",
                 config=dict(layers=layers, width=width, batch=_BATCH.value, count=count,
                             long_count=long_count, repeats=repeats, levels=levels,
-                            loop=_LOOP.value), rows=rows)
+                            loop=_LOOP.value, constant_positions=_CONSTANT_POSITIONS.value),
+                rows=rows)
   out = common.output_path(_OUT.value, "tile_kernels.json")
   for level in levels:
     for variant in [f"tile:{t}" for t in TILE_TAUS] + list(STEPS):
       row = measure(variant, level, filters, _BATCH.value, count, repeats, long_count,
-                    _LOOP.value, _HLO_DIR.value)
+                    _LOOP.value, _HLO_DIR.value, _CONSTANT_POSITIONS.value)
       rows.append(row)
       extra = f"  marginal {row['marginal_us']:7.2f} us" if "marginal_us" in row else ""
       print(f"U={row['U']:3d} {variant:20s} wall {row['wall_us']:7.2f} us  kernel "

@@ -149,25 +149,32 @@ def test_inplace_blocks_tiny_times_every_config_set(tmp_path):
       assert set(r["us"]) == {"pallas_inplace", "direct", "direct_dot"}
 
 
-@pytest.mark.parametrize("loop", ["unrolled", "fori"])
-def test_tile_kernels_tiny_times_tiles_and_steps_by_wall_and_kernel_time(tmp_path, loop):
+@pytest.mark.parametrize("form", ["unrolled", "constant", "fori"])
+def test_tile_kernels_tiny_times_tiles_and_steps_by_wall_and_kernel_time(tmp_path, form):
   out = tmp_path / "tile_kernels.json"
-  run_program("tile_kernels_gpu.py", "--tiny", f"--out={out}", "--levels=0,1", f"--loop={loop}",
-              f"--hlo_dir={tmp_path / 'hlo'}")
+  args = {"unrolled": ["--loop=unrolled"], "fori": ["--loop=fori"],
+          "constant": ["--loop=unrolled", "--constant_positions"]}[form]
+  run_program("tile_kernels_gpu.py", "--tiny", f"--out={out}", "--levels=0,1",
+              f"--hlo_dir={tmp_path / 'hlo'}", *args)
   data = json.loads(out.read_text())
   seen = {(r["variant"], r["level"]) for r in data["rows"]}
   variants = {"tile:pallas_inplace", "tile:direct", "tile:direct_dot", "step:pallas", "step:xla"}
   assert seen == {(v, q) for v in variants for q in (0, 1)}
   assert len(list((tmp_path / "hlo").iterdir())) == len(seen)
   for r in data["rows"]:
-    assert r["loop"] == loop and r["wall_us"] > 0
-    if loop == "unrolled":  # the CPU profiler does not see the thunks inside a while loop
+    assert r["loop"] == ("fori" if form == "fori" else "unrolled") and r["wall_us"] > 0
+    assert r["constant_positions"] == (form == "constant")
+    assert r["kernel_us"] >= 0 and r["kernels"] >= 0
+    # The CPU profiler sees no events for some programs (inside a while loop, or XLA's small
+    # tiles compiled into one function); the interpreted Pallas ones are many ops outside loops.
+    if form != "fori" and "pallas" in r["variant"]:
       assert r["kernel_us"] > 0 and r["kernels"] > 0
   copies = {(r["variant"], r["level"]): r["buffer_copies"] for r in data["rows"]}
-  # Why the fori chain exists: XLA's tiles update the buffer in place there, where the unrolled
-  # chain's XLA step copies the whole buffer. (At U = 1 the CPU's fori step still copies it.)
+  # Positions compiled in make XLA's tiles copy the whole buffer (the GPU writes it out of place
+  # instead); positions as an argument, unrolled or in a loop, leave only the CPU's XLA step at
+  # U = 1 with copies.
   expect_copies = {("step:xla", 0)}
-  if loop == "unrolled":
+  if form == "constant":
     expect_copies |= {("step:xla", 1), ("tile:direct", 0), ("tile:direct_dot", 0)}
   assert {k for k, n in copies.items() if n} == expect_copies, copies
   assert {(s["level"], s["fast"], s["slow"]) for s in data["speedups"]} == {

@@ -32,11 +32,13 @@ def device_slug(kind: str | None = None) -> str:
 def _tile_chain(level: int, impl: str, count: int):
   from flash_lcsm_jax.engine import mixers  # engine imports ops; avoid the cycle at import
 
+  # Distinct positions, passed in as a generation's steps get theirs: positions compiled in make
+  # XLA's slices static, and its GPU emitter then writes each tile's update out of place (the
+  # whole buffer; session 16), which would bias the table against the XLA taus.
   @functools.partial(jax.jit, donate_argnums=(1,))
-  def run(level_consts, buf):
-    U = 1 << level
-    for j in range(count):  # distinct positions, as in a generation
-      buf = mixers.gray_tile(level_consts, buf, jnp.asarray((2 * j + 1) * U - 1), level, impl)
+  def run(level_consts, buf, positions):
+    for j in range(count):
+      buf = mixers.gray_tile(level_consts, buf, positions[j], level, impl)
     return buf
   return run
 
@@ -58,12 +60,13 @@ def measure(filters: jax.Array, batch: int, levels, impls=None, count: int = 8,
       try:
         consts = impl.prepare(filters, level)
         run = _tile_chain(level, name, count)
+        positions = jnp.arange(count, dtype=jnp.int32) * 2 * U + U - 1
         buf = jnp.full((M, batch, D, length), 0.37, jnp.float32)
-        buf = run(consts, buf).block_until_ready()
+        buf = run(consts, buf, positions).block_until_ready()
         times = []
         for _ in range(repeats):
           start = time.perf_counter()
-          buf = run(consts, buf)
+          buf = run(consts, buf, positions)
           buf.block_until_ready()
           times.append(time.perf_counter() - start)
         out[level][name] = 1e6 * float(np.median(times)) / count
