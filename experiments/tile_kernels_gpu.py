@@ -68,7 +68,7 @@ STEPS = ("step:pallas", "step:xla")
 
 def chain(variant: str, level: int, count: int, loop: str = "unrolled",
           constant_positions: bool = False):
-  """jit(consts, buf, u, ts) -> (buf, acc): `count` tiles (or steps) at positions ts[j].
+  """jit(consts, buf, u, ts) -> (buf, acc): `count` tiles (or steps) at positions ts[j] (scalars).
 
   The positions come in as an argument, as a generation's step gets its position
   (constant_positions: compiled in, as sessions 4-15 did; unrolled only): positions known at
@@ -89,6 +89,7 @@ def chain(variant: str, level: int, count: int, loop: str = "unrolled",
   def run(consts, buf, u, ts):
     acc = jnp.zeros(u.shape, u.dtype)
     if loop == "fori":
+      ts = jnp.stack(ts)
       return jax.lax.fori_loop(0, count, lambda j, c: one(consts, c[0], u, c[1], ts[j]),
                                (buf, acc))
     for j in range(count):
@@ -98,9 +99,13 @@ def chain(variant: str, level: int, count: int, loop: str = "unrolled",
   return run
 
 
-def positions(level: int, count: int) -> jax.Array:
-  """(2j+1)U - 1 for j < count: segments at [2jU, (2j+1)U), tiles never read each other."""
-  return jnp.asarray([(2 * j + 1) * (1 << level) - 1 for j in range(count)], jnp.int32)
+def positions(level: int, count: int) -> tuple[jax.Array, ...]:
+  """(2j+1)U - 1 for j < count: segments at [2jU, (2j+1)U), tiles never read each other.
+
+  One scalar argument per tile: sliced out of one array, each position would cost the Pallas
+  tile a device-to-device copy of its scalar operand (~0.94 us on the H100, session 16 call 2)
+  that XLA's tile fuses away, where a generation's step has its position as a scalar already."""
+  return tuple(jnp.asarray((2 * j + 1) * (1 << level) - 1, jnp.int32) for j in range(count))
 
 
 def _chain_seconds(run, consts, buf, u, ts, repeats: int):

@@ -32,9 +32,10 @@ def device_slug(kind: str | None = None) -> str:
 def _tile_chain(level: int, impl: str, count: int):
   from flash_lcsm_jax.engine import mixers  # engine imports ops; avoid the cycle at import
 
-  # Distinct positions, passed in as a generation's steps get theirs: positions compiled in make
-  # XLA's slices static, and its GPU emitter then writes each tile's update out of place (the
-  # whole buffer; session 16), which would bias the table against the XLA taus.
+  # Distinct positions, passed in as scalars as a generation's steps get theirs: positions
+  # compiled in make XLA's slices static, and its GPU emitter then writes each tile's update out
+  # of place (the whole buffer; session 16), biasing the table against the XLA taus; positions
+  # sliced out of one array cost the Pallas taus a copy of their scalar operand per tile.
   @functools.partial(jax.jit, donate_argnums=(1,))
   def run(level_consts, buf, positions):
     for j in range(count):
@@ -60,7 +61,7 @@ def measure(filters: jax.Array, batch: int, levels, impls=None, count: int = 8,
       try:
         consts = impl.prepare(filters, level)
         run = _tile_chain(level, name, count)
-        positions = jnp.arange(count, dtype=jnp.int32) * 2 * U + U - 1
+        positions = tuple(jnp.asarray((2 * j + 1) * U - 1, jnp.int32) for j in range(count))
         buf = jnp.full((M, batch, D, length), 0.37, jnp.float32)
         buf = run(consts, buf, positions).block_until_ready()
         times = []
