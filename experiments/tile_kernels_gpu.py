@@ -46,6 +46,7 @@ from experiments import hlo_kernels
 from experiments.profile_events import profile, summarize
 from flash_lcsm_jax import HyenaConfig, init_params, materialise_filter
 from flash_lcsm_jax.engine import mixers
+from flash_lcsm_jax.ops import calibration
 from flash_lcsm_jax.ops import pallas_inplace
 from flash_lcsm_jax.ops import tau as tau_ops
 
@@ -100,12 +101,11 @@ def chain(variant: str, level: int, count: int, loop: str = "unrolled",
 
 
 def positions(level: int, count: int) -> tuple[jax.Array, ...]:
-  """(2j+1)U - 1 for j < count: segments at [2jU, (2j+1)U), tiles never read each other.
-
-  One scalar argument per tile: sliced out of one array, each position would cost the Pallas
-  tile a device-to-device copy of its scalar operand (~0.94 us on the H100, session 16 call 2)
-  that XLA's tile fuses away, where a generation's step has its position as a scalar already."""
-  return tuple(jnp.asarray((2 * j + 1) * (1 << level) - 1, jnp.int32) for j in range(count))
+  """One scalar argument per tile (calibration.tile_positions): sliced out of one array, each
+  position would cost the Pallas tile a device-to-device copy of its scalar operand (~0.94 us on
+  the H100, session 16 call 2) that XLA's tile fuses away, where a generation's step has its
+  position as a scalar already."""
+  return calibration.tile_positions(level, count)
 
 
 def _chain_seconds(run, consts, buf, u, ts, repeats: int):

@@ -188,3 +188,24 @@ def test_resolve_hybrid_user_table():
 def test_unknown_tau_names_the_choices():
   with pytest.raises(ValueError, match=r"unknown tau 'fast'; choose from \[.*'fft'.*'hybrid'\]"):
     tau_ops.get("fast")
+
+
+@pytest.mark.parametrize("name,level", [("direct", 0), ("direct_dot", 2), ("pallas_inplace", 1)])
+def test_calibration_chain_adds_every_tile_at_its_traced_position(name, level):
+  # The chain `calibration.measure` times: `count` tiles at tile_positions, passed in as scalars
+  # (one compile whatever the positions). Checked against the float64 middle product per tile.
+  from flash_lcsm_jax.ops import calibration
+  rng = np.random.default_rng()
+  U, count, (M, B, D) = 1 << level, 3, (2, 2, 5)
+  filters = (rng.normal(size=(M, D, 2 * U))).astype(np.float32)
+  buf = rng.normal(size=(M, B, D, 2 * count * U + U)).astype(np.float32)
+  ts = calibration.tile_positions(level, count)
+  assert [int(t) for t in ts] == [(2 * j + 1) * U - 1 for j in range(count)]
+  assert all(t.dtype == jnp.int32 and t.shape == () for t in ts)
+  want = buf.astype(np.float64)
+  for t in (int(t) for t in ts):
+    want[..., t + 1:t + 1 + U] += middle_product64(filters, want[..., t - U + 1:t + 1])
+  impl = tau_ops.get(name)
+  run = calibration._tile_chain(level, name, count)  # pylint: disable=protected-access
+  got = np.asarray(run(impl.prepare(jnp.asarray(filters), level), jnp.asarray(buf), ts))
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -29,6 +29,12 @@ def device_slug(kind: str | None = None) -> str:
   return re.sub(r"[^a-z0-9]+", "_", kind.lower()).strip("_")
 
 
+def tile_positions(level: int, count: int) -> tuple[jax.Array, ...]:
+  """(2j+1)U - 1 for j < count, one int32 scalar each: segments at [2jU, (2j+1)U), so the tiles
+  of a chain never read each other's outputs."""
+  return tuple(jnp.asarray((2 * j + 1) * (1 << level) - 1, jnp.int32) for j in range(count))
+
+
 def _tile_chain(level: int, impl: str, count: int):
   from flash_lcsm_jax.engine import mixers  # engine imports ops; avoid the cycle at import
 
@@ -61,7 +67,7 @@ def measure(filters: jax.Array, batch: int, levels, impls=None, count: int = 8,
       try:
         consts = impl.prepare(filters, level)
         run = _tile_chain(level, name, count)
-        positions = tuple(jnp.asarray((2 * j + 1) * U - 1, jnp.int32) for j in range(count))
+        positions = tile_positions(level, count)
         buf = jnp.full((M, batch, D, length), 0.37, jnp.float32)
         buf = run(consts, buf, positions).block_until_ready()
         times = []
