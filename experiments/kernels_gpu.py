@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flash_lcsm_jax.ops import calibration
 from flash_lcsm_jax.ops import pallas_dft
 from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.ops import pallas_direct
@@ -277,7 +278,7 @@ def time_tiles(level: int, B: int, filters, M: int, D: int, repeats: int) -> lis
       # Segments at [2jU, (2j+1)U), pending outputs right after: tiles never read each other.
       length = 2 * count * U + U
       buf = jax.random.normal(jax.random.PRNGKey(B), (M, B, D, length), jnp.float32)
-      positions = [jnp.asarray((2 * j + 1) * U - 1, jnp.int32) for j in range(count)]
+      positions = list(calibration.tile_positions(level, count))
       tile = jax.jit(lambda c, b, t, n=tau_name: mixers.gray_tile(c, b, t, level, n),
                      donate_argnums=(1,))
       t0 = time.perf_counter()
@@ -293,7 +294,9 @@ def time_tiles(level: int, B: int, filters, M: int, D: int, repeats: int) -> lis
         return b
       chain = jax.jit(all_positions, donate_argnums=(1,))
       buf = jax.random.normal(jax.random.PRNGKey(B), (M, B, D, length), jnp.float32)
-      ts = jnp.asarray([(2 * j + 1) * U - 1 for j in range(count)], jnp.int32)
+      # One scalar per tile, not slices of one array (each slice would cost a Pallas tile a
+      # copy of its scalar operand that XLA's tile fuses away; session 16).
+      ts = calibration.tile_positions(level, count)
       chain = chain.lower(consts, buf, ts).compile()
       row["in_jit_us"], _ = _chained_us(chain, consts, buf, [ts], repeats, per=count)
     except Exception as e:  # pylint: disable=broad-except
