@@ -75,9 +75,12 @@ def chain(variant: str, level: int, count: int, loop: str = "unrolled",
   (constant_positions: compiled in, as sessions 4-15 did; unrolled only): positions known at
   compile time turn the tile's dynamic slices into static ones, and XLA's GPU emitter
   then writes its dynamic-update-slice fusion out of place, the whole buffer per tile (session 16:
-  that, not launch latency, was most of XLA's time in the chains of sessions 4-15).
+  that, not launch latency, was most of XLA's time in the chains of sessions 4-15). One scalar
+  per tile (calibration.tile_positions): sliced out of one array, each position would cost the
+  Pallas tile a device-to-device copy of its scalar operand (~0.94 us on the H100, session 16
+  call 2) that XLA's tile fuses away, where a generation's step has its position as a scalar.
   """
-  U = 1 << level
+  fixed = calibration.tile_positions(level, count)  # closed over: compiled in
 
   def one(consts, buf, u, acc, t):
     if variant == "step:pallas":
@@ -94,18 +97,9 @@ def chain(variant: str, level: int, count: int, loop: str = "unrolled",
       return jax.lax.fori_loop(0, count, lambda j, c: one(consts, c[0], u, c[1], ts[j]),
                                (buf, acc))
     for j in range(count):
-      t = jnp.asarray((2 * j + 1) * U - 1, jnp.int32) if constant_positions else ts[j]
-      buf, acc = one(consts, buf, u, acc, t)
+      buf, acc = one(consts, buf, u, acc, fixed[j] if constant_positions else ts[j])
     return buf, acc
   return run
-
-
-def positions(level: int, count: int) -> tuple[jax.Array, ...]:
-  """One scalar argument per tile (calibration.tile_positions): sliced out of one array, each
-  position would cost the Pallas tile a device-to-device copy of its scalar operand (~0.94 us on
-  the H100, session 16 call 2) that XLA's tile fuses away, where a generation's step has its
-  position as a scalar already."""
-  return calibration.tile_positions(level, count)
 
 
 def _chain_seconds(run, consts, buf, u, ts, repeats: int):
@@ -130,7 +124,7 @@ def measure(variant: str, level: int, filters, batch: int, count: int, repeats: 
   u = jnp.full((M, batch, D), 0.01, jnp.float32)
   length = 2 * max(count, long_count) * U + U
   buf = jnp.full((M, batch, D, length), 0.37, jnp.float32)
-  ts = positions(level, count)
+  ts = calibration.tile_positions(level, count)
   run = run.lower(consts, buf, u, ts).compile()  # timed as compiled: its HLO is the one counted
   hlo = run.as_text()
   if hlo_dir:
@@ -142,7 +136,8 @@ def measure(variant: str, level: int, filters, batch: int, count: int, repeats: 
   marginal = {}
   if long_count > count:
     long_run = chain(variant, level, long_count, loop, constant_positions)
-    long_seconds, buf = _chain_seconds(long_run, consts, buf, u, positions(level, long_count),
+    long_seconds, buf = _chain_seconds(long_run, consts, buf, u,
+                                       calibration.tile_positions(level, long_count),
                                        repeats)
     marginal = dict(marginal_us=1e6 * (long_seconds - seconds) / (long_count - count),
                     long_wall_us=1e6 * long_seconds / long_count)

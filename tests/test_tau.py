@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from flash_lcsm_jax.ops import calibration
 from flash_lcsm_jax.ops import tau as tau_ops
 
 # Levels checked per implementation (capped so interpret-mode Pallas and the O(U^2) direct
@@ -194,10 +195,9 @@ def test_unknown_tau_names_the_choices():
 def test_calibration_chain_adds_every_tile_at_its_traced_position(name, level):
   # The chain `calibration.measure` times: `count` tiles at tile_positions, passed in as scalars
   # (one compile whatever the positions). Checked against the float64 middle product per tile.
-  from flash_lcsm_jax.ops import calibration
   rng = np.random.default_rng()
   U, count, (M, B, D) = 1 << level, 3, (2, 2, 5)
-  filters = (rng.normal(size=(M, D, 2 * U))).astype(np.float32)
+  filters = rng.normal(size=(M, D, 2 * U)).astype(np.float32)
   buf = rng.normal(size=(M, B, D, 2 * count * U + U)).astype(np.float32)
   ts = calibration.tile_positions(level, count)
   assert [int(t) for t in ts] == [(2 * j + 1) * U - 1 for j in range(count)]
