@@ -2,6 +2,8 @@
 
 import textwrap
 
+import jax
+import jax.extend.core
 import pytest
 
 from experiments import collect, common, hlo_kernels
@@ -105,3 +107,22 @@ def test_collect_refuses_mixed_devices_and_experiments():
   b = {**_part([]), "experiment": "other"}
   with pytest.raises(ValueError, match="experiments"):
     collect.merge([a, b])
+
+
+def test_flash_block_gives_its_kernels_the_block_start_and_literal_offsets():
+  """Every fused step of a flash block takes the block's first position (the state's, one
+  value) and its index in the block as a literal: no step computes a position for a Pallas
+  kernel, which on the GPU costs a kernel launch per step (session 17's trace)."""
+  cfg = common.model_config("cpu", n_layers=2)
+  gen = Generator(common.random_params(cfg), cfg, 8)
+  plan, consts = gen.plan("flash", "pallas_inplace", 0, 64, 1)
+  state = random_state(plan, cfg, 1, None)()
+  jaxpr = gen.traced_block(plan, consts, state, 1, "mixer").jaxpr
+  position, = [v for v in jaxpr.jaxpr.invars if v.aval.shape == () and v.aval.dtype == "int32"]
+  steps = [e for e in jaxpr.eqns if e.params.get("name") == "step_pallas"]
+  # Block 1: levels 0 1 0 2 0 1 0 4; the last (a boundary tile) runs after the block.
+  assert len(steps) == 7
+  for index, e in enumerate(steps):
+    t, offset = e.invars[3:5]  # (taps, buf, u, t, offset)
+    assert t is position
+    assert isinstance(offset, jax.extend.core.Literal) and int(offset.val) == index

@@ -158,6 +158,34 @@ class InplaceTest(parameterized.TestCase):
     for t in (U - 1, U + 9, buf.shape[-1] - U - 1):
       self.check_step(taps, buf, u, t, level, step(taps, jnp.array(buf), u, jnp.int32(t)))
 
+  @parameterized.product(level=(0, 3), implementation=("kernel", "xla"))
+  def test_offset_form_equals_the_summed_position(self, level, implementation):
+    # The engine's blocks pass (traced block start, static step index); every split of one
+    # position must give the same tile and step, from one compiled kernel per level.
+    impl = self.IMPLEMENTATION if implementation == "kernel" else "xla"
+    taps, buf = self.random_case((2, 3, 20), level, extra=21)
+    U = 1 << level
+    u = jnp.asarray(self.rng.standard_normal((2, 3, 20)), jnp.float32)
+    tile = jax.jit(lambda c, b, t, offset: pallas_inplace.gray_tile(
+        c, b, t, level, offset=offset, implementation=impl), static_argnums=3)
+    step = jax.jit(lambda c, b, x, t, offset: pallas_inplace.flash_step(
+        c, b, x, t, level, offset=offset, implementation=impl), static_argnums=4)
+    position = U + 5
+    for start in (position, position - 1, position - 4, U - 1):
+      t, offset = jnp.int32(start), position - start
+      self.check(taps, buf, position, level, tile(taps, buf, t, offset))
+      self.check_step(taps, buf, u, position, level, step(taps, buf, u, t, offset))
+
+  def test_offset_must_be_a_static_int_and_the_sum_in_range(self):
+    taps, buf = self.random_case((1, 1, 20), 2, extra=5)  # Lb = 13: t in [3, 8]
+    for bad in (1.0, jnp.int32(1), True):
+      with self.assertRaisesRegex(ValueError, "offset must be a Python int"):
+        pallas_inplace.gray_tile(taps, buf, 4, 2, offset=bad)
+    with self.assertRaisesRegex(ValueError, "t = 9 out of range"):
+      pallas_inplace.gray_tile(taps, buf, 4, 2, offset=5)
+    with self.assertRaisesRegex(ValueError, "t = 2 out of range"):
+      pallas_inplace.flash_step(taps, buf, jnp.zeros((1, 1, 20)), 4, 2, offset=-2)
+
 
 class InplaceCompiledTest(InplaceTest):
   IMPLEMENTATION = "pallas"

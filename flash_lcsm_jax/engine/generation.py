@@ -80,17 +80,23 @@ def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forc
   """
   table = dict(spec.tau_by_level)
 
-  def step(state: DecodeState, level: int, forced_token, acc=None):
+  first = state.position  # the block's first position
+
+  def step(state: DecodeState, level: int, forced_token, acc=None, index=None):
     """One position; acc: this position's long-convolution input if the previous step's write
-    already read it (flash, fused step), else None. Returns (state, outputs, next acc)."""
+    already read it (flash, fused step), else None; index: the step's static index in an
+    unrolled block, else None. Returns (state, outputs, next acc)."""
     t = state.position
+    # The write gets the position as (block start, static index): its Pallas kernels add the two
+    # themselves, so XLA does not launch a kernel per step to materialise t for them.
+    where = (t, 0) if index is None else (first, index)
     token = state.token if forced_token is None else forced_token
     if part != "dense" and acc is None:
       acc = mixers.read(spec, consts, state.buffer, t, window)
     if part == "mixer":
       u = jnp.tanh(acc) + 0.5
-      buf, acc_next = mixers.write_and_read_next(spec, consts, state.buffer, t, u, level,
-                                                 window, table)
+      buf, acc_next = mixers.write_and_read_next(spec, consts, state.buffer, where[0], u, level,
+                                                 window, table, where[1])
       logits = jnp.zeros((token.shape[0], 1), jnp.float32) + u[0, :, :1]
       return DecodeState(buf, state.conv_state, token, t + 1), (
           token, logits if collect_logits else None), acc_next
@@ -102,8 +108,8 @@ def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forc
     else:
       logits, u, conv = _token_step(params, cfg, red, token, acc, state.conv_state,
                                     dense_weights)
-      buf, acc_next = mixers.write_and_read_next(spec, consts, state.buffer, t, u, level,
-                                                 window, table)
+      buf, acc_next = mixers.write_and_read_next(spec, consts, state.buffer, where[0], u, level,
+                                                 window, table, where[1])
     sampled = sampler(logits, jax.random.fold_in(rng, t))
     return DecodeState(buf, conv, sampled, t + 1), (
         sampled, logits if collect_logits else None), acc_next
@@ -115,7 +121,7 @@ def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forc
   else:  # flash (each step's tile level is static) or unroll_steps: a Python loop
     outs, acc = [None] * len(levels), None
     for j, level in enumerate(levels):
-      state, outs[j], acc = step(state, level, None if forced is None else forced[:, j], acc)
+      state, outs[j], acc = step(state, level, None if forced is None else forced[:, j], acc, j)
     tokens = jnp.stack([o[0] for o in outs])
     logits = jnp.stack([o[1] for o in outs]) if collect_logits else None
   return state, tokens.T, (None if logits is None else jnp.swapaxes(logits, 0, 1))
@@ -394,15 +400,20 @@ class Generator:
                   unroll_steps=plan.method != "flash" and self.unroll_steps_for(batch))
     return consts, static, (big if big > inline_max else None)
 
+  def traced_block(self, plan: mixers.Plan, consts, state: DecodeState, block_index: int = 0,
+                   part: str = "all") -> jax.stages.Traced:
+    """One block's program traced as `run` calls it (`.jaxpr`, `.lower()`); nothing runs."""
+    block_consts, static, _ = self._block_static(plan, consts, plan.blocks[block_index],
+                                                 Sampler(), False, part, state.token.shape[0])
+    params, dense, red = self._model_args(part, state.token.shape[0], plan.stop)
+    return _run_block.trace(params, dense, block_consts, red, state, jax.random.PRNGKey(0),
+                            None, **static)
+
   def compiled_block_text(self, plan: mixers.Plan, consts, state: DecodeState,
                           block_index: int = 0, part: str = "all") -> str:
     """The optimized HLO of one block's executable, as `run` would compile it (for counting
     the kernels a token launches; nothing runs and `state` is not donated)."""
-    block_consts, static, _ = self._block_static(plan, consts, plan.blocks[block_index],
-                                                 Sampler(), False, part, state.token.shape[0])
-    params, dense, red = self._model_args(part, state.token.shape[0], plan.stop)
-    return _run_block.lower(params, dense, block_consts, red, state, jax.random.PRNGKey(0),
-                            None, **static).compile().as_text()
+    return self.traced_block(plan, consts, state, block_index, part).lower().compile().as_text()
 
   # --------------------------------------------------------------------------- entry points
 

@@ -176,35 +176,40 @@ def read(plan: Plan, consts, buf: jax.Array, t: jax.Array, window: int) -> jax.A
 
 
 def write_and_read_next(plan: Plan, consts, buf: jax.Array, t: jax.Array, u: jax.Array,
-                        level: int, window: int,
-                        tau_table: dict[int, str]) -> tuple[jax.Array, jax.Array | None]:
+                        level: int, window: int, tau_table: dict[int, str],
+                        offset: int = 0) -> tuple[jax.Array, jax.Array | None]:
   """Stores / propagates u_t (M, B, D) once the token has passed every layer; also returns
-  acc_{t+1} where the write produced it on the way (None otherwise).
+  acc_{t+1} where the write produced it on the way (None otherwise). The position is t + offset
+  (offset a static int: see `pallas_inplace.gray_tile` for why a compiled block passes its first
+  position and each step's index).
 
   Flash levels whose tau has `apply_step` (the fused Pallas step) store u_t, run the tile and
   read position t+1 in one launch; the next step then skips its own `read` (two launches less
   per step, which is what a step of the long convolutions alone is made of).
   """
   if plan.method == "lazy":
-    return jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=1), None
+    return jax.lax.dynamic_update_index_in_dim(buf, u, t + offset, axis=1), None
   if plan.method == "eager":
-    return baseline_kernels.future_update(buf, consts, u, t, window,
+    return baseline_kernels.future_update(buf, consts, u, t + offset, window,
                                           implementation=_baseline_impl(plan, buf, window)), None
   if level != schedule.NO_TILE:
     tau = tau_ops.get(tau_table[level])
     if tau.apply_step is not None:
-      return tau.apply_step(consts[level], buf, u, t, level)
-  buf = jax.lax.dynamic_update_index_in_dim(buf, u, t, axis=3)
+      return tau.apply_step(consts[level], buf, u, t, level, offset)
+  buf = jax.lax.dynamic_update_index_in_dim(buf, u, t + offset, axis=3)
   if level == schedule.NO_TILE:
     return buf, None
-  return gray_tile(consts[level], buf, t, level, tau_table[level]), None
+  return gray_tile(consts[level], buf, t, level, tau_table[level], offset), None
 
 
-def gray_tile(level_consts, buf: jax.Array, t: jax.Array, level: int, impl: str) -> jax.Array:
-  """Flash: adds the contribution of u at t-U+1..t to the pending outputs t+1..t+U."""
+def gray_tile(level_consts, buf: jax.Array, t: jax.Array, level: int, impl: str,
+              offset: int = 0) -> jax.Array:
+  """Flash: adds the contribution of u at s-U+1..s to the pending outputs s+1..s+U, where
+  s = t + offset (offset a static int)."""
   tau = tau_ops.get(impl)
   if tau.apply_inplace is not None:  # one in-place kernel for the whole tile
-    return tau.apply_inplace(level_consts, buf, t, level)
+    return tau.apply_inplace(level_consts, buf, t, level, offset)
+  t = t + offset
   U = 1 << level
   seg = jax.lax.dynamic_slice_in_dim(buf, t - U + 1, U, axis=3)
   out = tau.apply(level_consts, seg)

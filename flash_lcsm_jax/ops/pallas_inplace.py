@@ -47,6 +47,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import tau as tau_ops
@@ -89,15 +90,21 @@ def _store(ref_view, value, mask):
 # ----------------------------------------------------------------------------- kernel
 
 
-def _program(t_ref, taps_ref, buf_ref, num_channels: int, batch_block: int):
+def _scalar_operand(x) -> jax.Array:
+  """A position operand as the kernels take it: (1,) int32 (Triton has no scalar prefetch)."""
+  return jnp.reshape(jnp.asarray(x, jnp.int32), (1,))
+
+
+def _program(t_ref, offset_ref, taps_ref, buf_ref, num_channels: int, batch_block: int):
   """What a (layer, channel block, batch block) program of either kernel works on: (layer m,
-  channel slice, clamped t, (Cb, 1) and (Cb, U) channel masks or None, batch rows)."""
+  channel slice, clamped t = t_ref[0] + offset_ref[0], (Cb, 1) and (Cb, U) channel masks or None,
+  batch rows)."""
   n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
   length = buf_ref.shape[-1]
   m, c, b_blk = pl.program_id(0), pl.program_id(1), pl.program_id(2)
   c0 = c * n_channels
   # Memory safety for a t outside the contract (see the module docstring).
-  t = jnp.minimum(jnp.maximum(t_ref[0], tile - 1), length - tile - 1)
+  t = jnp.minimum(jnp.maximum(t_ref[0] + offset_ref[0], tile - 1), length - tile - 1)
   if num_channels % n_channels:  # last channel block is partial: mask it
     rows = c0 + jax.lax.broadcasted_iota(jnp.int32, (n_channels, 1), 0)
     col_mask = rows < num_channels
@@ -108,14 +115,15 @@ def _program(t_ref, taps_ref, buf_ref, num_channels: int, batch_block: int):
   return m, pl.ds(c0, n_channels), t, col_mask, tile_mask, batch
 
 
-def _inplace_kernel(t_ref, taps_ref, buf_ref, out_ref, *, num_channels: int, batch_block: int):
+def _inplace_kernel(t_ref, offset_ref, taps_ref, buf_ref, out_ref, *, num_channels: int,
+                    batch_block: int):
   """One (layer, channel block, batch block) program.
 
-  t_ref: (1,) int32; taps_ref: (Cb, 2U) block; buf_ref / out_ref: the whole (M, B, D, Lb) buffer
+  t_ref, offset_ref: (1,) int32, the tile's position is their sum; taps_ref: (Cb, 2U) block; buf_ref / out_ref: the whole (M, B, D, Lb) buffer
   (the same memory on GPU: aliased).
   """
-  m, channels, t, col_mask, tile_mask, batch = _program(t_ref, taps_ref, buf_ref, num_channels,
-                                                         batch_block)
+  m, channels, t, col_mask, tile_mask, batch = _program(t_ref, offset_ref, taps_ref, buf_ref,
+                                                         num_channels, batch_block)
   n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
   first = t - (tile - 1)
   acc = [jnp.zeros((n_channels, tile), jnp.float32) for _ in batch]
@@ -131,14 +139,15 @@ def _inplace_kernel(t_ref, taps_ref, buf_ref, out_ref, *, num_channels: int, bat
 
 
 @functools.partial(jax.jit, static_argnames=("level", "config", "interpret"))
-def inplace_pallas(taps: jax.Array, buf: jax.Array, t: jax.Array, *, level: int,
+def inplace_pallas(taps: jax.Array, buf: jax.Array, t: jax.Array, offset=0, *, level: int,
                    config: BlockConfig, interpret: bool = False) -> jax.Array:
   """The Pallas kernel with resolved blocks.
 
   Args:
     taps: (M, Dp, 2U) h_0..h_{2U-1}, Dp >= D a multiple of config.channel_block.
     buf: (M, B, D, Lb) engine buffer, Lb >= 2U, B a multiple of config.batch_block.
-    t: int32 scalar (traced or not), U-1 <= t <= Lb-U-1.
+    t: int32 scalar (traced or not), U-1 <= t + offset <= Lb-U-1.
+    offset: int32 scalar added to t in the kernel (see `gray_tile`).
     level: q, U = 2^q.
     config: resolved block config (`pallas_direct.resolve_blocks`).
     interpret: run the kernel body as XLA ops (any backend) instead of compiling with Triton.
@@ -150,7 +159,6 @@ def inplace_pallas(taps: jax.Array, buf: jax.Array, t: jax.Array, *, level: int,
   U = 1 << level
   Dp = taps.shape[1]
   cb, bb = config.channel_block, config.batch_block
-  t_arr = jnp.reshape(jnp.asarray(t, jnp.int32), (1,))
   kernel = functools.partial(_inplace_kernel, num_channels=D, batch_block=bb)
   return pl.pallas_call(
       kernel,
@@ -158,16 +166,17 @@ def inplace_pallas(taps: jax.Array, buf: jax.Array, t: jax.Array, *, level: int,
       grid=(M, Dp // cb, B // bb),
       in_specs=[
           pl.BlockSpec(),  # t: the whole (1,) array
+          pl.BlockSpec(),  # offset: the same
           pl.BlockSpec(block_shape=(None, cb, 2 * U), index_map=lambda m, c, b: (m, c, 0)),
           pl.BlockSpec(),  # buf: no block, indexed by program id and t in the kernel
       ],
       out_specs=pl.BlockSpec(),
-      input_output_aliases={2: 0},
+      input_output_aliases={3: 0},
       interpret=interpret,
       compiler_params=None if interpret else pallas_direct.triton_compiler_params(
           config.num_warps, config.num_stages),
       name=f"gray_tile_inplace_u{U}",
-  )(t_arr, taps, buf)
+  )(_scalar_operand(t), _scalar_operand(offset), taps, buf)
 
 
 def reference(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int) -> jax.Array:
@@ -180,7 +189,8 @@ def reference(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int) -> jax.
                                              axis=3)
 
 
-def _check(taps, buf, t, level, implementation):
+def _check(taps, buf, t, level, implementation, offset) -> int:
+  """Validates a tile's arguments; returns the offset as an int."""
   if implementation is not None and implementation not in pallas_direct.IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None or one of {pallas_direct.IMPLEMENTATIONS}, "
                      f"got {implementation!r}")
@@ -201,17 +211,21 @@ def _check(taps, buf, t, level, implementation):
                      f"{2 * U})")
   if jnp.ndim(t) != 0 or not jnp.issubdtype(jnp.result_type(t), jnp.integer):
     raise ValueError(f"t must be an integer scalar, got {t!r}")
+  if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+    raise ValueError(f"offset must be a Python int (static), got {offset!r}")
+  offset = int(offset)
   try:
-    tv = int(t)
+    tv = int(t) + offset
   except (jax.errors.ConcretizationTypeError, TypeError):
     tv = None  # traced: checked by the caller's schedule (and clamped in the kernel)
   if tv is not None:
     if tv - U + 1 < 0 or tv + U >= Lb:
       raise ValueError(f"t = {tv} out of range for a level-{level} tile on a buffer of length "
                        f"{Lb}: need {U - 1} <= t <= {Lb - U - 1}")
+  return offset
 
 
-def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *,
+def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *, offset: int = 0,
               implementation: str | None = None, config: BlockConfig | None = None) -> jax.Array:
   """buf[..., t+1:t+U+1] += direct tile convolution of buf[..., t-U+1:t+1] (float32 accumulation).
 
@@ -220,6 +234,11 @@ def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *,
     buf: (M, B, D, Lb) floating buffer.
     t: integer scalar, traced or not; U-1 <= t <= Lb-U-1 (checked when concrete).
     level: static q <= MAX_LEVEL (any level with implementation="xla").
+    offset: static int; the tile is at position t + offset. The kernel adds it, taking it as a
+      constant operand: steps of a compiled block pass the block's first position as t and their
+      index as offset, so no step needs a kernel of its own to compute its position (XLA would
+      launch one for each position a Pallas operand needs materialised), and steps of equal
+      level share one compiled kernel.
     implementation: None picks Triton on GPU, interpret mode on CPU and XLA where Pallas cannot
       run (logged once); or force one of "pallas", "interpret", "xla".
     config: block config override (defaults to INPLACE_CONFIGS[level]).
@@ -227,15 +246,14 @@ def gray_tile(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int, *,
   Returns:
     The updated buffer (in place under jit when the buffer is donated or a loop carry).
   """
-  _check(taps, buf, t, level, implementation)
-  if implementation == "xla":
-    return reference(taps, buf, t, level)
-  choice, taps, config = _launch_plan("inplace", inplace_pallas, taps, buf, (), level,
-                                      implementation, config)
-  if choice == "xla":
-    return reference(taps, buf, t, level)
-  return inplace_pallas(taps, buf, t, level=level, config=config,
-                        interpret=choice == "interpret")
+  offset = _check(taps, buf, t, level, implementation, offset)
+  if implementation != "xla":
+    choice, taps, config = _launch_plan("inplace", inplace_pallas, taps, buf, (), level,
+                                        implementation, config)
+    if choice != "xla":
+      return inplace_pallas(taps, buf, t, offset, level=level, config=config,
+                            interpret=choice == "interpret")
+  return reference(taps, buf, t + offset, level)
 
 
 def _launch_plan(kernel: str, fn, taps, buf, extra, level: int, implementation, config):
@@ -260,16 +278,16 @@ def _launch_plan(kernel: str, fn, taps, buf, extra, level: int, implementation, 
 # ----------------------------------------------------------------------------- fused flash step
 
 
-def _step_kernel(t_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref, *, num_channels: int,
-                 batch_block: int):
+def _step_kernel(t_ref, offset_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref, *,
+                 num_channels: int, batch_block: int):
   """One program of the fused step: store u_t, add the level's gray tile, read acc_{t+1}.
 
   u_ref / next_ref: (M, B, D, 1) whole arrays; the rest as in `_inplace_kernel`. The newest lag
   is taken from u_ref, not read back from the buffer after the store (no program reads what it
   wrote, so no barrier is needed).
   """
-  m, channels, t, col_mask, tile_mask, batch = _program(t_ref, taps_ref, buf_ref, num_channels,
-                                                         batch_block)
+  m, channels, t, col_mask, tile_mask, batch = _program(t_ref, offset_ref, taps_ref, buf_ref,
+                                                         num_channels, batch_block)
   n_channels, tile = taps_ref.shape[0], taps_ref.shape[1] // 2
   first = t - (tile - 1)
   acc = [jnp.zeros((n_channels, tile), jnp.float32) for _ in batch]
@@ -296,8 +314,9 @@ def _step_kernel(t_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref, *, num_chan
 
 
 @functools.partial(jax.jit, static_argnames=("level", "config", "interpret"))
-def step_pallas(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, *, level: int,
-                config: BlockConfig, interpret: bool = False) -> tuple[jax.Array, jax.Array]:
+def step_pallas(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, offset=0, *,
+                level: int, config: BlockConfig,
+                interpret: bool = False) -> tuple[jax.Array, jax.Array]:
   """The fused step kernel with resolved blocks (arguments as `inplace_pallas`, plus u (M, B, D)).
 
   Returns (buffer with u at t and the tile added at t+1..t+U (aliased to `buf`),
@@ -307,7 +326,6 @@ def step_pallas(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, *, 
   U = 1 << level
   Dp = taps.shape[1]
   cb, bb = config.channel_block, config.batch_block
-  t_arr = jnp.reshape(jnp.asarray(t, jnp.int32), (1,))
   kernel = functools.partial(_step_kernel, num_channels=D, batch_block=bb)
   new_buf, nxt = pl.pallas_call(
       kernel,
@@ -316,17 +334,18 @@ def step_pallas(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, *, 
       grid=(M, Dp // cb, B // bb),
       in_specs=[
           pl.BlockSpec(),  # t
+          pl.BlockSpec(),  # offset
           pl.BlockSpec(block_shape=(None, cb, 2 * U), index_map=lambda m, c, b: (m, c, 0)),
           pl.BlockSpec(),  # u: indexed in the kernel, like the buffer
           pl.BlockSpec(),  # buf
       ],
       out_specs=(pl.BlockSpec(), pl.BlockSpec()),
-      input_output_aliases={3: 0},
+      input_output_aliases={4: 0},
       interpret=interpret,
       compiler_params=None if interpret else pallas_direct.triton_compiler_params(
           config.num_warps, config.num_stages),
       name=f"flash_step_u{U}",
-  )(t_arr, taps, u.astype(buf.dtype)[..., None], buf)
+  )(_scalar_operand(t), _scalar_operand(offset), taps, u.astype(buf.dtype)[..., None], buf)
   return new_buf, nxt[..., 0]
 
 
@@ -339,27 +358,26 @@ def step_reference(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array,
 
 
 def flash_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, level: int, *,
-               implementation: str | None = None,
+               offset: int = 0, implementation: str | None = None,
                config: BlockConfig | None = None) -> tuple[jax.Array, jax.Array]:
   """A flash step's buffer work in one launch: buf[..., t] = u, the level's gray tile, and the
   pending output at t+1 (complete once this tile has run: the next step's acc).
 
-  Args: as `gray_tile`, plus u (M, B, D) the mixer inputs at t.
+  Args: as `gray_tile` (the step is at position t + offset), plus u (M, B, D) the mixer inputs.
   Returns: (updated buffer, acc_{t+1} (M, B, D)).
   """
-  _check(taps, buf, t, level, implementation)
+  offset = _check(taps, buf, t, level, implementation, offset)
   M, B, D, _ = buf.shape
   if u.shape != (M, B, D):
     raise ValueError(f"u must have shape (M, B, D) = {(M, B, D)}, got {u.shape}")
-  if implementation == "xla":
-    return step_reference(taps, buf, u, t, level)
-  choice, taps, config = _launch_plan("flash step", step_pallas, taps, buf,
-                                      (jax.ShapeDtypeStruct(u.shape, u.dtype),), level,
-                                      implementation, config)
-  if choice == "xla":
-    return step_reference(taps, buf, u, t, level)
-  return step_pallas(taps, buf, u, t, level=level, config=config,
-                     interpret=choice == "interpret")
+  if implementation != "xla":
+    choice, taps, config = _launch_plan("flash step", step_pallas, taps, buf,
+                                        (jax.ShapeDtypeStruct(u.shape, u.dtype),), level,
+                                        implementation, config)
+    if choice != "xla":
+      return step_pallas(taps, buf, u, t, offset, level=level, config=config,
+                         interpret=choice == "interpret")
+  return step_reference(taps, buf, u, t + offset, level)
 
 
 # ----------------------------------------------------------------------------- tau registration
@@ -385,13 +403,14 @@ def apply(taps: jax.Array, seg: jax.Array, *, implementation: str | None = None)
   return gray_tile(taps, buf, U - 1, U.bit_length() - 1, implementation=implementation)[..., U:]
 
 
-def apply_inplace(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int) -> jax.Array:
-  return gray_tile(taps, buf, t, level)
+def apply_inplace(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int,
+                  offset: int = 0) -> jax.Array:
+  return gray_tile(taps, buf, t, level, offset=offset)
 
 
-def apply_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array,
-               level: int) -> tuple[jax.Array, jax.Array]:
-  return flash_step(taps, buf, u, t, level)
+def apply_step(taps: jax.Array, buf: jax.Array, u: jax.Array, t: jax.Array, level: int,
+               offset: int = 0) -> tuple[jax.Array, jax.Array]:
+  return flash_step(taps, buf, u, t, level, offset=offset)
 
 
 tau_ops.register(tau_ops.TauImpl("pallas_inplace", prepare, apply, max_level=MAX_LEVEL,

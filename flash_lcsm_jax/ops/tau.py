@@ -6,10 +6,12 @@ needs taps h_1..h_{2U-1}. Every implementation works on all layers at once:
 
   prepare(filters (M, D, >=2U), q) -> constants (computed once per model and level)
   apply(constants, seg (M, B, D, U)) -> (M, B, D, U) float32
-  apply_inplace (optional): (constants, buf (M, B, D, Lb), t, q) -> buf with the whole gray tile
-    added at t+1..t+U (engine.mixers.gray_tile calls it instead of slice / apply / update)
-  apply_step (optional): (constants, buf, u (M, B, D), t, q) -> (buf, acc_{t+1}): the whole
-    buffer work of a flash step (store u at t, the gray tile, read t+1) in one launch
+  apply_inplace (optional): (constants, buf (M, B, D, Lb), t, q, offset=0) -> buf with the whole
+    gray tile of position t + offset (offset a static int) added at the following U positions
+    (engine.mixers.gray_tile calls it instead of slice / apply / update)
+  apply_step (optional): (constants, buf, u (M, B, D), t, q, offset=0) -> (buf, acc of the next
+    position): the whole buffer work of a flash step (store u, the gray tile, read the next
+    position) in one launch
 
 Implementations:
   direct  Toeplitz matrix-vector product per channel (XLA multiply-reduce), small U only.
@@ -32,8 +34,9 @@ import numpy as np
 
 Prepare = Callable[[jax.Array, int], Any]
 Apply = Callable[[Any, jax.Array], jax.Array]
-ApplyInplace = Callable[[Any, jax.Array, jax.Array, int], jax.Array]
-ApplyStep = Callable[[Any, jax.Array, jax.Array, jax.Array, int], tuple[jax.Array, jax.Array]]
+ApplyInplace = Callable[[Any, jax.Array, jax.Array, int, int], jax.Array]
+ApplyStep = Callable[[Any, jax.Array, jax.Array, jax.Array, int, int],
+                     tuple[jax.Array, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +45,9 @@ class TauImpl:
   prepare: Prepare
   apply: Apply
   max_level: int  # Largest tile level this implementation accepts.
-  # (consts, buf, t, level) -> buf: the whole gray tile in one call (see module docstring).
+  # (consts, buf, t, level, offset) -> buf: the whole gray tile in one call (module docstring).
   apply_inplace: ApplyInplace | None = None
-  # (consts, buf, u, t, level) -> (buf, acc_{t+1}): a whole flash step's buffer work in one call.
+  # (consts, buf, u, t, level, offset) -> (buf, next acc): a flash step's buffer work in one call.
   apply_step: ApplyStep | None = None
 
 
