@@ -12,6 +12,7 @@ decoded alone (B = 1), so a batch-dependent part of the GPU flash path shows up 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from absl import app, flags
@@ -21,6 +22,8 @@ import numpy as np
 
 from flash_lcsm_jax import Generator, forward
 from flash_lcsm_jax.ops import calibration
+from flash_lcsm_jax.ops import pallas_inplace
+from flash_lcsm_jax.ops import tau as tau_ops
 from experiments import common
 
 _OUT = flags.DEFINE_string("out", "", "JSON output path.")
@@ -31,7 +34,11 @@ _VARIANTS = flags.DEFINE_list(
     "variants", ["lazy", "device", "device_row0", "fft", "xla_small", "no_pallas", "no_dot"],
     "lazy | device (the device's hybrid table) | device_row0 (row 0 alone) | fft (every level) "
     "| xla_small (the device table with its Pallas and dot levels on XLA's direct tile) | "
-    "no_pallas / no_dot (only the Pallas / only the dot levels moved there).")
+    "no_pallas / no_dot (only the Pallas / only the dot levels moved there) | pallas_at=Q1+Q2 "
+    "(pallas_inplace kept at those levels only) | tile_only (pallas_inplace tiles without the "
+    "fused step) | cb32 (the device table with every in-place level on 32-channel blocks, "
+    "which divide D = 864: no masked channel block; run it last, it changes the module's "
+    "configs).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
 _BUCKETS = 8
 
@@ -47,12 +54,24 @@ def main(argv):
   params = common.random_params(cfg)
   L, P, B = min(_L.value, cfg.l_max), _P.value, _B.value
   device_table = calibration.table_for(B)
+  # The in-place tile kernel without the fused step (the engine then stores u_t and reads the
+  # next acc with XLA ops around the tile kernel).
+  tau_ops.register(dataclasses.replace(tau_ops.get("pallas_inplace"), name="pallas_tile_only",
+                                       apply_step=None))
   def moved(names):
     return {q: ("direct" if n in names else n) for q, n in device_table.items()}
   tables = {"device": device_table, "device_row0": device_table, "fft": None,
             "xla_small": moved(("pallas_inplace", "pallas", "direct_dot")),
             "no_pallas": moved(("pallas_inplace", "pallas")), "no_dot": moved(("direct_dot",)),
-            "lazy": None}
+            "lazy": None,
+            "tile_only": {q: ("pallas_tile_only" if n == "pallas_inplace" else n)
+                          for q, n in device_table.items()}}
+  tables["cb32"] = device_table
+  for variant in _VARIANTS.value:
+    if variant.startswith("pallas_at="):
+      keep = {int(q) for q in variant.split("=")[1].split("+")}
+      tables[variant] = {q: ("direct" if n == "pallas_inplace" and q not in keep else n)
+                         for q, n in device_table.items()}
   tokens = jax.random.randint(jax.random.PRNGKey(1), (B, L), 0, cfg.vocab_size)
   positions = np.arange(P, L)  # the generated positions only (prefill is the forward itself)
   gen = Generator(params, cfg)
@@ -66,8 +85,13 @@ def main(argv):
   for variant in _VARIANTS.value:
     t0 = time.perf_counter()
     method = "lazy" if variant == "lazy" else "flash"
+    if variant not in tables:
+      raise ValueError(f"unknown variant {variant!r}")
     table = tables[variant]
     rows = tokens[:1] if variant == "device_row0" else tokens
+    if variant == "cb32":
+      for q, c in pallas_inplace.INPLACE_CONFIGS.items():
+        pallas_inplace.INPLACE_CONFIGS[q] = dataclasses.replace(c, channel_block=32)
     g = Generator(params, cfg, hybrid_table=table)
     lg = g.decode_logits(rows, P, method=method, tau="fft" if variant == "fft" else "hybrid",
                          positions=positions)
