@@ -9,6 +9,7 @@ import pytest
 from experiments import collect, common, hlo_kernels
 from experiments.engine_probe import random_state
 from flash_lcsm_jax import Generator
+from flash_lcsm_jax.ops import pallas_inplace
 
 HLO = textwrap.dedent("""\
     HloModule m
@@ -119,10 +120,15 @@ def test_flash_block_gives_its_kernels_the_block_start_and_literal_offsets():
   state = random_state(plan, cfg, 1, None)()
   jaxpr = gen.traced_block(plan, consts, state, 1, "mixer").jaxpr
   position, = [v for v in jaxpr.jaxpr.invars if v.aval.shape == () and v.aval.dtype == "int32"]
-  steps = [e for e in jaxpr.eqns if e.params.get("name") == "step_pallas"]
+  # (taps, buf, u, t, offset) of the fused step, (taps, buf, t, offset) of the tile alone.
+  operands = {"step_pallas": slice(3, 5), "inplace_pallas": slice(2, 4)}
+  kernels = [e for e in jaxpr.eqns if e.params.get("name") in operands]
   # Block 1: levels 0 1 0 2 0 1 0 4; the last (a boundary tile) runs after the block.
-  assert len(steps) == 7
-  for index, e in enumerate(steps):
-    t, offset = e.invars[3:5]  # (taps, buf, u, t, offset)
+  assert len(kernels) == 7
+  assert {e.params["name"] for e in kernels} == {
+      "step_pallas" if q in pallas_inplace.FUSED_STEP_LEVELS else "inplace_pallas"
+      for q in (0, 1, 2)}
+  for index, e in enumerate(kernels):
+    t, offset = e.invars[operands[e.params["name"]]]
     assert t is position
     assert isinstance(offset, jax.extend.core.Literal) and int(offset.val) == index

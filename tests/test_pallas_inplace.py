@@ -176,6 +176,18 @@ class InplaceTest(parameterized.TestCase):
       self.check(taps, buf, position, level, tile(taps, buf, t, offset))
       self.check_step(taps, buf, u, position, level, step(taps, buf, u, t, offset))
 
+  @parameterized.parameters(*LEVELS)
+  def test_registered_step_at_every_level(self, level):
+    # The engine's hook: the fused kernel at FUSED_STEP_LEVELS, store + tile kernel + read
+    # elsewhere; both must be the same step (u at t, the tile, acc = the result at t+1).
+    self.assertLessEqual(pallas_inplace.FUSED_STEP_LEVELS, set(LEVELS))
+    taps, buf = self.random_case((2, 3, 20), level, extra=19)
+    u = jnp.asarray(self.rng.standard_normal((2, 3, 20)), jnp.float32)
+    step = jax.jit(tau.get("pallas_inplace").apply_step, static_argnums=(4, 5))
+    position = (1 << level) + 3
+    self.check_step(taps, buf, u, position, level, step(taps, buf, u, jnp.int32(position - 2),
+                                                        level, 2))
+
   def test_offset_must_be_a_static_int_and_the_sum_in_range(self):
     taps, buf = self.random_case((1, 1, 20), 2, extra=5)  # Lb = 13: t in [3, 8]
     for bad in (1.0, jnp.int32(1), True):
