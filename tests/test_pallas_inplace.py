@@ -302,10 +302,13 @@ def test_flash_logits_with_inplace_tiles_match_forward():
   tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (3, L)), jnp.int32)
   want = jax.jit(forward, static_argnames=("cfg",))(params, cfg, tokens,
                                                     filters=gen.filters(cfg.l_max))
-  # Levels inside a block (0..2 for blocks of 8) run as fused steps (store u, tile, read the
-  # next acc in one kernel); the block-boundary levels (3..6) as separate in-place tiles.
+  # Levels inside a block (0..2 for blocks of 8) run as steps (store u, tile, read the next acc):
+  # one fused kernel at FUSED_STEP_LEVELS, else the in-place tile kernel between XLA ops; the
+  # block-boundary levels (3..6) as separate in-place tiles.
   inline = range(gen.block_size.bit_length() - 1)
-  keys = [f"flash step U={1 << q}" if q in inline else f"inplace U={1 << q}" for q in LEVELS]
+  fused = pallas_inplace.FUSED_STEP_LEVELS
+  keys = [f"flash step U={1 << q}" if q in inline and q in fused else f"inplace U={1 << q}"
+          for q in LEVELS]
   for key in keys:
     pallas_direct.CHOSEN.pop(key, None)
   got = gen.decode_logits(tokens, P, method="flash")
