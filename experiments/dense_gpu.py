@@ -346,7 +346,8 @@ def main(argv):
     flags.FLAGS.tokens = min(_TOKENS.value, 4)
     flags.FLAGS.repeats = min(_REPEATS.value, 2)
     flags.FLAGS.budget_s = 1e9
-    flags.FLAGS.variants = _VARIANTS.value[:1]
+    if not flags.FLAGS["variants"].present:  # the default list: its first variant only
+      flags.FLAGS.variants = _VARIANTS.value[:1]
   for name in _PHASE1.value + _PHASE2.value + _PYTHON_CHAIN.value:
     if name not in IMPLS:
       raise app.UsageError(f"unknown implementation {name!r}; choose from {IMPLS}")

@@ -28,8 +28,13 @@ class Entry:
   gpu_minutes: float  # rough H100 estimate at the GPU defaults, compilation included
   kwargs: dict = dataclasses.field(default_factory=dict)  # for both sizes
   gpu: dict = dataclasses.field(default_factory=dict)  # GPU-size only
+  # CPU-size only: the CPU size is a smoke run (tests/test_experiments.py runs every experiment);
+  # where an experiment covers every tau, a few stand for all there (each tau's generation is
+  # checked in tests/test_engines.py), as interpret-mode Pallas compiles dominate its time.
+  cpu: dict = dataclasses.field(default_factory=dict)
 
 
+_CPU_VARIANTS = dict(variants=("hybrid", "fft", "pallas+fft"))
 _B8 = dict(batch=8, lengths=(2**10, 2**12, 2**14, 2**16, 2**17))  # 2^17 skipped if it won't fit
 # gpu_minutes: first run on a cold compilation cache. The paper model's whole-model block
 # compiles in about a minute (H200 probe, layers unrolled); experiments that share a reference
@@ -43,11 +48,11 @@ EXPERIMENTS: dict[str, Entry] = {
     "e2e_b8": Entry("e2e", "2: end-to-end time vs L, B=8", 6.0, kwargs=dict(batch=8), gpu=_B8),
     "e2e_taus": Entry("e2e", "2: end-to-end time vs L, flash with every tau", 8.5,
                       kwargs=dict(methods=("flash",), variants="all", lengths=(32,)),
-                      gpu=dict(lengths=(2**10, 2**14))),
+                      gpu=dict(lengths=(2**10, 2**14)), cpu=_CPU_VARIANTS),
     # Blocks of 64 on the GPU: the long convolutions alone are bound by the host's cost per
     # executable call (experiments/NOTES.md, session 4), which larger blocks spread out.
     "mixer_b1": Entry("mixer", "3: long-convolution time vs L, B=1, every tau", 6.0,
-                      kwargs=dict(variants="all"), gpu=dict(block_size=64)),
+                      kwargs=dict(variants="all"), gpu=dict(block_size=64), cpu=_CPU_VARIANTS),
     # Issue #3's online convolution: the long convolutions alone (18 x 864 channels) at
     # L = 2^16, flash only, blocks of 256 (results/h100/online_conv.json gathers such runs).
     "online_conv": Entry("mixer", "online convolution, flash, L=2^16, blocks of 256", 1.0,
@@ -82,7 +87,7 @@ def module(name: str):
 def run_one(name: str, size: str, outdir: str, **overrides) -> dict:
   """Runs one experiment in this process; returns the data it wrote to outdir/NAME.json."""
   entry = EXPERIMENTS[name]
-  kwargs = {**entry.kwargs, **(entry.gpu if size == "gpu" else {}), **overrides}
+  kwargs = {**entry.kwargs, **(entry.gpu if size == "gpu" else entry.cpu), **overrides}
   if size == "gpu":
     enable_compilation_cache()
   return module(name).run(size, outdir, name=name, **kwargs)

@@ -144,3 +144,16 @@ def lower_for_cuda(test, traced) -> str:
     if "Triton compilation handler" not in str(e):
       raise
     test.skipTest(f"cannot compile Triton for CUDA here: {e}")
+
+
+def level_shape_cases(levels, shapes, full_level=None):
+  """(level, shape) pairs covering every level and every shape without their product: each
+  level once with the shapes taken in turn, plus every shape at `full_level` (default: the
+  middle level). The kernels' code paths depend on the level and the shape separately (tile
+  size; padding and blocking), and interpret-mode compiles dominate the suite's time."""
+  levels, shapes = tuple(levels), tuple(shapes)
+  full_level = levels[len(levels) // 2] if full_level is None else full_level
+  cases = [(level, shapes[i % len(shapes)]) for i, level in enumerate(levels)]
+  cases += [(full_level, s) for s in shapes if (full_level, s) not in cases]
+  return [dict(testcase_name=f"_U{1 << level}_{'x'.join(map(str, s))}", level=level, shape=s)
+          for level, s in cases]

@@ -46,23 +46,22 @@ def test_dense_gpu_tiny_checks_and_times_fused_against_xla(tmp_path):
 def test_dense_gpu_tiny_persistent_loop_and_its_variants(tmp_path):
   # The persistent layer loop is checked and timed; "LOOP:VARIANT" varies it; a variant with
   # the barriers removed (results wrong by design) is timed only, never checked.
-  for variant, checked in (("persistent:noprefetch", True), ("persistent:nobarrier", False)):
-    out = tmp_path / f"{variant.replace(':', '_')}.json"
-    run_program("dense_gpu.py", "--tiny", f"--out={out}", "--dtypes=float32", "--batches=1",
-                "--phase1=fused_persistent", "--phase2=", "--python_chain=",
-                f"--variants={variant}", "--check_variants")
-    data = json.loads(out.read_text())
-    assert data["complete"] and data["checks_passed"]
-    name = variant.split(":")[1]
-    checks = {r.get("variant"): r for r in data["rows"] if r["kind"] == "check"}
-    assert set(checks) == ({None, name} if checked else {None})
-    for check in checks.values():
-      assert max(check["rel_err_persistent"].values()) <= 1e-5
-    timed = {r.get("variant"): r for r in data["rows"] if r["kind"] == "time"}
-    assert set(timed) == {None, name}
-    assert all(r["impl"] == "fused_persistent" and r["per_token_ms"] > 0 for r in timed.values())
+  out = tmp_path / "persistent.json"
+  run_program("dense_gpu.py", "--tiny", f"--out={out}", "--dtypes=float32", "--batches=1",
+              "--phase1=fused_persistent", "--phase2=", "--python_chain=",
+              "--variants=persistent:noprefetch,persistent:nobarrier", "--check_variants")
+  data = json.loads(out.read_text())
+  assert data["complete"] and data["checks_passed"]
+  checks = {r.get("variant"): r for r in data["rows"] if r["kind"] == "check"}
+  assert set(checks) == {None, "noprefetch"}
+  for check in checks.values():
+    assert max(check["rel_err_persistent"].values()) <= 1e-5
+  timed = {r.get("variant"): r for r in data["rows"] if r["kind"] == "time"}
+  assert set(timed) == {None, "noprefetch", "nobarrier"}
+  assert all(r["impl"] == "fused_persistent" and r["per_token_ms"] > 0 for r in timed.values())
+  for name in ("noprefetch", "nobarrier"):
     assert timed[name]["config"]["prefetch"] == (name != "noprefetch")
-    assert timed[None]["config"]["persistent"]
+  assert timed[None]["config"]["persistent"]
 
 
 def test_barrier_gpu_tiny_counts_every_arrival(tmp_path):
@@ -230,13 +229,12 @@ def test_baselines_tiny_checks_every_form_against_float64(tmp_path):
   # kernel, eager's write in two XLA layouts and as the kernel; kernels in interpret mode) is
   # checked against float64 on fresh random inputs before it is timed.
   out = tmp_path / "baselines.json"
-  run_program("baselines_gpu.py", "--tiny", f"--out={out}", "--splits=2,4")
+  run_program("baselines_gpu.py", "--tiny", f"--out={out}", "--splits=2")
   data = json.loads(out.read_text())
   assert data["complete"] and data["checks_passed"]
   assert {(c["form"], c["splits"]) for c in data["checks"]} == {
       ("lazy:xla_bsd", 2), ("lazy:xla_sdb", 2), ("lazy:xla_sbd", 2), ("lazy:pallas", 2),
-      ("lazy:pallas", 4), ("eager:xla_sbd", 2), ("eager:xla_bsd", 2), ("eager:pallas", 2),
-      ("eager:pallas", 4)}
+      ("eager:xla_sbd", 2), ("eager:xla_bsd", 2), ("eager:pallas", 2)}
   assert all(c["rel_err"] <= 1e-5 for c in data["checks"])
   timed = [r for r in data["rows"] if "ms" in r]
-  assert len(timed) == 2 * 9 and all(r["TBps_least"] > 0 for r in timed)
+  assert len(timed) == 2 * 7 and all(r["TBps_least"] > 0 for r in timed)

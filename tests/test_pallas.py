@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conftest import KernelTestCase, lower_for_cuda
+from conftest import KernelTestCase, level_shape_cases, lower_for_cuda
 from flash_lcsm_jax.ops import pallas_dft
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import tau
@@ -67,11 +67,11 @@ class PallasTauTest(KernelTestCase):
     ref = tau.reference(jnp.asarray(filters), seg)
     self.assertLess(relative_error(out, ref), 2 * tol)
 
-  @parameterized.product(level=tuple(range(pallas_direct.MAX_LEVEL + 1)), shape=SHAPES)
+  @parameterized.named_parameters(level_shape_cases(range(pallas_direct.MAX_LEVEL + 1), SHAPES))
   def test_direct(self, level, shape):
     self.check("direct", shape, level)
 
-  @parameterized.product(level=tuple(range(pallas_dft.MAX_LEVEL + 1)), shape=SHAPES)
+  @parameterized.named_parameters(level_shape_cases(range(pallas_dft.MAX_LEVEL + 1), SHAPES))
   def test_dft(self, level, shape):
     self.check("dft", shape, level)
 
@@ -114,7 +114,7 @@ class TritonLoweringTest(parameterized.TestCase):
   def lower_for_cuda(self, fn, *args, **static):
     return lower_for_cuda(self, fn.trace(*args, **static))
 
-  @parameterized.product(batch=(1, 3, 8), channels=(864, 20))
+  @parameterized.parameters((1, 864), (3, 20), (8, 864))  # each batch; padded or not
   def test_direct(self, batch, channels):
     M = 18
     for level in range(pallas_direct.MAX_LEVEL + 1):
@@ -127,7 +127,8 @@ class TritonLoweringTest(parameterized.TestCase):
           interpret=False)
       self.assertIn("triton", text)
 
-  @parameterized.product(batch=(1, 3, 8), precision=pallas_dft.PRECISIONS)
+  @parameterized.parameters(  # each precision, the batches in turn
+      *[(batch, precision) for batch, precision in zip((1, 8, 3, 1), pallas_dft.PRECISIONS)])
   def test_dft(self, batch, precision):
     M, D = 18, 864
     for level in range(pallas_dft.MIN_LEVEL, pallas_dft.MAX_LEVEL + 1):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conftest import make_model, max_position_rel_err, rel_err
+from conftest import level_shape_cases, make_model, max_position_rel_err, rel_err
 from flash_lcsm_jax import Generator, forward
 from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.ops import pallas_direct
@@ -71,7 +71,7 @@ class InplaceTest(parameterized.TestCase):
     outside[t + 1:t + U + 1] = False
     np.testing.assert_array_equal(np.asarray(got)[..., outside], np.asarray(buf)[..., outside])
 
-  @parameterized.product(level=LEVELS, shape=SHAPES)
+  @parameterized.named_parameters(level_shape_cases(LEVELS, SHAPES))
   def test_matches_reference_at_first_and_last_t(self, level, shape):
     taps, buf = self.random_case(shape, level)
     U, Lb = 1 << level, buf.shape[-1]
@@ -139,7 +139,7 @@ class InplaceTest(parameterized.TestCase):
                                   np.asarray(buf)[..., outside])
     np.testing.assert_array_equal(np.asarray(new_buf)[..., t], np.asarray(u))
 
-  @parameterized.product(level=LEVELS, shape=SHAPES)
+  @parameterized.named_parameters(level_shape_cases(LEVELS, SHAPES))
   def test_fused_step_matches_reference(self, level, shape):
     taps, buf = self.random_case(shape, level)
     U, Lb = 1 << level, buf.shape[-1]
@@ -207,8 +207,9 @@ class TritonLoweringTest(parameterized.TestCase):
   """Cross-lowers the compiled kernel for CUDA on any host (the Pallas -> Triton lowering:
   power-of-two blocks, masked loads / stores, the aliased buffer) without a GPU."""
 
-  @parameterized.product(kernel=("tile", "step"), level=(0, 3, 6),
-                         shape=((18, 8, 864), (18, 1, 864), (2, 3, 20)))
+  @parameterized.parameters(  # each kernel at each level and each shape, not the product
+      ("tile", 0, (18, 8, 864)), ("tile", 3, (18, 1, 864)), ("tile", 6, (2, 3, 20)),
+      ("step", 0, (18, 1, 864)), ("step", 3, (2, 3, 20)), ("step", 6, (18, 8, 864)))
   def test_lowers_for_cuda(self, kernel, level, shape):
     M, B, D = shape
     U = 1 << level

@@ -335,6 +335,9 @@ class Generator:
     batch = state.token.shape[0]
     params, dense, red = self._model_args(part, batch, plan.stop)
     statics = {}  # per block key: a flash plan repeats a handful of keys thousands of times
+    # Forced tokens sliced on the host: a device-side slice per block is a dispatched op (and
+    # a kernel launch on a GPU) for each of a flash plan's thousands of blocks.
+    forced = None if forced is None else np.asarray(forced, np.int32)
     tokens, logits = [], []
     done = None
     for block in plan.blocks:
