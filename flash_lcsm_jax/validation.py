@@ -165,7 +165,7 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   if plan.method == "flash" and plan.levels:
     U = 1 << max(plan.levels)
     spectrum = 8 * M * batch * D * (U + 1)
-    if M > 1 and spectrum > tau_ops.FFT_CHUNK_BYTES:
+    if tau_ops.by_layer(M, batch, D, U):
       spectrum //= M
     working = max(working, 4 * spectrum)
   return working

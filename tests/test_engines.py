@@ -130,6 +130,20 @@ def test_lazy_and_eager_decode_logits_match_forward(L, P, method, tau):
   assert_parity(got, want, f"{method} L={L} P={P}")
 
 
+@pytest.mark.parametrize("tau", ["fft", "hybrid"])
+def test_flash_with_every_tile_layer_by_layer_matches_forward(monkeypatch, tau):
+  """Large tiles run one layer at a time (tau.by_layer, 4 GiB of spectrum on a real model);
+  with the threshold at one byte every tile of this generation does, and stays exact."""
+  monkeypatch.setattr(tau_ops, "FFT_CHUNK_BYTES", 1)
+  params, cfg = make_model(seed=206, l_max=128, d_model=10, n_layers=3, d_inner=12,
+                           vocab_size=30)  # shapes no other test compiles (jit caches by shape)
+  gen = Generator(params, cfg, block_size=8)
+  tokens = jnp.asarray(np.random.default_rng().integers(0, cfg.vocab_size, (2, 100)), jnp.int32)
+  want = jit_forward(params, cfg, tokens, filters=gen.filters(cfg.l_max))
+  assert_parity(gen.decode_logits(tokens, 17, method="flash", tau=tau), want,
+                f"flash tau={tau}, layer by layer")
+
+
 def test_bfloat16_weights_engines_match_bfloat16_forward():
   """dtype='bfloat16' (matmul weights in bfloat16, float32 accumulation and mixer state): the
   engines reproduce the bfloat16 parallel forward, and stay near the float32 model."""

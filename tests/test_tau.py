@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from flash_lcsm_jax.engine import mixers
 from flash_lcsm_jax.ops import calibration
 from flash_lcsm_jax.ops import tau as tau_ops
 
@@ -109,6 +110,60 @@ def test_fft_tau_layer_by_layer_above_the_chunk_size(monkeypatch):
   chunked = impl.apply(spec, seg)
   assert max_rel(chunked, whole) < 1e-6
   assert max_rel(chunked, middle_product64(filters, np.asarray(seg))) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["fft", "matmul", "direct"])
+def test_large_tiles_run_one_layer_at_a_time_on_the_buffer(monkeypatch, name):
+  """engine.mixers.gray_tile above tau.by_layer: a loop over the layers, each adding its tile to
+  the buffer in place; the same buffer as all layers at once, and as float64."""
+  level, (M, B, D, Lb), t = 3, (3, 2, 5, 40), 20
+  U = 1 << level
+  rng = np.random.default_rng(zlib.crc32(name.encode()))
+  filters, _ = random_case(rng, level, M, B, D, filter_length=2 * U + 3)
+  buf = rng.normal(size=(M, B, D, Lb)).astype(np.float32)
+  impl = tau_ops.get(name)
+  assert impl.layer_consts is not None
+  consts = impl.prepare(jnp.asarray(filters), level)
+  # A new function per threshold: jit's trace cache is keyed on the function.
+  tile = lambda: jax.jit(lambda c, b, t: mixers.gray_tile(c, b, t, level, name))
+  whole = tile()(consts, jnp.asarray(buf), jnp.int32(t))
+  monkeypatch.setattr(tau_ops, "FFT_CHUNK_BYTES", 1)
+  by_layer = tile()
+  assert "while" in by_layer.lower(consts, jnp.asarray(buf), jnp.int32(t)).as_text()
+  got = np.asarray(by_layer(consts, jnp.asarray(buf), jnp.int32(t)))
+  assert max_rel(got, whole) < 1e-6
+  want = buf.astype(np.float64)
+  want[..., t + 1:t + U + 1] += middle_product64(filters, buf[..., t - U + 1:t + 1])
+  assert max_rel(got, want) < 1e-5
+  np.testing.assert_array_equal(got[..., :t + 1], buf[..., :t + 1])  # u and earlier untouched
+
+
+def test_layer_by_layer_tile_holds_a_layer_not_a_copy_of_the_buffer(monkeypatch):
+  """Compiled with the buffer donated (as the engine's _run_tile): the tile runs in place (the
+  output aliases the buffer) and its temporaries shrink from ~4 whole-tile segments (XLA:CPU
+  here) to a layer's worth, well under the buffer's size (no hidden copy of it)."""
+  M, B, D, Lb, level = 8, 2, 16, 4096, 10
+  U = 1 << level
+  consts = jax.eval_shape(lambda f: tau_ops.get("fft").prepare(f, level),
+                          jax.ShapeDtypeStruct((M, D, 2 * U), jnp.float32))
+  buf = jax.ShapeDtypeStruct((M, B, D, Lb), jnp.float32)
+
+  def memory():
+    fn = jax.jit(lambda c, b, t: mixers.gray_tile(c, b, t, level, "fft"), donate_argnums=1)
+    return fn.lower(consts, buf, jax.ShapeDtypeStruct((), jnp.int32)).compile().memory_analysis()
+
+  whole = memory()
+  if whole is None:
+    pytest.skip("this backend reports no memory analysis")
+  monkeypatch.setattr(tau_ops, "FFT_CHUNK_BYTES", 1)
+  per_layer = memory()
+  buffer_bytes, segment_bytes = 4 * M * B * D * Lb, 4 * M * B * D * U
+  for analysis in (whole, per_layer):
+    assert analysis.alias_size_in_bytes == buffer_bytes  # updated in place
+  # A layer's FFT: its segment, spectrum, product and 2U-point inverse (~6 segments' worth).
+  assert whole.temp_size_in_bytes >= 2 * segment_bytes
+  assert per_layer.temp_size_in_bytes <= 6 * segment_bytes / M
+  assert per_layer.temp_size_in_bytes < min(whole.temp_size_in_bytes, buffer_bytes) / 4
 
 
 def test_every_level_up_to_max_is_registered_sensibly():

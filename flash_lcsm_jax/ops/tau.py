@@ -12,6 +12,8 @@ needs taps h_1..h_{2U-1}. Every implementation works on all layers at once:
   apply_step (optional): (constants, buf, u (M, B, D), t, q, offset=0) -> (buf, acc of the next
     position): the whole buffer work of a flash step (store u, the gray tile, read the next
     position) in one launch
+  layer_consts (optional): (constants, m) -> layer m's constants, so that the engine can run a
+    large tile one layer at a time (`by_layer`)
 
 Implementations:
   direct  Toeplitz matrix-vector product per channel (XLA multiply-reduce), small U only.
@@ -49,6 +51,15 @@ class TauImpl:
   apply_inplace: ApplyInplace | None = None
   # (consts, buf, u, t, level, offset) -> (buf, next acc): a flash step's buffer work in one call.
   apply_step: ApplyStep | None = None
+  # (consts, m) -> layer m's constants (m traced; a layer axis of size 1 kept), for `apply` on
+  # one layer's (1, B, D, U) segment: lets engine.mixers.gray_tile run a large tile one layer at
+  # a time (`by_layer`). None: all layers at once only.
+  layer_consts: Callable[[Any, jax.Array], Any] | None = None
+
+
+def leading_layer(consts, m: jax.Array):
+  """Layer m of constants whose every leaf has the layer axis first."""
+  return jax.tree_util.tree_map(lambda c: jax.lax.dynamic_slice_in_dim(c, m, 1, axis=0), consts)
 
 
 _REGISTRY: dict[str, TauImpl] = {}
@@ -120,7 +131,7 @@ def _direct_apply(T, seg):
   return jnp.sum(T[:, None] * seg.astype(jnp.float32)[:, :, :, None, :], axis=-1)
 
 
-register(TauImpl("direct", toeplitz, _direct_apply, max_level=6))
+register(TauImpl("direct", toeplitz, _direct_apply, max_level=6, layer_consts=leading_layer))
 
 
 def _direct_dot_apply(T, seg):
@@ -130,7 +141,8 @@ def _direct_dot_apply(T, seg):
                     preferred_element_type=jnp.float32)
 
 
-register(TauImpl("direct_dot", toeplitz, _direct_dot_apply, max_level=6))
+register(TauImpl("direct_dot", toeplitz, _direct_dot_apply, max_level=6,
+                 layer_consts=leading_layer))
 
 
 # ----------------------------------------------------------------------------- fft
@@ -146,6 +158,11 @@ def _fft_prepare(filters, q):
 FFT_CHUNK_BYTES = 2**32
 
 
+def by_layer(M: int, B: int, D: int, U: int) -> bool:
+  """Whether a tile of U positions over (M, B, D) runs one layer at a time (FFT_CHUNK_BYTES)."""
+  return M > 1 and M * B * D * (U + 1) * 8 > FFT_CHUNK_BYTES
+
+
 def _fft_middle(spectrum, seg):
   U = seg.shape[-1]
   prod = jnp.fft.rfft(seg.astype(jnp.float32), n=2 * U) * spectrum[..., None, :, :]
@@ -153,13 +170,12 @@ def _fft_middle(spectrum, seg):
 
 
 def _fft_apply(spectrum, seg):
-  M, B, D, U = seg.shape
-  if M > 1 and M * B * D * (U + 1) * 8 > FFT_CHUNK_BYTES:
+  if by_layer(*seg.shape):  # for callers with a whole segment; the engine loops itself
     return jax.lax.map(lambda args: _fft_middle(*args), (spectrum, seg))
   return _fft_middle(spectrum, seg)
 
 
-register(TauImpl("fft", _fft_prepare, _fft_apply, max_level=30))
+register(TauImpl("fft", _fft_prepare, _fft_apply, max_level=30, layer_consts=leading_layer))
 
 
 # ----------------------------------------------------------------------------- matmul (DFT)
@@ -200,7 +216,8 @@ def _matmul_apply(consts, seg):
   return dot(y_re, g_re) - dot(y_im, g_im)
 
 
-register(TauImpl("matmul", _matmul_prepare, _matmul_apply, max_level=10))
+register(TauImpl("matmul", _matmul_prepare, _matmul_apply, max_level=10,
+                 layer_consts=lambda c, m: leading_layer(c[:2], m) + c[2:]))  # factors shared
 
 
 # ----------------------------------------------------------------------------- hybrid
