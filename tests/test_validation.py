@@ -361,6 +361,21 @@ def test_memory_estimate_refuses_when_it_cannot_fit(gen, monkeypatch):
     gen.generate(prompt(1, 5), 196)
 
 
+def test_memory_check_can_be_skipped_with_a_warning(gen, monkeypatch):
+  """FLASH_LCSM_SKIP_MEMORY_CHECK=1: the same refusal becomes a warning and the generation runs
+  (any other value keeps the refusal)."""
+  plan = mixers.make_plan("flash", 5, 200, 4, "fft")
+  need = validation.estimate_peak_bytes(gen.params, gen.cfg, plan, 1)
+  monkeypatch.setattr(validation, "device_memory_limit", lambda: need // 2)
+  monkeypatch.setenv(validation.SKIP_MEMORY_CHECK_ENV, "0")
+  with pytest.raises(MemoryError, match="FLASH_LCSM_SKIP_MEMORY_CHECK=1 tries anyway"):
+    gen.generate(prompt(1, 5), 196)
+  monkeypatch.setenv(validation.SKIP_MEMORY_CHECK_ENV, "1")
+  with pytest.warns(ResourceWarning, match=r"needs about .* GiB.*Going on"):
+    out = gen.generate(prompt(1, 5), 196)
+  assert out.tokens.shape == (1, 196)
+
+
 def test_memory_check_counts_transient_bytes(gen, monkeypatch):
   """Room for what a generation holds is not enough: the autotuner's buffer copy and the
   largest FFT tile's temporaries must fit too (an 80 GB H100 failed there, not on holdings)."""
