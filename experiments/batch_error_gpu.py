@@ -36,7 +36,8 @@ _VARIANTS = flags.DEFINE_list(
     "| xla_small (the device table with its Pallas and dot levels on XLA's direct tile) | "
     "no_pallas / no_dot (only the Pallas / only the dot levels moved there) | pallas_at=Q1+Q2 "
     "(pallas_inplace kept at those levels only) | tile_only (pallas_inplace tiles without the "
-    "fused step) | cb32 (the device table with every in-place level on 32-channel blocks, "
+    "fused step) | fused_all (the fused step kernel at every pallas_inplace level, with session "
+    "18's fix for the race on position t+1) | cb32 (the device table with every in-place level on 32-channel blocks, "
     "which divide D = 864: no masked channel block; run it last, it changes the module's "
     "configs).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
@@ -58,6 +59,11 @@ def main(argv):
   # next acc with XLA ops around the tile kernel).
   tau_ops.register(dataclasses.replace(tau_ops.get("pallas_inplace"), name="pallas_tile_only",
                                        apply_step=None))
+  # The fused step at every level, not only at pallas_inplace.FUSED_STEP_LEVELS.
+  tau_ops.register(dataclasses.replace(
+      tau_ops.get("pallas_inplace"), name="pallas_fused_all",
+      apply_step=lambda taps, buf, u, t, level, offset=0: pallas_inplace.flash_step(
+          taps, buf, u, t, level, offset=offset)))
   def moved(names):
     return {q: ("direct" if n in names else n) for q, n in device_table.items()}
   tables = {"device": device_table, "device_row0": device_table, "fft": None,
@@ -65,6 +71,8 @@ def main(argv):
             "no_pallas": moved(("pallas_inplace", "pallas")), "no_dot": moved(("direct_dot",)),
             "lazy": None,
             "tile_only": {q: ("pallas_tile_only" if n == "pallas_inplace" else n)
+                          for q, n in device_table.items()},
+            "fused_all": {q: ("pallas_fused_all" if n == "pallas_inplace" else n)
                           for q, n in device_table.items()}}
   tables["cb32"] = device_table
   for variant in _VARIANTS.value:

@@ -62,7 +62,11 @@ MAX_LEVEL = 6  # U = 64, as the direct kernel: beyond it the O(U^2) product lose
 # wrong results at U = 4 and 8: flash's logits 1.7e-4 from the forward (lazy 3.7e-6), growing
 # with the batch row, while the same levels through the tile kernel alone, and the fused step
 # at U = 1 and 16-64, matched lazy to 3.7e-6. Interpret mode is exact at every level, and no
-# masked channel block or command buffer is involved (both ruled out); the cause is not found.
+# masked channel block or command buffer is involved (both ruled out). Likely cause, found by
+# reading the kernel in session 18 and fixed in `_step_kernel`: position t+1 was read in one
+# thread layout and written in another without a barrier (a race between warps, worse for later
+# batch rows, as measured). Not yet checked on a GPU: once batch_error_gpu.py's `fused_all`
+# variant matches lazy there, this set can hold every level.
 FUSED_STEP_LEVELS = frozenset({0, 4, 5, 6})
 
 # Same budget as the direct kernel (about 4K float32 accumulators per program); kept separate so
@@ -292,8 +296,9 @@ def _step_kernel(t_ref, offset_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref,
   """One program of the fused step: store u_t, add the level's gray tile, read acc_{t+1}.
 
   u_ref / next_ref: (M, B, D, 1) whole arrays; the rest as in `_inplace_kernel`. The newest lag
-  is taken from u_ref, not read back from the buffer after the store (no program reads what it
-  wrote, so no barrier is needed).
+  is taken from u_ref, not read back from the buffer after the store. No element is written by
+  one thread and read by another (programs own disjoint blocks; within a program each element
+  is read and written in one layout), so no barrier is needed.
   """
   m, channels, t, col_mask, tile_mask, batch = _program(t_ref, offset_ref, taps_ref, buf_ref,
                                                          num_channels, batch_block)
@@ -313,13 +318,21 @@ def _step_kernel(t_ref, offset_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref,
         x = _load(buf_ref.at[m, b, channels, pl.ds(first + k, 1)], col_mask)
       acc[i] = acc[i] + lags * x.astype(jnp.float32)
       head[i] = head[i] + lag0 * x.astype(jnp.float32)
+  # Position t+1 is read and written only in the (Cb, 1) layout of `head`; the (Cb, U) store of
+  # the rest of the tile leaves column 0 out. Storing the whole tile instead let a warp write
+  # t+1 (in the (Cb, U) layout) before another warp had read it for acc_{t+1} (in the (Cb, 1)
+  # layout): Triton puts no barrier between different threads' accesses to global memory.
+  rest = jax.lax.broadcasted_iota(jnp.int32, (n_channels, tile), 1) >= 1
+  rest = rest if tile_mask is None else rest & tile_mask
   for i, b in enumerate(batch):
-    pending = out_ref.at[m, b, channels, pl.ds(t + 1, tile)]
-    pending0 = _load(out_ref.at[m, b, channels, pl.ds(t + 1, 1)], col_mask).astype(jnp.float32)
-    total = _load(pending, tile_mask).astype(jnp.float32) + acc[i]
-    _store(next_ref.at[m, b, channels, pl.ds(0, 1)], (pending0 + head[i]).astype(next_ref.dtype),
-           col_mask)
-    _store(pending, total.astype(out_ref.dtype), tile_mask)
+    at_next = out_ref.at[m, b, channels, pl.ds(t + 1, 1)]
+    nxt = (_load(at_next, col_mask).astype(jnp.float32) + head[i]).astype(out_ref.dtype)
+    _store(next_ref.at[m, b, channels, pl.ds(0, 1)], nxt.astype(next_ref.dtype), col_mask)
+    _store(at_next, nxt, col_mask)
+    if tile > 1:
+      pending = out_ref.at[m, b, channels, pl.ds(t + 1, tile)]
+      total = _load(pending, rest).astype(jnp.float32) + acc[i]
+      _store(pending, total.astype(out_ref.dtype), rest)
 
 
 @functools.partial(jax.jit, static_argnames=("level", "config", "interpret"))
