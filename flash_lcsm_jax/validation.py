@@ -196,7 +196,7 @@ def check_memory(params, cfg: HyenaConfig, plan, batch: int):
       f"GiB held, the rest transient; method={plan.method}, batch={batch}, "
       f"length={plan.stop}); JAX's memory pool has {limit / 2**30:.2f} GiB.")
   if os.environ.get(SKIP_MEMORY_CHECK_ENV) == "1":
-    warnings.warn(f"{message} Going on: {SKIP_MEMORY_CHECK_ENV}=1.", ResourceWarning)
+    warnings.warn(f"{message} Going on: {SKIP_MEMORY_CHECK_ENV}=1.", RuntimeWarning)
     return
   raise MemoryError(
       f"{message} Use a smaller batch or length, or give JAX more of the GPU "
