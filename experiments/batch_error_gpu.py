@@ -37,9 +37,9 @@ _VARIANTS = flags.DEFINE_list(
     "no_pallas / no_dot (only the Pallas / only the dot levels moved there) | pallas_at=Q1+Q2 "
     "(pallas_inplace kept at those levels only) | tile_only (pallas_inplace tiles without the "
     "fused step) | fused_all (the fused step kernel at every pallas_inplace level, with session "
-    "18's fix for the race on position t+1) | cb32 (the device table with every in-place level on 32-channel blocks, "
-    "which divide D = 864: no masked channel block; run it last, it changes the module's "
-    "configs).")
+    "18's fix for the race on position t+1) | cb32 (the device table with every in-place "
+    "level on 32-channel blocks, which divide D = 864: no masked channel block; run it last, "
+    "it changes the module's configs).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run on a tiny model.")
 _BUCKETS = 8
 

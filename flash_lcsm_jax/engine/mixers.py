@@ -216,16 +216,6 @@ def gray_tile(level_consts, buf: jax.Array, t: jax.Array, level: int, impl: str,
     # One layer at a time, the buffer updated in place: all layers at once hold the tile's
     # segment and output (M*B*D*U floats each: 16 GB at the paper model, B = 8, U = 2^15) and
     # the FFT's spectra next to the buffer.
-    return jax.lax.fori_loop(0, M, lambda m, b: _add_tile(
+    return jax.lax.fori_loop(0, M, lambda m, b: tau_ops.add_tile(
         tau.apply, tau.layer_consts(level_consts, m), b, t, U, m), buf)
-  return _add_tile(tau.apply, level_consts, buf, t, U)
-
-
-def _add_tile(apply, consts, buf: jax.Array, t: jax.Array, U: int, layer=None) -> jax.Array:
-  """buf[..., t+1:t+U+1] += apply(consts, buf[..., t-U+1:t+1]) on every layer, or on `layer`."""
-  first, rows = (0, buf.shape[0]) if layer is None else (layer, 1)
-  shape = (rows,) + buf.shape[1:3] + (U,)
-  seg = jax.lax.dynamic_slice(buf, (first, 0, 0, t - U + 1), shape)
-  pending = jax.lax.dynamic_slice(buf, (first, 0, 0, t + 1), shape)
-  out = (pending + apply(consts, seg)).astype(buf.dtype)
-  return jax.lax.dynamic_update_slice(buf, out, (first, 0, 0, t + 1))
+  return tau_ops.add_tile(tau.apply, level_consts, buf, t, U)

@@ -194,12 +194,7 @@ def inplace_pallas(taps: jax.Array, buf: jax.Array, t: jax.Array, offset=0, *, l
 
 def reference(taps: jax.Array, buf: jax.Array, t: jax.Array, level: int) -> jax.Array:
   """The 3-op XLA gray tile (dynamic slice, direct multiply-reduce in float32, update with add)."""
-  U = 1 << level
-  seg = jax.lax.dynamic_slice_in_dim(buf, t - U + 1, U, axis=3)
-  out = pallas_direct.direct_xla(taps, seg)
-  pending = jax.lax.dynamic_slice_in_dim(buf, t + 1, U, axis=3)
-  return jax.lax.dynamic_update_slice_in_dim(buf, (pending + out).astype(buf.dtype), t + 1,
-                                             axis=3)
+  return tau_ops.add_tile(pallas_direct.direct_xla, taps, buf, t, 1 << level)
 
 
 def _check(taps, buf, t, level, implementation, offset) -> int:
@@ -327,7 +322,7 @@ def _step_kernel(t_ref, offset_ref, taps_ref, u_ref, buf_ref, out_ref, next_ref,
   for i, b in enumerate(batch):
     at_next = out_ref.at[m, b, channels, pl.ds(t + 1, 1)]
     nxt = (_load(at_next, col_mask).astype(jnp.float32) + head[i]).astype(out_ref.dtype)
-    _store(next_ref.at[m, b, channels, pl.ds(0, 1)], nxt.astype(next_ref.dtype), col_mask)
+    _store(next_ref.at[m, b, channels, pl.ds(0, 1)], nxt, col_mask)  # next_ref: buf's dtype
     _store(at_next, nxt, col_mask)
     if tile > 1:
       pending = out_ref.at[m, b, channels, pl.ds(t + 1, tile)]

@@ -62,6 +62,18 @@ def leading_layer(consts, m: jax.Array):
   return jax.tree_util.tree_map(lambda c: jax.lax.dynamic_slice_in_dim(c, m, 1, axis=0), consts)
 
 
+def add_tile(apply: Apply, consts, buf: jax.Array, t: jax.Array, U: int,
+             layer=None) -> jax.Array:
+  """The gray tile as three XLA ops on an (M, B, D, Lb) buffer: buf[..., t+1:t+U+1] +=
+  apply(consts, buf[..., t-U+1:t+1]) on every layer, or on `layer` (traced) alone."""
+  first, rows = (0, buf.shape[0]) if layer is None else (layer, 1)
+  shape = (rows,) + buf.shape[1:3] + (U,)
+  seg = jax.lax.dynamic_slice(buf, (first, 0, 0, t - U + 1), shape)
+  pending = jax.lax.dynamic_slice(buf, (first, 0, 0, t + 1), shape)
+  out = (pending + apply(consts, seg)).astype(buf.dtype)
+  return jax.lax.dynamic_update_slice(buf, out, (first, 0, 0, t + 1))
+
+
 _REGISTRY: dict[str, TauImpl] = {}
 
 
