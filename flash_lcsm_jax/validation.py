@@ -158,20 +158,24 @@ def estimate_generation_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int
 def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   """Transient device bytes on top of what a generation holds (seen on an 80 GB H100):
 
-  - XLA's autotuner runs each fusion that reads the engine buffer on a redzone copy of its
-    operands, i.e. one more buffer (30 GiB for lazy at B = 8, L = 2^16);
-  - flash's largest FFT tile: its spectrum, the product, the inverse FFT's output and cuFFT's
-    scratch, about 4 spectra of one FFT call (one layer at a time above tau.FFT_CHUNK_BYTES).
+  - lazy and eager: XLA's autotuner runs the fusion that reads the whole history on a redzone
+    copy of its operands, i.e. one more buffer (30 GiB for lazy at B = 8, L = 2^16);
+  - flash: no such copy (its buffer is touched only by slices, updates, Pallas kernels and
+    FFTs, none autotuned; B = 8, L = 2^16 peaked at 47.5 GiB against 49.9 GiB held, session
+    19), but its largest FFT tile holds the spectrum, the product, the inverse FFT's output
+    and cuFFT's scratch: about 4 spectra of one FFT call (one layer at a time above
+    tau.FFT_CHUNK_BYTES).
   """
   M, D = cfg.n_layers, cfg.d_model
-  working = 4 * M * batch * D * plan.buffer_length
-  if plan.method == "flash" and plan.levels:
-    U = 1 << max(plan.levels)
-    spectrum = 8 * M * batch * D * (U + 1)
-    if tau_ops.by_layer(M, batch, D, U):
-      spectrum //= M
-    working = max(working, 4 * spectrum)
-  return working
+  if plan.method != "flash":
+    return 4 * M * batch * D * plan.buffer_length
+  if not plan.levels:
+    return 0
+  U = 1 << max(plan.levels)
+  spectrum = 8 * M * batch * D * (U + 1)
+  if tau_ops.by_layer(M, batch, D, U):
+    spectrum //= M
+  return 4 * spectrum
 
 
 def estimate_peak_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:

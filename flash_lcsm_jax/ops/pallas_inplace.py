@@ -57,16 +57,14 @@ from flash_lcsm_jax.ops.pallas_direct import BlockConfig, pl
 MAX_LEVEL = 6  # U = 64, as the direct kernel: beyond it the O(U^2) product loses to FFT taus.
 
 # Levels at which the engine takes the fused step kernel; at the others `apply_step` stores u_t
-# and reads the next acc with XLA ops around the in-place tile kernel. On an H100 (session 17,
-# experiments/batch_error_gpu.py, paper config, L = 4096, P = 777) the compiled fused step gave
-# wrong results at U = 4 and 8: flash's logits 1.7e-4 from the forward (lazy 3.7e-6), growing
-# with the batch row, while the same levels through the tile kernel alone, and the fused step
-# at U = 1 and 16-64, matched lazy to 3.7e-6. Interpret mode is exact at every level, and no
-# masked channel block or command buffer is involved (both ruled out). Likely cause, found by
-# reading the kernel in session 18 and fixed in `_step_kernel`: position t+1 was read in one
-# thread layout and written in another without a barrier (a race between warps, worse for later
-# batch rows, as measured). Not yet checked on a GPU: once batch_error_gpu.py's `fused_all`
-# variant matches lazy there, this set can hold every level.
+# and reads the next acc with XLA ops around the in-place tile kernel. Session 17 (H100) saw the
+# compiled fused step go wrong at U = 4 and 8 (flash 1.7e-4 from the forward at B = 8, rising
+# with the batch row): position t+1 was read in one thread layout and written in another with
+# no barrier between, a race between warps. Session 18 fixed `_step_kernel`; session 19 (H100,
+# experiments/batch_error_gpu.py, L = 4096, P = 777, B = 8) measured the fused step at every
+# level at 3.73e-6, the same as this set and lazy (3.74e-6), flat over rows. Every level is now
+# safe, but fusing U = 2-8 too made the online convolution slower (7.58 vs 7.30 us/token, one
+# run each; results/raw/session19/call1), so the set stays as measured fastest.
 FUSED_STEP_LEVELS = frozenset({0, 4, 5, 6})
 
 # Same budget as the direct kernel (about 4K float32 accumulators per program); kept separate so
