@@ -377,7 +377,11 @@ def fits(gen: Generator, plan: mixers.Plan, batch: int, headroom: float = 0.85) 
   need = validation.estimate_peak_bytes(gen.params, gen.cfg, plan, batch)
   limit = validation.device_memory_limit()
   if limit is not None and need > headroom * limit:
-    return f"needs about {need / 2**30:.1f} GiB, device has {limit / 2**30:.1f} GiB"
+    reason = f"needs about {need / 2**30:.1f} GiB, device has {limit / 2**30:.1f} GiB"
+    if os.environ.get(validation.SKIP_MEMORY_CHECK_ENV) == "1":  # measure instead of refusing
+      print(f"{reason}; going on ({validation.SKIP_MEMORY_CHECK_ENV}=1)", flush=True)
+      return None
+    return reason
   return None
 
 

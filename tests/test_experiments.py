@@ -101,6 +101,19 @@ def test_integrate_sums_every_block_once():
     common.integrate(plan.blocks, timings[:-1])
 
 
+def test_fits_refuses_then_measures_with_the_skip_variable(monkeypatch):
+  from flash_lcsm_jax import validation
+  gen = common.generator(common.model_config("cpu"))
+  plan = mixers.make_plan("lazy", 0, 64, common.BLOCK_SIZE, "fft")
+  need = validation.estimate_peak_bytes(gen.params, gen.cfg, plan, 2)
+  monkeypatch.setattr(validation, "device_memory_limit", lambda: need)
+  monkeypatch.delenv(validation.SKIP_MEMORY_CHECK_ENV, raising=False)
+  assert "needs about" in common.fits(gen, plan, 2)
+  assert common.fits(gen, plan, 1) is None
+  monkeypatch.setenv(validation.SKIP_MEMORY_CHECK_ENV, "1")
+  assert common.fits(gen, plan, 2) is None
+
+
 @pytest.mark.parametrize("method", ["lazy", "eager"])
 def test_integrate_interpolates_sampled_windows(method):
   plan = mixers.make_plan(method, 0, 1000, common.BLOCK_SIZE)
