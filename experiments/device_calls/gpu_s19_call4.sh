@@ -8,5 +8,5 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 FLASH_LCSM_SKIP_MEMORY_CHECK=1
 D=/tmp/res_s19c4
 source experiments/device_calls/gpu_common.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> $LOG
-one e2e e2e_b8 440 ", methods=('lazy', 'flash'), lengths=(2**16,), ref_max=2**16, full_budget_s=60, budget_s=380"
+one e2e e2e_b8 390 ", methods=('lazy', 'flash'), lengths=(2**16,), ref_max=2**16, full_budget_s=60, budget_s=300"
 finish
