@@ -7,5 +7,5 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 FLASH_LCSM_SKIP_MEMORY_CHECK=1
 D=/tmp/res_s19c5
 source experiments/device_calls/gpu_common.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> $LOG
-one e2e e2e_b8 250 ", methods=('lazy',), lengths=(2**16,), ref_max=2**16, full_budget_s=30, budget_s=200"
+one e2e e2e_b8 300 ", methods=('lazy',), lengths=(2**16,), ref_max=2**16, full_budget_s=30, max_keys=4, budget_s=200"
 finish
