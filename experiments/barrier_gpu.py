@@ -3,8 +3,9 @@
   PYTHONPATH=. python experiments/barrier_gpu.py [--grids=16,108,132] [--barriers=71]
   PYTHONPATH=. python experiments/barrier_gpu.py --tiny      # CPU smoke run (interpret, grid 1)
 
-A kernel of G programs that does nothing but pass N barriers (pallas_layer._grid_barrier),
-launched R times in one jitted chain, against the same kernel with N = 0:
+A kernel of G programs that does nothing but pass N barriers
+(pallas_layer.persistent._grid_barrier), launched R times in one jitted chain, against the same
+kernel with N = 0:
 (t(N) - t(0)) / N is the time of one barrier before any work, the fixed cost that each of the
 4 M - 1 barriers of the persistent token kernel (ops/pallas_layer, layer_loop="persistent") pays.
 The final count of every launch is checked (N * G arrivals), so a barrier that lets a program
@@ -39,7 +40,7 @@ def _kernel(count_in, count, *, barriers: int, grid: int, interpret: bool):
   del count_in  # aliased to count
 
   def body(i, carry):
-    pal._grid_barrier(count, i + 1, grid, interpret)  # pylint: disable=protected-access
+    pal.persistent._grid_barrier(count, i + 1, grid, interpret)  # pylint: disable=protected-access
     return carry
 
   jax.lax.fori_loop(0, barriers, body, 0)

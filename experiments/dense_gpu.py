@@ -143,12 +143,13 @@ def barriers_removed(active: bool):
   if not active:
     yield
     return
-  pal._token_step.clear_cache()  # pylint: disable=protected-access
+  pal.step._token_step.clear_cache()  # pylint: disable=protected-access
   skip = lambda *args, **kwargs: None
-  with mock.patch.object(pal, "_grid_barrier", skip), \
-      mock.patch.object(pal, "_grid_arrive", skip), mock.patch.object(pal, "_grid_wait", skip):
+  with mock.patch.object(pal.persistent, "_grid_barrier", skip), \
+      mock.patch.object(pal.persistent, "_grid_arrive", skip), \
+      mock.patch.object(pal.persistent, "_grid_wait", skip):
     yield
-  pal._token_step.clear_cache()  # pylint: disable=protected-access
+  pal.step._token_step.clear_cache()  # pylint: disable=protected-access
 
 
 def base_config(loop: str, cfg) -> pal.LayerConfig:

@@ -1,7 +1,7 @@
 """How fast each way of forming the batched products streams the weights at B = 4 / 8 (no GPU
 needed to check it: --interpret runs the kernels as XLA ops).
 
-The persistent dense path's "tile" order (ops/pallas_layer.py, the engine's float32 B = 4 / 8
+The persistent dense path's "tile" order (ops/pallas_layer/, the engine's float32 B = 4 / 8
 path) forms out[b, r] = sum_k x[b, k] w[r, k] as (B, rows, chunk) broadcasts accumulated over
 Python-unrolled column chunks ("bcast" below). Its partial sums take most of the registers, so
 the next chunk's weights cannot be in flight while a chunk is multiplied: each program waits

@@ -1,6 +1,6 @@
 """How Triton lowers a batched product out[b, r] = sum_c x[b, c] w[r, c], without a GPU.
 
-The dense path's "tile" order (ops/pallas_layer.py) first formed it from 2-D tiles, x (B, chunk)
+The dense path's "tile" order (ops/pallas_layer/) first formed it from 2-D tiles, x (B, chunk)
 and w (rows, chunk), broadcast to (B, rows, chunk) in registers; session 7's static check found
 Triton routes those broadcasts through shared memory (310 block barriers per layer at B = 8),
 and session 8 measured that order at 0.72 ms/token at B = 8 (0.63 without barriers) against

@@ -54,10 +54,10 @@ def triton_ir(loop: str, order: str, chunk, batch: int, warps: int, dtype: str,
   spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, blocks)
   avals = pal.layer_avals(spec, batch)
   with captured_triton_ir() as captured, \
-       mock.patch.object(pal, "gpu_core_count", return_value=132):
+       mock.patch.object(pal.config, "gpu_core_count", return_value=132):
     if loop == "persistent":
       w, _, x, acc, conv, red, u = avals
-      persistent_call = pal._persistent_call  # pylint: disable=protected-access
+      persistent_call = pal.persistent._persistent_call  # pylint: disable=protected-access
       call = jax.jit(persistent_call, static_argnames=("spec", "interpret"))
       call.trace(w, x, acc, conv, red, u, spec=spec, interpret=False).lower(
           lowering_platforms=("cuda",))

@@ -216,7 +216,7 @@ def test_dense_path_on_a_gpu(monkeypatch, cores):
   from flash_lcsm_jax.ops import pallas_layer  # pylint: disable=g-import-not-at-top
   params, cfg = make_model(**MODELS["small"])
   monkeypatch.setattr(generation.jax, "default_backend", lambda: "gpu")
-  monkeypatch.setattr(pallas_layer, "gpu_core_count", lambda: cores)
+  monkeypatch.setattr(pallas_layer.config, "gpu_core_count", lambda: cores)
   gen = Generator(params, cfg)
   small = "fused" if cores == 1 else "persistent"
   assert [gen.dense_path_for(b) for b in (1, 2, 3)] == [small, small, "xla"]

@@ -209,9 +209,10 @@ class LayerCompiledTest(KernelTestCase):
     x = jnp.asarray(self.rng.standard_normal((2, cfg.d_model)), jnp.float32)
     x = x.at[1, 3].set(pal.pending_fill(()))
     interpret = self.implementation == "interpret"
-    got, _, _ = pal._persistent_call(prepared.weights, x, acc, conv, consts.red_tap,  # pylint: disable=protected-access
-                                     jnp.zeros_like(acc), prepared.spec, interpret)
-    want, _, _ = pal._persistent_call(  # pylint: disable=protected-access
+    got, _, _ = pal.persistent._persistent_call(  # pylint: disable=protected-access
+        prepared.weights, x, acc, conv, consts.red_tap, jnp.zeros_like(acc), prepared.spec,
+        interpret)
+    want, _, _ = pal.persistent._persistent_call(  # pylint: disable=protected-access
         prepared.weights, x.at[1].set(0.0), acc, conv, consts.red_tap, jnp.zeros_like(acc),
         prepared.spec, interpret)
     self.assertTrue(np.all(np.isnan(np.asarray(got[1]))))
@@ -274,9 +275,9 @@ class PrepareTest(absltest.TestCase):
       self.assertEqual(n % blocks.rows, 0)  # no masks at the paper shape
     self.assertEqual(config.mix.chunk_for(jnp.float32), 128)
     self.assertEqual(config.mix.chunk_for(jnp.bfloat16), 256)
-    self.assertEqual(pal._chunks(864, 128), (128, 7))  # the last chunk is masked
-    self.assertEqual(pal._chunks(1728, 256), (256, 7))
-    self.assertEqual(pal._chunks(48, 128), (64, 1))
+    self.assertEqual(pal.config._chunks(864, 128), (128, 7))  # the last chunk is masked
+    self.assertEqual(pal.config._chunks(1728, 256), (256, 7))
+    self.assertEqual(pal.config._chunks(48, 128), (64, 1))
     self.assertEqual(pal.batch_block(6, pal.LayerConfig(*[KB(4)] * 4, batch_block=4)), 3)
     self.assertEqual(pal.batch_block(8, config), 8)
     self.assertEqual(pal.batch_block(16, config), 8)
@@ -318,10 +319,10 @@ class TritonLoweringTest(parameterized.TestCase):
     blocks = blocks.replace_blocks(order="tile")
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
     avals = pal.layer_avals(spec, batch)
-    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+    with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
       if persistent:
         w, _, x, acc, conv, red, u = avals
-        call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
+        call = jax.jit(pal.persistent._persistent_call, static_argnames=("spec", "interpret"))
         text = self.lower_for_cuda(call, w, x, acc, conv, red, u, spec=spec, interpret=False)
       else:
         text = self.lower_for_cuda(pal.fused_layer, *avals, spec=spec, interpret=False)
@@ -342,9 +343,9 @@ class TritonLoweringTest(parameterized.TestCase):
       layer_loop, blocks = "persistent", dataclasses.replace(blocks, arrive_early=False)
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", blocks)
     sds, f32, B = jax.ShapeDtypeStruct, jnp.float32, batch
-    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+    with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
       text = self.lower_for_cuda(
-          pal._token_step, params, pal.layer_avals(spec, B)[0], sds((18, 864), f32),
+          pal.step._token_step, params, pal.layer_avals(spec, B)[0], sds((18, 864), f32),
           sds((B,), jnp.int32), sds((18, B, 864), f32), sds((18, B, 2, 3 * 864), f32), cfg=cfg,
           spec=spec, interpret=False, layer_loop=layer_loop)
     kernels = text.count("xla.gpu.triton") or text.count("triton_kernel_call")
@@ -390,8 +391,8 @@ class BatchTilesTest(parameterized.TestCase):
                                                         prefetch=False, batch_tiles=False))):
       spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", config)
       w, _, x, acc, conv, red, u = pal.layer_avals(spec, 8)
-      with mock.patch.object(pal, "gpu_core_count", return_value=132):
-        call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
+      with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
+        call = jax.jit(pal.persistent._persistent_call, static_argnames=("spec", "interpret"))
         texts[name] = lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec,
                                                       interpret=False))
     self.assertEqual(texts["auto"], texts["manual"])
@@ -400,8 +401,8 @@ class BatchTilesTest(parameterized.TestCase):
   def lowered_persistent(self, config, batch):
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", config)
     w, _, x, acc, conv, red, u = pal.layer_avals(spec, batch)
-    with mock.patch.object(pal, "gpu_core_count", return_value=132):
-      call = jax.jit(pal._persistent_call, static_argnames=("spec", "interpret"))
+    with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
+      call = jax.jit(pal.persistent._persistent_call, static_argnames=("spec", "interpret"))
       return lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec,
                                              interpret=False))
 
@@ -428,8 +429,8 @@ class BatchTilesTest(parameterized.TestCase):
     self.assertTrue(np.all(np.asarray(bits) == pal.PENDING_BITS))
     self.assertTrue(np.isnan(np.asarray(pal.pending_fill(()))))
     values = jnp.asarray(np.random.default_rng(0).standard_normal((4, 8)), jnp.float32)
-    self.assertFalse(bool(pal._any_pending([values, values.at[0, 0].set(jnp.nan)])))  # pylint: disable=protected-access
-    self.assertTrue(bool(pal._any_pending([values, values.at[2, 5].set(pal.pending_fill(()))])))  # pylint: disable=protected-access
+    self.assertFalse(bool(pal.pieces._any_pending([values, values.at[0, 0].set(jnp.nan)])))  # pylint: disable=protected-access
+    self.assertTrue(bool(pal.pieces._any_pending([values, values.at[2, 5].set(pal.pending_fill(()))])))  # pylint: disable=protected-access
 
   @parameterized.parameters(False, True)
   def test_polled_read(self, compact):
@@ -439,12 +440,12 @@ class BatchTilesTest(parameterized.TestCase):
     data = jnp.asarray(np.random.default_rng(1).standard_normal((3, 2, 40)), jnp.float32)
 
     def kernel(ref, out_ref):
-      act = pal._Act(ref, (jnp.int32(1),), poll=True, spin=True, compact=compact)  # pylint: disable=protected-access
+      act = pal.pieces._Act(ref, (jnp.int32(1),), poll=True, spin=True, compact=compact)  # pylint: disable=protected-access
       chunks = act.read(lambda a: [a.rep(1, 4, c * 32, 32, 40) for c in range(2)], 1, 1, 40)
       out_ref[:, 0:32] = chunks[0]
       out_ref[:, 32:64] = chunks[1]
-    got = pal.pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((4, 64), jnp.float32),
-                             interpret=True)(data)
+    got = pal.pieces.pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct((4, 64), jnp.float32),
+                                    interpret=True)(data)
     want = np.zeros((4, 64), np.float32)
     want[:, :40] = np.asarray(data[1, 1])
     np.testing.assert_array_equal(np.asarray(got), want)
@@ -567,19 +568,20 @@ class DispatchTest(parameterized.TestCase):
     self.assertEqual(pal.persistent_grid(prepared.spec), 6)
     x = jnp.zeros((2, 24), jnp.float32)
     u = jnp.zeros_like(self.acc)
-    with mock.patch.object(pal, "gpu_core_count", return_value=4):
+    with mock.patch.object(pal.config, "gpu_core_count", return_value=4):
       with self.assertRaisesRegex(ValueError, "all 6 programs resident"):
-        pal._persistent_call(prepared.weights, x, self.acc, self.conv, self.consts.red_tap, u,
-                             prepared.spec, interpret=False)
+        pal.persistent._persistent_call(  # pylint: disable=protected-access
+            prepared.weights, x, self.acc, self.conv, self.consts.red_tap, u, prepared.spec,
+            interpret=False)
 
   def test_device_persistent_config(self):
     # Blocks sized to the SM count; None where they would exceed MAX_PERSISTENT_ROWS.
-    with mock.patch.object(pal, "gpu_core_count", return_value=132):
+    with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
       config = pal.device_persistent_config(864, 1728)
     self.assertEqual([b.rows for b in (config.mix, config.out, config.up, config.down)],
                      [8, 8, 16, 8])
     self.assertTrue(config.persistent)
-    with mock.patch.object(pal, "gpu_core_count", return_value=32):
+    with mock.patch.object(pal.config, "gpu_core_count", return_value=32):
       self.assertIsNone(pal.device_persistent_config(864, 1728))
 
   def test_prepare_rejects_mismatched_params(self):

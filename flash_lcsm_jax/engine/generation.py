@@ -224,8 +224,8 @@ class Generator:
     if config is None:
       raise ValueError(
           f"dense_path='persistent' needs blocks of <= {pallas_layer.MAX_PERSISTENT_ROWS} rows, "
-          f"and this device has {pallas_layer.gpu_core_count()} SMs for D={self.cfg.d_model}, "
-          f"I={self.cfg.d_inner}: use dense_path='fused'")
+          f"and this device has {pallas_layer.config.gpu_core_count()} SMs for "
+          f"D={self.cfg.d_model}, I={self.cfg.d_inner}: use dense_path='fused'")
     return config
 
   def dense_sync_for(self, batch: int) -> str | None:
