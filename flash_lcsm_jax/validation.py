@@ -189,6 +189,11 @@ def estimate_peak_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:
 SKIP_MEMORY_CHECK_ENV = "FLASH_LCSM_SKIP_MEMORY_CHECK"
 
 
+def memory_check_skipped() -> bool:
+  """Whether SKIP_MEMORY_CHECK_ENV asks to go on past a failed memory estimate."""
+  return os.environ.get(SKIP_MEMORY_CHECK_ENV) == "1"
+
+
 def check_memory(params, cfg: HyenaConfig, plan, batch: int):
   limit = device_memory_limit()
   held = estimate_generation_bytes(params, cfg, plan, batch)
@@ -199,7 +204,7 @@ def check_memory(params, cfg: HyenaConfig, plan, batch: int):
       f"generation needs about {need / 2**30:.2f} GiB of device memory ({held / 2**30:.2f} "
       f"GiB held, the rest transient; method={plan.method}, batch={batch}, "
       f"length={plan.stop}); JAX's memory pool has {limit / 2**30:.2f} GiB.")
-  if os.environ.get(SKIP_MEMORY_CHECK_ENV) == "1":
+  if memory_check_skipped():
     warnings.warn(f"{message} Going on: {SKIP_MEMORY_CHECK_ENV}=1.", RuntimeWarning)
     return
   raise MemoryError(
