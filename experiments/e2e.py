@@ -19,10 +19,14 @@ from experiments import common
 DEFAULTS = {
     "gpu": dict(batch=1, lengths=(2**10, 2**12, 2**14, 2**16, 2**17),
                 methods=("lazy", "eager", "flash"), variants=("hybrid",), repeats=3,
-                full_budget_s=20.0, max_keys=6, budget_s=510.0),
+                full_budget_s=20.0, max_keys=6, budget_s=510.0, check=True),
     "cpu": dict(batch=1, lengths=(32, 64), methods=("lazy", "eager", "flash"),
-                variants=("hybrid",), repeats=2, full_budget_s=3.0, max_keys=3, budget_s=None),
+                variants=("hybrid",), repeats=2, full_budget_s=3.0, max_keys=3, budget_s=None,
+                check=True),
 }
+# check: run each method's shortest length in full even over full_budget_s, so its integral is
+# checked against a full run (common.sweep_lengths). Turn it off for a single long length whose
+# full run would not fit the call (lazy at B = 8, L = 2^16: ~8 minutes on an H100).
 
 
 def entries(methods, variants) -> list[tuple[str, str | None]]:
@@ -58,7 +62,7 @@ def sweep(name: str, size: str, part: str, records: list | None = None,
     for rec in common.sweep_lengths(gen, method, variant, opts["lengths"], opts["batch"], part,
                                     ref_max=ref_max, repeats=opts["repeats"],
                                     full_budget_s=opts["full_budget_s"],
-                                    max_keys=opts["max_keys"]):
+                                    max_keys=opts["max_keys"], check=opts["check"]):
       common.log(name, common.describe(rec))
       records.append(rec)
   return config, records
