@@ -5,8 +5,8 @@ A device session is cut into calls of at most 10 minutes, so a long experiment m
 
   python -m experiments.collect results/NAME.json part1.json part2.json ...
 
-The first part that has a full config gives the config (the parts' own configs are kept under
-"parts"); records are concatenated in order, and a record marked "skipped" is dropped when
+The first part that has a full config gives the config and the top-level environment (each
+part's own config and environment, e.g. its XLA_FLAGS, are kept under "parts"); records are concatenated in order, and a record marked "skipped" is dropped when
 another part measured the same point (same identifying fields). tau_levels' per-level summary
 is recomputed from the merged records.
 """
@@ -44,7 +44,8 @@ def merge(parts: list[dict]) -> dict:
              if "skipped" not in r or not any(_same_point(r, m) for m in measured)]
   out = {**base, "records": records, "wall_s": sum(p.get("wall_s", 0.0) for p in parts),
          "parts": [{"config": p.get("config"), "complete": p.get("complete", True),
-                    "records": len(p["records"]), "wall_s": p.get("wall_s")} for p in parts]}
+                    "records": len(p["records"]), "wall_s": p.get("wall_s"),
+                    "environment": p["environment"]} for p in parts]}
   out.pop("complete", None)
   if out["experiment"] == "tau_levels":
     from experiments import tau_levels

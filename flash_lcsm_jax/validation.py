@@ -159,7 +159,9 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   """Transient device bytes on top of what a generation holds (seen on an 80 GB H100):
 
   - lazy and eager: XLA's autotuner runs the fusion that reads the whole history on a redzone
-    copy of its operands, i.e. one more buffer (30 GiB for lazy at B = 8, L = 2^16);
+    copy of its operands, i.e. one more buffer (30.4 GiB for lazy at B = 8, L = 2^16, where it
+    ran out of memory on an H100 in session 20); none with the autotuner off
+    (`autotuner_copies_buffer`);
   - flash: no such copy (its buffer is touched only by slices, updates, Pallas kernels and
     FFTs, none autotuned; B = 8, L = 2^16 peaked at 47.5 GiB against 49.9 GiB held, session
     19), but its largest FFT tile holds the spectrum, the product, the inverse FFT's output
@@ -168,7 +170,7 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   """
   M, D = cfg.n_layers, cfg.d_model
   if plan.method != "flash":
-    return 4 * M * batch * D * plan.buffer_length
+    return 4 * M * batch * D * plan.buffer_length if autotuner_copies_buffer() else 0
   if not plan.levels:
     return 0
   U = 1 << max(plan.levels)
@@ -176,6 +178,21 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   if tau_ops.by_layer(M, batch, D, U):
     spectrum //= M
   return 4 * spectrum
+
+
+AUTOTUNE_OFF_FLAG = "--xla_gpu_autotune_level=0"
+
+
+def autotuner_copies_buffer() -> bool:
+  """Whether XLA's GPU autotuner is on, so that it runs lazy's / eager's history fusion on a
+  copy of the buffer (off: AUTOTUNE_OFF_FLAG, the last --xla_gpu_autotune_level in XLA_FLAGS).
+  With it off, lazy ran at the same speed on an H100 (B = 8, L = 2^15: 4.079 ms/token both
+  ways, session 20): XLA's default choice for these fusions is the one the autotuner keeps."""
+  level = None
+  for flag in os.environ.get("XLA_FLAGS", "").split():
+    if flag.startswith("--xla_gpu_autotune_level="):
+      level = flag.split("=", 1)[1]
+  return level != "0"
 
 
 def estimate_peak_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:
@@ -207,7 +224,13 @@ def check_memory(params, cfg: HyenaConfig, plan, batch: int):
   if memory_check_skipped():
     warnings.warn(f"{message} Going on: {SKIP_MEMORY_CHECK_ENV}=1.", RuntimeWarning)
     return
+  autotuner = ""
+  if plan.method != "flash" and autotuner_copies_buffer():
+    copy = estimate_working_bytes(cfg, plan, batch)
+    autotuner = (f" XLA_FLAGS={AUTOTUNE_OFF_FLAG} saves XLA's autotuner copy of the history "
+                 f"buffer ({copy / 2**30:.2f} GiB of the transient bytes; lazy's speed was "
+                 f"unchanged without it on an H100).")
   raise MemoryError(
       f"{message} Use a smaller batch or length, or give JAX more of the GPU "
       f"(XLA_PYTHON_CLIENT_MEM_FRACTION, default 0.75, e.g. 0.92); {SKIP_MEMORY_CHECK_ENV}=1 "
-      f"tries anyway (the estimate errs on the large side).")
+      f"tries anyway (the estimate errs on the large side).{autotuner}")

@@ -82,8 +82,8 @@ def test_engine_block_count_grows_with_layers(layers):
   assert 0.5 < ratio < 3.0, (counts[False].total, counts[True].total)
 
 
-def _part(records, config=True, complete=True):
-  env = {"device": "X"}
+def _part(records, config=True, complete=True, flags=""):
+  env = {"device": "X", "XLA_FLAGS": flags}
   return {"experiment": "sweep_layers", "environment": env, "config": {"a": 1} if config else {},
           "records": records, "wall_s": 1.0, **({} if complete else {"complete": False})}
 
@@ -93,11 +93,12 @@ def test_collect_merges_parts_and_drops_points_measured_elsewhere():
              {"label": "lazy", "value": 36, "skipped": "budget"},
              {"label": "flash", "value": 36, "skipped": "budget"}])
   b = _part([{"label": "lazy", "value": 36, "variant": None, "seconds": 2.0}], config=False,
-            complete=False)
+            complete=False, flags="--xla_gpu_autotune_level=0")
   out = collect.merge([a, b])
   assert [(r["label"], r["value"], "skipped" in r) for r in out["records"]] == [
       ("lazy", 6, False), ("flash", 36, True), ("lazy", 36, False)]
   assert out["config"] == {"a": 1} and [p["complete"] for p in out["parts"]] == [True, False]
+  assert [p["environment"] for p in out["parts"]] == [a["environment"], b["environment"]]
 
 
 def test_collect_refuses_mixed_devices_and_experiments():

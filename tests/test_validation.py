@@ -382,6 +382,7 @@ def test_memory_check_counts_transient_bytes(gen, monkeypatch):
   largest FFT tile temporaries must fit too (an 80 GB H100 failed there, not on holdings)."""
   M, D = gen.cfg.n_layers, gen.cfg.d_model
   lazy = mixers.make_plan("lazy", 5, 200, 4, "fft")
+  monkeypatch.setenv("XLA_FLAGS", "")
   assert validation.estimate_working_bytes(gen.cfg, lazy, 3) == 4 * M * 3 * D * lazy.buffer_length
   plan = mixers.make_plan("flash", 5, 200, 4, "fft")
   held = validation.estimate_generation_bytes(gen.params, gen.cfg, plan, 1)
@@ -394,6 +395,44 @@ def test_memory_check_counts_transient_bytes(gen, monkeypatch):
     gen.generate(prompt(1, 5), 196)
   monkeypatch.setattr(validation, "device_memory_limit", lambda: int(2 * (held + working)))
   assert gen.generate(prompt(1, 5), 196).tokens.shape == (1, 196)
+
+
+@pytest.mark.parametrize("flags, copies", [
+    ("", True), ("--xla_gpu_autotune_level=0", False),
+    ("--xla_gpu_autotune_level=4", True),
+    ("--xla_dump_to=/tmp/x --xla_gpu_autotune_level=0", False),
+    ("--xla_gpu_autotune_level=0 --xla_gpu_autotune_level=4", True)])
+def test_autotuner_flag_is_read_from_xla_flags(monkeypatch, flags, copies):
+  """The last --xla_gpu_autotune_level in XLA_FLAGS decides whether the autotuner runs."""
+  monkeypatch.setenv("XLA_FLAGS", flags)
+  assert validation.autotuner_copies_buffer() is copies
+
+
+@pytest.mark.parametrize("method", ["lazy", "eager"])
+def test_baselines_without_the_autotuner_need_no_buffer_copy(gen, monkeypatch, method):
+  """With the autotuner off there is no copy to count, and a refusal that the copy causes says
+  how to save it; with it off the same generation fits."""
+  plan = mixers.make_plan(method, 5, 200, 4, "fft")
+  held = validation.estimate_generation_bytes(gen.params, gen.cfg, plan, 1)
+  monkeypatch.setenv("XLA_FLAGS", "")
+  copy = validation.estimate_working_bytes(gen.cfg, plan, 1)
+  assert copy > 0
+  monkeypatch.setattr(validation, "device_memory_limit", lambda: int((held + copy / 2) / 0.9))
+  with pytest.raises(MemoryError, match=r"XLA_FLAGS=--xla_gpu_autotune_level=0 saves XLA's "
+                     r"autotuner copy of the history buffer \(0\.\d\d GiB"):
+    gen.generate(prompt(1, 5), 196, method=method)
+  monkeypatch.setenv("XLA_FLAGS", validation.AUTOTUNE_OFF_FLAG)
+  assert validation.estimate_working_bytes(gen.cfg, plan, 1) == 0
+  assert gen.generate(prompt(1, 5), 196, method=method).tokens.shape == (1, 196)
+
+
+def test_flash_refusal_does_not_mention_the_autotuner(gen, monkeypatch):
+  plan = mixers.make_plan("flash", 5, 200, 4, "fft")
+  need = validation.estimate_peak_bytes(gen.params, gen.cfg, plan, 1)
+  monkeypatch.setattr(validation, "device_memory_limit", lambda: need // 2)
+  with pytest.raises(MemoryError) as err:
+    gen.generate(prompt(1, 5), 196)
+  assert "autotune" not in str(err.value)
 
 
 def test_flash_working_bytes_one_layer_at_a_time(gen, monkeypatch):
