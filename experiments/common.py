@@ -461,7 +461,10 @@ def measure_length(ref: Reference, length: int, *, repeats: int, full_budget_s: 
   record = {"method": ref.method, "variant": ref.variant,
             "label": method_label(ref.method, ref.variant), "length": length,
             "batch": ref.batch, "part": ref.part, "steps": length,
-            "reference_length": ref.plan.stop, "tau_by_level": dict(ref.plan.tau_by_level)}
+            "reference_length": ref.plan.stop, "tau_by_level": dict(ref.plan.tau_by_level),
+            # lazy / eager blocks compiled without XLA's autotuner (no room for its buffer copy)
+            "untuned_blocks": validation.baseline_untuned(ref.gen.params, ref.gen.cfg, ref.plan,
+                                                          ref.batch)}
   if length > ref.plan.stop:
     return {**record, "skipped": f"longer than the longest length that fits ({ref.plan.stop})"}
   blocks = ref.blocks(length)

@@ -155,13 +155,14 @@ def estimate_generation_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int
   return weights + buffer + consts + filters
 
 
-def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
+def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int, tuned: bool = True) -> int:
   """Transient device bytes on top of what a generation holds (seen on an 80 GB H100):
 
   - lazy and eager: XLA's autotuner runs the fusion that reads the whole history on a redzone
     copy of its operands, i.e. one more buffer (30.4 GiB for lazy at B = 8, L = 2^16, where it
-    ran out of memory on an H100 in session 20); none with the autotuner off
-    (`autotuner_copies_buffer`);
+    ran out of memory on an H100 in session 20); none with the autotuner off, for the
+    process (`autotuner_copies_buffer`) or for this generation's blocks (tuned=False: the
+    engine compiles them so where the copy would not fit, `baseline_untuned`);
   - flash: no such copy (its buffer is touched only by slices, updates, Pallas kernels and
     FFTs, none autotuned; B = 8, L = 2^16 peaked at 47.5 GiB against 49.9 GiB held, session
     19), but its largest FFT tile holds the spectrum, the product, the inverse FFT's output
@@ -170,7 +171,8 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int) -> int:
   """
   M, D = cfg.n_layers, cfg.d_model
   if plan.method != "flash":
-    return 4 * M * batch * D * plan.buffer_length if autotuner_copies_buffer() else 0
+    copies = tuned and autotuner_copies_buffer()
+    return 4 * M * batch * D * plan.buffer_length if copies else 0
   if not plan.levels:
     return 0
   U = 1 << max(plan.levels)
@@ -195,10 +197,31 @@ def autotuner_copies_buffer() -> bool:
   return level != "0"
 
 
+# How the engine compiles the blocks of a generation that baseline_untuned picks out.
+UNTUNED_COMPILER_OPTIONS = {"xla_gpu_autotune_level": 0}
+
+
+def baseline_untuned(params, cfg: HyenaConfig, plan, batch: int) -> bool:
+  """Whether the engine compiles this generation's blocks without XLA's autotuner
+  (UNTUNED_COMPILER_OPTIONS): lazy and eager where the autotuner's copy of the history buffer
+  would not fit beside what the generation holds (90% of JAX's pool). Without the autotuner
+  XLA keeps its default for these fusions, which is what the autotuner chose where both were
+  measured (lazy at B = 8, L = 2^15 on an H100: 4.079 ms/token either way, session 20), and
+  lazy at B = 8, L = 2^16 fits an 80 GB card (39.5 GiB instead of 70)."""
+  if plan.method == "flash" or not autotuner_copies_buffer():
+    return False
+  limit = device_memory_limit()
+  if limit is None:
+    return False
+  return (estimate_generation_bytes(params, cfg, plan, batch)
+          + estimate_working_bytes(cfg, plan, batch) > 0.9 * limit)
+
+
 def estimate_peak_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:
   """What a generation holds plus its transient bytes: what must fit on the device."""
+  tuned = not baseline_untuned(params, cfg, plan, batch)
   return (estimate_generation_bytes(params, cfg, plan, batch)
-          + estimate_working_bytes(cfg, plan, batch))
+          + estimate_working_bytes(cfg, plan, batch, tuned))
 
 
 # "1": check_memory warns instead of refusing (the estimate is meant to err on the large side;
@@ -214,7 +237,7 @@ def memory_check_skipped() -> bool:
 def check_memory(params, cfg: HyenaConfig, plan, batch: int):
   limit = device_memory_limit()
   held = estimate_generation_bytes(params, cfg, plan, batch)
-  need = held + estimate_working_bytes(cfg, plan, batch)
+  need = estimate_peak_bytes(params, cfg, plan, batch)
   if limit is None or need <= 0.9 * limit:
     return
   message = (
@@ -224,13 +247,7 @@ def check_memory(params, cfg: HyenaConfig, plan, batch: int):
   if memory_check_skipped():
     warnings.warn(f"{message} Going on: {SKIP_MEMORY_CHECK_ENV}=1.", RuntimeWarning)
     return
-  autotuner = ""
-  if plan.method != "flash" and autotuner_copies_buffer():
-    copy = estimate_working_bytes(cfg, plan, batch)
-    autotuner = (f" XLA_FLAGS={AUTOTUNE_OFF_FLAG} saves XLA's autotuner copy of the history "
-                 f"buffer ({copy / 2**30:.2f} GiB of the transient bytes; lazy's speed was "
-                 f"unchanged without it on an H100).")
   raise MemoryError(
       f"{message} Use a smaller batch or length, or give JAX more of the GPU "
       f"(XLA_PYTHON_CLIENT_MEM_FRACTION, default 0.75, e.g. 0.92); {SKIP_MEMORY_CHECK_ENV}=1 "
-      f"tries anyway (the estimate errs on the large side).{autotuner}")
+      f"tries anyway (the estimate errs on the large side).")

@@ -105,8 +105,11 @@ def test_fits_refuses_then_measures_with_the_skip_variable(monkeypatch):
   from flash_lcsm_jax import validation
   gen = common.generator(common.model_config("cpu"))
   plan = mixers.make_plan("lazy", 0, 64, common.BLOCK_SIZE, "fft")
-  need = validation.estimate_peak_bytes(gen.params, gen.cfg, plan, 2)
-  monkeypatch.setattr(validation, "device_memory_limit", lambda: need)
+  # the autotuner off: no buffer copy, so no untuned compile to fall back on (test_validation)
+  monkeypatch.setenv("XLA_FLAGS", validation.AUTOTUNE_OFF_FLAG)
+  need1, need2 = (validation.estimate_peak_bytes(gen.params, gen.cfg, plan, b) for b in (1, 2))
+  assert need2 > need1
+  monkeypatch.setattr(validation, "device_memory_limit", lambda: int(need1 / 0.85) + 1)
   monkeypatch.delenv(validation.SKIP_MEMORY_CHECK_ENV, raising=False)
   assert "needs about" in common.fits(gen, plan, 2)
   assert common.fits(gen, plan, 1) is None

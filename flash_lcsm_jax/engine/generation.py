@@ -65,10 +65,7 @@ def _token_step(params, cfg: HyenaConfig, red, token, acc, conv_state, dense_wei
   return hyena.token_step(params, cfg, red, token, acc, conv_state, dense_weights)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "spec", "levels", "window", "sampler",
-                                             "collect_logits", "part", "unroll_steps"),
-                   donate_argnames=("state",))
-def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forced, *,
+def _block(params, dense_weights, consts, red, state: DecodeState, rng, forced, *,
                cfg: HyenaConfig, spec: mixers.Plan, levels: tuple[int, ...], window: int,
                sampler: Sampler, collect_logits: bool, part: str = "all",
                unroll_steps: bool = False):
@@ -125,6 +122,16 @@ def _run_block(params, dense_weights, consts, red, state: DecodeState, rng, forc
     tokens = jnp.stack([o[0] for o in outs])
     logits = jnp.stack([o[1] for o in outs]) if collect_logits else None
   return state, tokens.T, (None if logits is None else jnp.swapaxes(logits, 0, 1))
+
+
+_BLOCK_JIT = dict(static_argnames=("cfg", "spec", "levels", "window", "sampler",
+                                   "collect_logits", "part", "unroll_steps"),
+                  donate_argnames=("state",))
+_run_block = jax.jit(_block, **_BLOCK_JIT)
+# The same blocks compiled without XLA's autotuner, for lazy and eager generations whose
+# history buffer leaves no room for the autotuner's copy of it (validation.baseline_untuned).
+_run_block_untuned = jax.jit(_block, compiler_options=validation.UNTUNED_COMPILER_OPTIONS,
+                             **_BLOCK_JIT)
 
 
 @functools.partial(jax.jit, static_argnames=("level", "impl"), donate_argnames=("buf",))
@@ -334,6 +341,7 @@ class Generator:
     table = dict(plan.tau_by_level)
     batch = state.token.shape[0]
     params, dense, red = self._model_args(part, batch, plan.stop)
+    run_block = self._block_function(plan, batch)
     statics = {}  # per block key: a flash plan repeats a handful of keys thousands of times
     # Forced tokens sliced on the host: a device-side slice per block is a dispatched op (and
     # a kernel launch on a GPU) for each of a flash plan's thousands of blocks.
@@ -347,7 +355,7 @@ class Generator:
         statics[block.key] = self._block_static(plan, consts, block, sampler, collect_logits,
                                                 part, batch)
       block_consts, static, big = statics[block.key]
-      state, toks, lg = _run_block(params, dense, block_consts, red, state, rng, f, **static)
+      state, toks, lg = run_block(params, dense, block_consts, red, state, rng, f, **static)
       if big is not None:
         state = state._replace(buffer=_run_tile(consts[big], state.buffer, state.position,
                                                 level=big, impl=table[big]))
@@ -377,6 +385,12 @@ class Generator:
     if part == "mixer":
       return None, None, None
     return self.params, self.dense_weights(batch), self.step_consts(length)
+
+  def _block_function(self, plan: mixers.Plan, batch: int):
+    """The jitted block this generation runs: `_run_block`, or `_run_block_untuned` where
+    XLA's autotuner would not have room for its copy of a lazy / eager history buffer."""
+    untuned = validation.baseline_untuned(self.params, self.cfg, plan, batch)
+    return _run_block_untuned if untuned else _run_block
 
   def _block_static(self, plan: mixers.Plan, consts, block, sampler: Sampler,
                     collect_logits: bool, part: str, batch: int):
@@ -409,7 +423,8 @@ class Generator:
     block_consts, static, _ = self._block_static(plan, consts, plan.blocks[block_index],
                                                  Sampler(), False, part, state.token.shape[0])
     params, dense, red = self._model_args(part, state.token.shape[0], plan.stop)
-    return _run_block.trace(params, dense, block_consts, red, state, jax.random.PRNGKey(0),
+    run_block = self._block_function(plan, state.token.shape[0])
+    return run_block.trace(params, dense, block_consts, red, state, jax.random.PRNGKey(0),
                             None, **static)
 
   def compiled_block_text(self, plan: mixers.Plan, consts, state: DecodeState,
