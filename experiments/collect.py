@@ -6,9 +6,10 @@ A device session is cut into calls of at most 10 minutes, so a long experiment m
   python -m experiments.collect results/NAME.json part1.json part2.json ...
 
 The first part that has a full config gives the config and the top-level environment (each
-part's own config and environment, e.g. its XLA_FLAGS, are kept under "parts"); records are concatenated in order, and a record marked "skipped" is dropped when
-another part measured the same point (same identifying fields). tau_levels' per-level summary
-is recomputed from the merged records.
+part's own config and environment, e.g. its XLA_FLAGS, are kept under "parts"); records are
+concatenated in order, and a record marked "skipped" is dropped when another part measured the
+same point (same identifying fields). tau_levels' per-level summary is recomputed from the
+merged records.
 """
 
 from __future__ import annotations

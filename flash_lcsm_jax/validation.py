@@ -162,7 +162,7 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int, tuned: bool = Tru
     copy of its operands, i.e. one more buffer (30.4 GiB for lazy at B = 8, L = 2^16, where it
     ran out of memory on an H100 in session 20); none with the autotuner off, for the
     process (`autotuner_copies_buffer`) or for this generation's blocks (tuned=False: the
-    engine compiles them so where the copy would not fit, `baseline_untuned`);
+    engine compiles them that way where the copy would not fit, `baseline_untuned`);
   - flash: no such copy (its buffer is touched only by slices, updates, Pallas kernels and
     FFTs, none autotuned; B = 8, L = 2^16 peaked at 47.5 GiB against 49.9 GiB held, session
     19), but its largest FFT tile holds the spectrum, the product, the inverse FFT's output
