@@ -207,7 +207,9 @@ def baseline_untuned(params, cfg: HyenaConfig, plan, batch: int) -> bool:
   would not fit beside what the generation holds (90% of JAX's pool). Without the autotuner
   XLA keeps its default for these fusions, which is what the autotuner chose where both were
   measured (lazy at B = 8, L = 2^15 on an H100: 4.079 ms/token either way, session 20), and
-  lazy at B = 8, L = 2^16 fits an 80 GB card (39.5 GiB instead of 70)."""
+  lazy at B = 8, L = 2^16 fits an 80 GB card (39.5 GiB instead of 70; its heaviest block
+  peaked at 39.7 GiB in session 19: without the copy the estimate is what the generation
+  holds, and the 10% of the pool left over is the margin)."""
   if plan.method == "flash" or not autotuner_copies_buffer():
     return False
   limit = device_memory_limit()
