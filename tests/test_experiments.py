@@ -198,3 +198,18 @@ def test_step_unrolling_knob(monkeypatch):
     common.unroll_steps()
   monkeypatch.delenv(common.UNROLL_STEPS_ENV)
   assert common.unroll_steps() is None
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_e2e_check_forces_one_full_run_or_not(tmp_path, check):
+  """e2e's check=True runs the shortest length in full even when its full run is over budget
+  (full_budget_s=0), so the integral is compared with a full run; check=False integrates it
+  (a single long lazy length whose full run would not fit a device call)."""
+  data = registry.run_one("e2e_b1", "cpu", str(tmp_path), methods=("lazy",), lengths=(32, 64),
+                          full_budget_s=0.0, check=check)
+  assert data["config"]["check"] is check
+  by_length = {r["length"]: r for r in data["records"]}
+  assert by_length[64]["integrated"] and not by_length[64]["full_s"]
+  assert by_length[32]["integrated"] is not check
+  assert (by_length[32]["integration_rel_diff"] is not None) is check
+  assert all(r["untuned_blocks"] is False for r in data["records"])
