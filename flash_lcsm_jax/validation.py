@@ -182,7 +182,10 @@ def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int, tuned: bool = Tru
   return 4 * spectrum
 
 
-AUTOTUNE_OFF_FLAG = "--xla_gpu_autotune_level=0"
+# XLA's autotuner level (a DebugOptions field): 0 turns it off. One name for the XLA_FLAGS
+# spelling and the per-executable compiler option below.
+_AUTOTUNE_OPTION = "xla_gpu_autotune_level"
+AUTOTUNE_OFF_FLAG = f"--{_AUTOTUNE_OPTION}=0"
 
 
 def autotuner_copies_buffer() -> bool:
@@ -192,13 +195,13 @@ def autotuner_copies_buffer() -> bool:
   ways, session 20): XLA's default choice for these fusions is the one the autotuner keeps."""
   level = None
   for flag in os.environ.get("XLA_FLAGS", "").split():
-    if flag.startswith("--xla_gpu_autotune_level="):
+    if flag.startswith(f"--{_AUTOTUNE_OPTION}="):
       level = flag.split("=", 1)[1]
   return level != "0"
 
 
 # How the engine compiles the blocks of a generation that baseline_untuned picks out.
-UNTUNED_COMPILER_OPTIONS = {"xla_gpu_autotune_level": 0}
+UNTUNED_COMPILER_OPTIONS = {_AUTOTUNE_OPTION: 0}
 
 
 def baseline_untuned(params, cfg: HyenaConfig, plan, batch: int) -> bool:
