@@ -1,8 +1,8 @@
-# Session 21, call 1 (one H200: no H100 could be started, <= 10 min): the B = 8 end-to-end
+# Session 21, call 1 (H100 or H200, whichever starts; <= 10 min): the B = 8 end-to-end
 # figure on today's engine (session 20's call 4 for an H200, with 2^10 added back and 2^17 for
 # lazy and flash, which the H200's 139 GiB hold). The published results/e2e_b8.json is session
 # 5's H200 run with that session's baselines (1.4-1.75x slower long convolutions) and XLA's
-# dense path. Each method in its own process. Lazy and eager WITHOUT XLA_FLAGS: at 2^17 lazy's
+# dense path. Each method in its own process, flash first (a cut call keeps its line). Lazy and eager WITHOUT XLA_FLAGS: at 2^17 lazy's
 # 60.8 GiB buffer fits but XLA's autotuner copy of it would not, so the engine must compile its
 # blocks untuned by itself (validation.baseline_untuned, first GPU run; records say
 # "untuned_blocks"). Eager stops at 2^16 (time). On an H100 the 2^17 points do not fit: the
