@@ -14,7 +14,7 @@ D=/tmp/res_s21c1
 source experiments/device_calls/gpu_common.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> $LOG
 ARGS="repeats=2, max_keys=4"
-one flash e2e_b8 230 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=85, budget_s=220"
-one lazy e2e_b8 140 ", methods=('lazy',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=15, budget_s=130"
-one eager e2e_b8 100 ", methods=('eager',), lengths=(2**10, 2**12, 2**14, 2**16), ref_max=2**16, $ARGS, full_budget_s=15, budget_s=90"
+one flash e2e_b8 200 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=85, budget_s=190"
+one lazy e2e_b8 130 ", methods=('lazy',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=15, budget_s=120"
+one eager e2e_b8 90 ", methods=('eager',), lengths=(2**10, 2**12, 2**14, 2**16), ref_max=2**16, $ARGS, full_budget_s=15, budget_s=80"
 finish
