@@ -11,6 +11,14 @@ fori_loop; Triton's software pipeliner then copies the next `stages - 1` chunks'
 shared memory asynchronously (cp.async) while the current chunk is multiplied, and the partial
 sums are only (B, rows) per group.
 
+"rows_t" (session 20's lead, experiments/NOTES.md) takes the activations transposed, (n_in, B)
+with the batch contiguous, and loops over the program's weight rows in Python: each row is a 2-D
+(chunk, B) product in the activation tile's own register layout (a thread holds a few batch
+values of one column), so the activation tile stays in registers across the rows and a weight
+is loaded once per few FMAs; the weight column is loaded straight into that layout by integer
+indices (a broadcast from 1-D would go through shared memory). Each row's (chunk, B) partial
+sums are reduced over the chunk once, at the end.
+
 Each kernel here is one phase of the dense path repeated over M layers WITHOUT grid barriers:
 program p streams rows [p * rows, (p + 1) * rows) of every layer's (groups, n_out, n_in) weights
 against that layer's (B, n_in) activations. Its time is the form's streaming bound for that
@@ -18,7 +26,7 @@ phase (the persistent kernel adds its barriers on top). Shapes: the paper config
 of 864 x 864), out (864 x 864), up (1728 x 864), down (864 x 1728), 108 programs each, as
 persistent_config gives on 132 SMs.
 
-  PYTHONPATH=. python experiments/product_forms_gpu.py --batches=8 --forms=bcast,dot1,dot2,dot3
+  PYTHONPATH=. python experiments/product_forms_gpu.py --batches=8 --forms=bcast,rows_t,dot3
 
 Writes JSON (device, jax version, per phase / form / batch: relative error against an einsum at
 HIGHEST, median and min microseconds per call, GB/s of weights) to --out (default
@@ -46,7 +54,7 @@ from jax.experimental import pallas as pl
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/product_forms.json).")
 _BATCHES = flags.DEFINE_list("batches", ["8"], "Batch sizes.")
 _FORMS = flags.DEFINE_list("forms", ["bcast", "dot1", "dot2", "dot3", "dot4"],
-                           "bcast, or (dot | tf32x3_ | tf32_)<stages>.")
+                           "bcast, rows_t, or (dot | tf32x3_ | tf32_)<stages>.")
 _PHASES = flags.DEFINE_list("phases", ["mix", "out", "up", "down"], "Phases to run.")
 _WARPS = flags.DEFINE_list("warps", ["8"], "num_warps values.")
 _CHUNK = flags.DEFINE_integer("chunk", 128, "Columns per step.")
@@ -73,15 +81,34 @@ def _cols(off, chunk: int, n: int):
 
 
 def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
-  """x (M, B, 1, n_in); w (M, G, 1, n_out, n_in) | o (M, G, B, n_out): program p's rows of every
-  layer, layer after layer."""
-  M, B, _, n_in = x_ref.shape
+  """x (M, B, 1, n_in), rows_t: (M, n_in, B); w (M, G, 1, n_out, n_in) | o (M, G, B, n_out):
+  program p's rows of every layer, layer after layer."""
+  if form == "rows_t":
+    M, n_in, B = x_ref.shape
+  else:
+    M, B, _, n_in = x_ref.shape
   G = w_ref.shape[1]
   r0 = pl.program_id(0) * rows
   count = -(-n_in // chunk)
   zero = jnp.int32(0)
 
   def layer(m, carry):
+    if form == "rows_t":  # x_ref (M, n_in, B): per row a (chunk, B) product, rows looped
+      acc = [[None] * rows for _ in range(G)]
+      for c in range(count):
+        off = c * chunk
+        start = off if off + chunk <= n_in else off + 0 * m
+        k = start + jax.lax.broadcasted_iota(jnp.int32, (chunk, B), 0)
+        mask = None if off + chunk <= n_in else k < n_in
+        x = _load(x_ref.at[m, pl.ds(start, chunk), :], mask)
+        for g in range(G):
+          for r in range(rows):  # weight row r0 + r, column k, the same for every batch value
+            w = _load(w_ref.at[m, jnp.int32(g), zero, r0 + r, k], mask)
+            acc[g][r] = x * w if acc[g][r] is None else acc[g][r] + x * w
+      for g in range(G):
+        for r in range(rows):
+          o_ref[m, g, :, pl.ds(r0 + r, 1)] = jnp.sum(acc[g][r], axis=0)[:, None]
+      return carry
     if form == "bcast":  # the tile order today: (B, rows, chunk) partial sums, unrolled chunks
       acc = [None] * G
       for c in range(count):
@@ -118,16 +145,18 @@ def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
 
 
 def phase_call(form: str, rows: int, n_out: int, chunk: int, warps: int, interpret: bool):
-  """The pallas_call of one form: (x (M, B, 1, n_in), w (M, G, 1, n_out, n_in)) -> (M, G, B,
-  n_out)."""
+  """The pallas_call of one form: (x (M, B, 1, n_in) as form_input lays it out, w (M, G, 1,
+  n_out, n_in)) -> (M, G, B, n_out)."""
   kind = form.rstrip("0123456789")
-  if form != "bcast" and (kind not in _DOT_PRECISION or kind == form):
-    raise ValueError(f"form must be bcast or (dot | tf32x3_ | tf32_)<stages>, got {form!r}")
-  stages = 1 if form == "bcast" else int(form[len(kind):])
+  elementwise = form in ("bcast", "rows_t")
+  if not elementwise and (kind not in _DOT_PRECISION or kind == form):
+    raise ValueError(f"form must be bcast, rows_t or (dot | tf32x3_ | tf32_)<stages>, got "
+                     f"{form!r}")
+  stages = 1 if elementwise else int(form[len(kind):])
   programs = n_out // rows
 
   def call(x, w):
-    M, B, _, _ = x.shape
+    M, B = (x.shape[0], x.shape[2]) if form == "rows_t" else x.shape[:2]
     G = w.shape[1]
     return pl.pallas_call(
         functools.partial(_kernel, form=form, chunk=chunk, rows=rows),
@@ -136,6 +165,11 @@ def phase_call(form: str, rows: int, n_out: int, chunk: int, warps: int, interpr
         compiler_params=None if interpret else pallas_direct.triton_compiler_params(warps,
                                                                                    stages))(x, w)
   return jax.jit(call)
+
+
+def form_input(form: str, x):
+  """x (M, B, 1, n_in) in the layout the form's kernel takes (rows_t: (M, n_in, B))."""
+  return jnp.transpose(x[:, :, 0], (0, 2, 1)) if form == "rows_t" else x
 
 
 def reference(x, w):
@@ -167,11 +201,11 @@ def run(phases, forms, batches, warps_list, chunk, layers, repeats, interpret):
         for warps in warps_list:
           entry = dict(phase=name, form=form, batch=batch, warps=warps, rows=rows, chunk=chunk)
           try:
-            fn = phase_call(form, rows, n_out, chunk, warps, interpret)
-            out = fn(x, w)
+            fn, xf = phase_call(form, rows, n_out, chunk, warps, interpret), form_input(form, x)
+            out = fn(xf, w)
             entry["rel_error"] = float(jnp.max(jnp.abs(out - ref)) / jnp.max(jnp.abs(ref)))
             if not interpret:
-              med, low = _median_us(lambda: fn(x, w), repeats)
+              med, low = _median_us(lambda: fn(xf, w), repeats)
               entry.update(median_us=med, min_us=low,
                            weight_gb_s=w.size * 4 / (med * 1e-6) / 1e9)
           except Exception as e:  # pylint: disable=broad-except

@@ -238,3 +238,20 @@ def test_baselines_tiny_checks_every_form_against_float64(tmp_path):
   assert all(c["rel_err"] <= 1e-5 for c in data["checks"])
   timed = [r for r in data["rows"] if "ms" in r]
   assert len(timed) == 2 * 7 and all(r["TBps_least"] > 0 for r in timed)
+
+
+def test_product_forms_compute_the_phase_products(tmp_path):
+  # experiments/product_forms_gpu.py times ways of forming the batched products of one dense
+  # phase; every form must compute the product (interpret mode, against an einsum at HIGHEST on
+  # random inputs; the out phase's 864 columns end in a masked chunk), and a bad form is an
+  # error, not a silent skip.
+  out = tmp_path / "forms.json"
+  run_program("product_forms_gpu.py", "--interpret", "--phases=out", "--batches=8,1",
+              "--forms=bcast,rows_t,dot1,nope", "--layers=2", f"--out={out}")
+  entries = {(e["form"], e["batch"]): e for e in json.loads(out.read_text())["entries"]}
+  assert set(entries) == {(f, b) for f in ("bcast", "rows_t", "dot1", "nope") for b in (8, 1)}
+  for (form, _), entry in entries.items():
+    if form == "nope":
+      assert "form must be" in entry["error"]
+    else:
+      assert "error" not in entry and entry["rel_error"] < 1e-5, entry
