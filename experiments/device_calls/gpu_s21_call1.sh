@@ -20,7 +20,7 @@ ARGS="repeats=2, max_keys=4"
 # slower if its per-row block reductions (62 block barriers in mix) cost more.
 run_logged 70 python3 experiments/product_forms_gpu.py --phases=mix,up --batches=8,1 \
   --forms=bcast,rows_t --warps=8 --repeats=20 --out=$D/product_forms.json
-one flash e2e_b8 160 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16), ref_max=2**16, $ARGS, full_budget_s=85, budget_s=150"
+one flash e2e_b8 160 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16), ref_max=2**16, $ARGS, full_budget_s=45, budget_s=150"
 one lazy e2e_b8 100 ", methods=('lazy',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=10, budget_s=90"
 # eager: dropped (device time: ~1300 s of the session's 1800 went to failed machine starts)
 finish
