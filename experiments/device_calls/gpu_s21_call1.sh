@@ -1,4 +1,4 @@
-# Session 21, call 1 (H100 or H200, whichever starts; trimmed to ~6 min: ~1300 s of the
+# Session 21, call 1 (H100 or H200, whichever starts; trimmed to ~5 min: ~1300 s of the
 # session's 1800 went to failed machine starts). (a) The B = 8 end-to-end figure's lazy and flash
 # lines on today's engine; the published results/e2e_b8.json is session 5's H200 run with that
 # session's baselines (1.4-1.75x slower long convolutions) and XLA's dense path. Each method in
@@ -18,9 +18,9 @@ ARGS="repeats=2, max_keys=4"
 # against today's tile-order form, one phase over 18 layers in isolation (product_forms_gpu).
 # Prediction: rows_t 1.3-2x faster than bcast at B = 8 if the L1 operand rate is the limit;
 # slower if its per-row block reductions (62 block barriers in mix) cost more.
-run_logged 70 python3 experiments/product_forms_gpu.py --phases=mix,up --batches=8,1 \
+run_logged 60 python3 experiments/product_forms_gpu.py --phases=mix,up --batches=8,1 \
   --forms=bcast,rows_t --warps=8 --repeats=20 --out=$D/product_forms.json
-one flash e2e_b8 160 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16), ref_max=2**16, $ARGS, full_budget_s=45, budget_s=150"
-one lazy e2e_b8 100 ", methods=('lazy',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=10, budget_s=90"
+one flash e2e_b8 130 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16), ref_max=2**16, $ARGS, full_budget_s=45, budget_s=120"
+one lazy e2e_b8 90 ", methods=('lazy',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=10, budget_s=80"
 # eager: dropped (device time: ~1300 s of the session's 1800 went to failed machine starts)
 finish
