@@ -27,6 +27,8 @@ of 864 x 864), out (864 x 864), up (1728 x 864), down (864 x 1728), 108 programs
 persistent_config gives on 132 SMs.
 
   PYTHONPATH=. python experiments/product_forms_gpu.py --batches=8 --forms=bcast,rows_t,dot3
+  PYTHONPATH=. python experiments/product_forms_gpu.py --ptx --batches=8 --forms=bcast,rows_t
+      (no GPU: registers, spills and static PTX counts; needs pip triton, see ptx_stats.py)
 
 Writes JSON (device, jax version, per phase / form / batch: relative error against an einsum at
 HIGHEST, median and min microseconds per call, GB/s of weights) to --out (default
@@ -61,6 +63,9 @@ _CHUNK = flags.DEFINE_integer("chunk", 128, "Columns per step.")
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _REPEATS = flags.DEFINE_integer("repeats", 30, "Timed calls per entry.")
 _INTERPRET = flags.DEFINE_bool("interpret", False, "Run the kernels as XLA ops (CPU check).")
+_PTX = flags.DEFINE_bool("ptx", False, "No GPU needed: lower each kernel for CUDA and record "
+                         "ptxas' registers, spills and static instruction counts (needs pip "
+                         "triton, see experiments/ptx_stats.py) instead of running it.")
 
 # (groups, n_out, n_in, rows per program) of the paper config's phases (persistent_config, 132 SMs)
 PHASES = {"mix": (3, 864, 864, 8), "out": (1, 864, 864, 8), "up": (1, 1728, 864, 16),
@@ -187,7 +192,18 @@ def _median_us(fn, repeats: int):
   return statistics.median(times), min(times)
 
 
-def run(phases, forms, batches, warps_list, chunk, layers, repeats, interpret):
+def ptx_counts(form: str, rows: int, n_out: int, chunk: int, warps: int, x, w) -> dict:
+  """ptxas' registers, spills and static instruction counts of the form's kernel for sm_90a,
+  lowered for CUDA on this host (experiments/ptx_stats.py; x, w: arrays or shape structs)."""
+  from experiments import ptx_stats  # pylint: disable=g-import-not-at-top
+  os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # as ptx_stats' own command line
+  fn = phase_call(form, rows, n_out, chunk, warps, False)
+  with ptx_stats.captured_triton_ir() as captured:
+    fn.trace(x, w).lower(lowering_platforms=("cuda",))
+  return ptx_stats.ptx_stats(captured[0], warps)
+
+
+def run(phases, forms, batches, warps_list, chunk, layers, repeats, interpret, ptx=False):
   rows_out = []
   key = jax.random.PRNGKey(0)
   for name in phases:
@@ -201,10 +217,14 @@ def run(phases, forms, batches, warps_list, chunk, layers, repeats, interpret):
         for warps in warps_list:
           entry = dict(phase=name, form=form, batch=batch, warps=warps, rows=rows, chunk=chunk)
           try:
-            fn, xf = phase_call(form, rows, n_out, chunk, warps, interpret), form_input(form, x)
-            out = fn(xf, w)
-            entry["rel_error"] = float(jnp.max(jnp.abs(out - ref)) / jnp.max(jnp.abs(ref)))
-            if not interpret:
+            xf = form_input(form, x)
+            if ptx:
+              entry["ptx"] = ptx_counts(form, rows, n_out, chunk, warps, xf, w)
+            else:
+              fn = phase_call(form, rows, n_out, chunk, warps, interpret)
+              out = fn(xf, w)
+              entry["rel_error"] = float(jnp.max(jnp.abs(out - ref)) / jnp.max(jnp.abs(ref)))
+            if not interpret and not ptx:
               med, low = _median_us(lambda: fn(xf, w), repeats)
               entry.update(median_us=med, min_us=low,
                            weight_gb_s=w.size * 4 / (med * 1e-6) / 1e9)
@@ -219,7 +239,7 @@ def main(argv):
   del argv
   entries = run(_PHASES.value, _FORMS.value, [int(b) for b in _BATCHES.value],
                 [int(w) for w in _WARPS.value], _CHUNK.value, _LAYERS.value, _REPEATS.value,
-                _INTERPRET.value)
+                _INTERPRET.value, _PTX.value)
   out = _OUT.value or os.path.join(os.environ.get("OUT", "results"), "product_forms.json")
   dev = jax.devices()[0]
   with open(out, "w") as f:
