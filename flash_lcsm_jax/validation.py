@@ -204,6 +204,26 @@ def autotuner_copies_buffer() -> bool:
 UNTUNED_COMPILER_OPTIONS = {_AUTOTUNE_OPTION: 0}
 
 
+# The share of JAX's memory pool a generation's estimated peak may take (the rest: the margin
+# for what the estimate leaves out).
+_POOL_SHARE = 0.9
+
+
+def _footprint(params, cfg: HyenaConfig, plan, batch: int) -> tuple[int, int, bool]:
+  """(bytes the generation holds, its transient bytes, whether the engine compiles its blocks
+  without XLA's autotuner): lazy and eager go untuned where the autotuner's copy of the history
+  buffer would not fit beside what they hold (_POOL_SHARE of the pool), and then have no copy
+  to count."""
+  held = estimate_generation_bytes(params, cfg, plan, batch)
+  transient = estimate_working_bytes(cfg, plan, batch)
+  limit = device_memory_limit()
+  untuned = (plan.method != "flash" and autotuner_copies_buffer() and limit is not None
+             and held + transient > _POOL_SHARE * limit)
+  if untuned:
+    transient = estimate_working_bytes(cfg, plan, batch, tuned=False)
+  return held, transient, untuned
+
+
 def baseline_untuned(params, cfg: HyenaConfig, plan, batch: int) -> bool:
   """Whether the engine compiles this generation's blocks without XLA's autotuner
   (UNTUNED_COMPILER_OPTIONS): lazy and eager where the autotuner's copy of the history buffer
@@ -213,20 +233,13 @@ def baseline_untuned(params, cfg: HyenaConfig, plan, batch: int) -> bool:
   lazy at B = 8, L = 2^16 fits an 80 GB card (39.5 GiB instead of 70; its heaviest block
   peaked at 39.7 GiB in session 19: without the copy the estimate is what the generation
   holds, and the 10% of the pool left over is the margin)."""
-  if plan.method == "flash" or not autotuner_copies_buffer():
-    return False
-  limit = device_memory_limit()
-  if limit is None:
-    return False
-  return (estimate_generation_bytes(params, cfg, plan, batch)
-          + estimate_working_bytes(cfg, plan, batch) > 0.9 * limit)
+  return _footprint(params, cfg, plan, batch)[2]
 
 
 def estimate_peak_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int:
   """What a generation holds plus its transient bytes: what must fit on the device."""
-  tuned = not baseline_untuned(params, cfg, plan, batch)
-  return (estimate_generation_bytes(params, cfg, plan, batch)
-          + estimate_working_bytes(cfg, plan, batch, tuned))
+  held, transient, _ = _footprint(params, cfg, plan, batch)
+  return held + transient
 
 
 # "1": check_memory warns instead of refusing (the estimate is meant to err on the large side;
@@ -241,9 +254,9 @@ def memory_check_skipped() -> bool:
 
 def check_memory(params, cfg: HyenaConfig, plan, batch: int):
   limit = device_memory_limit()
-  held = estimate_generation_bytes(params, cfg, plan, batch)
-  need = estimate_peak_bytes(params, cfg, plan, batch)
-  if limit is None or need <= 0.9 * limit:
+  held, transient, _ = _footprint(params, cfg, plan, batch)
+  need = held + transient
+  if limit is None or need <= _POOL_SHARE * limit:
     return
   message = (
       f"generation needs about {need / 2**30:.2f} GiB of device memory ({held / 2**30:.2f} "
