@@ -66,9 +66,9 @@ def _token_step(params, cfg: HyenaConfig, red, token, acc, conv_state, dense_wei
 
 
 def _block(params, dense_weights, consts, red, state: DecodeState, rng, forced, *,
-               cfg: HyenaConfig, spec: mixers.Plan, levels: tuple[int, ...], window: int,
-               sampler: Sampler, collect_logits: bool, part: str = "all",
-               unroll_steps: bool = False):
+           cfg: HyenaConfig, spec: mixers.Plan, levels: tuple[int, ...], window: int,
+           sampler: Sampler, collect_logits: bool, part: str = "all",
+           unroll_steps: bool = False):
   """Runs len(levels) consecutive positions. forced: (B, n) tokens to feed, or None.
 
   part: "all" runs the model; "mixer" only the long convolutions (an online convolution whose
