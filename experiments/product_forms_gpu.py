@@ -17,7 +17,9 @@ with the batch contiguous, and loops over the program's weight rows in Python: e
 values of one column), so the activation tile stays in registers across the rows and a weight
 is loaded once per few FMAs; the weight column is loaded straight into that layout by integer
 indices (a broadcast from 1-D would go through shared memory). Each row's (chunk, B) partial
-sums are reduced over the chunk once, at the end.
+sums are reduced over the chunk once, at the end. "rows_g" is the same product with the
+activations kept (B, n_in) as the engine keeps them, gathered into the (chunk, B) tile by integer
+indices (lanes still read consecutive columns): whether the form needs a new buffer layout.
 
 Each kernel here is one phase of the dense path repeated over M layers WITHOUT grid barriers:
 program p streams rows [p * rows, (p + 1) * rows) of every layer's (groups, n_out, n_in) weights
@@ -56,7 +58,7 @@ from jax.experimental import pallas as pl
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/product_forms.json).")
 _BATCHES = flags.DEFINE_list("batches", ["8"], "Batch sizes.")
 _FORMS = flags.DEFINE_list("forms", ["bcast", "dot1", "dot2", "dot3", "dot4"],
-                           "bcast, rows_t, or (dot | tf32x3_ | tf32_)<stages>.")
+                           "bcast, rows_t, rows_g or (dot | tf32x3_ | tf32_)<stages>.")
 _PHASES = flags.DEFINE_list("phases", ["mix", "out", "up", "down"], "Phases to run.")
 _WARPS = flags.DEFINE_list("warps", ["8"], "num_warps values.")
 _CHUNK = flags.DEFINE_integer("chunk", 128, "Columns per step.")
@@ -90,7 +92,7 @@ def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
   program p's rows of every layer, layer after layer."""
   if form == "rows_t":
     M, n_in, B = x_ref.shape
-  else:
+  else:  # bcast, rows_g, dot
     M, B, _, n_in = x_ref.shape
   G = w_ref.shape[1]
   r0 = pl.program_id(0) * rows
@@ -98,14 +100,18 @@ def _kernel(x_ref, w_ref, o_ref, *, form: str, chunk: int, rows: int):
   zero = jnp.int32(0)
 
   def layer(m, carry):
-    if form == "rows_t":  # x_ref (M, n_in, B): per row a (chunk, B) product, rows looped
+    if form in ("rows_t", "rows_g"):  # per weight row a (chunk, B) product, rows looped
       acc = [[None] * rows for _ in range(G)]
       for c in range(count):
         off = c * chunk
         start = off if off + chunk <= n_in else off + 0 * m
         k = start + jax.lax.broadcasted_iota(jnp.int32, (chunk, B), 0)
         mask = None if off + chunk <= n_in else k < n_in
-        x = _load(x_ref.at[m, pl.ds(start, chunk), :], mask)
+        if form == "rows_t":  # x_ref (M, n_in, B): the tile as stored
+          x = _load(x_ref.at[m, pl.ds(start, chunk), :], mask)
+        else:  # x_ref (M, B, 1, n_in) as the engine keeps it: gathered into (chunk, B)
+          b = jax.lax.broadcasted_iota(jnp.int32, (chunk, B), 1)
+          x = _load(x_ref.at[m, b, zero, k], mask)
         for g in range(G):
           for r in range(rows):  # weight row r0 + r, column k, the same for every batch value
             w = _load(w_ref.at[m, jnp.int32(g), zero, r0 + r, k], mask)
@@ -153,10 +159,10 @@ def phase_call(form: str, rows: int, n_out: int, chunk: int, warps: int, interpr
   """The pallas_call of one form: (x (M, B, 1, n_in) as form_input lays it out, w (M, G, 1,
   n_out, n_in)) -> (M, G, B, n_out)."""
   kind = form.rstrip("0123456789")
-  elementwise = form in ("bcast", "rows_t")
+  elementwise = form in ("bcast", "rows_t", "rows_g")
   if not elementwise and (kind not in _DOT_PRECISION or kind == form):
-    raise ValueError(f"form must be bcast, rows_t or (dot | tf32x3_ | tf32_)<stages>, got "
-                     f"{form!r}")
+    raise ValueError(f"form must be bcast, rows_t, rows_g or (dot | tf32x3_ | tf32_)<stages>, "
+                     f"got {form!r}")
   stages = 1 if elementwise else int(form[len(kind):])
   programs = n_out // rows
 

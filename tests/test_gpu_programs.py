@@ -247,9 +247,10 @@ def test_product_forms_compute_the_phase_products(tmp_path):
   # error, not a silent skip.
   out = tmp_path / "forms.json"
   run_program("product_forms_gpu.py", "--interpret", "--phases=out", "--batches=8,1",
-              "--forms=bcast,rows_t,dot1,nope", "--layers=2", f"--out={out}")
+              "--forms=bcast,rows_t,rows_g,dot1,nope", "--layers=2", f"--out={out}")
   entries = {(e["form"], e["batch"]): e for e in json.loads(out.read_text())["entries"]}
-  assert set(entries) == {(f, b) for f in ("bcast", "rows_t", "dot1", "nope") for b in (8, 1)}
+  forms = ("bcast", "rows_t", "rows_g", "dot1", "nope")
+  assert set(entries) == {(f, b) for f in forms for b in (8, 1)}
   for (form, _), entry in entries.items():
     if form == "nope":
       assert "form must be" in entry["error"]

@@ -14,7 +14,7 @@ D=/tmp/res_s21c1b
 source experiments/device_calls/gpu_common.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> $LOG
 run_logged 60 python3 experiments/product_forms_gpu.py --phases=mix,up --batches=8,1 \
-  --forms=bcast,rows_t --warps=8 --repeats=20 --out=$D/product_forms.json
+  --forms=bcast,rows_t,rows_g --warps=8 --repeats=20 --out=$D/product_forms.json
 L=$(python3 -c "import jax; print(2**17 if jax.devices()[0].memory_stats()['bytes_limit'] > 100 * 2**30 else 2**16)")
 one lazy e2e_b8 90 ", methods=('lazy',), lengths=($L,), ref_max=$L, repeats=2, max_keys=2, check=False, budget_s=80"
 finish
