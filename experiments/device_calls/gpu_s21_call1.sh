@@ -19,7 +19,7 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s21c1
 source experiments/device_calls/gpu_common.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> $LOG
-run_logged 70 python3 experiments/product_forms_gpu.py --phases=mix,up --batches=8,1 \
+run_logged 90 python3 experiments/product_forms_gpu.py --phases=mix,up --batches=8,1 \
   --forms=bcast,rows_t,rows_g --warps=8 --repeats=20 --out=$D/product_forms.json
 ARGS="repeats=2, max_keys=4"
 one flash e2e_b8 190 ", methods=('flash',), lengths=(2**10, 2**12, 2**14, 2**16, 2**17), ref_max=2**17, $ARGS, full_budget_s=45, budget_s=180"
