@@ -90,7 +90,8 @@ def _elapsed() -> float:
 
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  order_batch / order_chunk / order_tile; of the batch block: batch_blockN; of the persistent
+  order_batch / order_chunk / order_tile / order_rows (at every batch: batch_tiles off); of the
+  batch block: batch_blockN; of the persistent
   loop: noprefetch, sm2 (two programs per SM), arrive_early / arrive_late, nobarrier, data /
   data_l1 (LayerConfig.sync: the phases poll the activations instead of barriers), barrier (the
   barriers and no per-batch choice: for_batch's data_l1 at B = 2 undone); "A+B" applies A, then
@@ -111,8 +112,8 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return base.replace_blocks(chunk=int(name[5:]))
   if name.startswith("warps"):
     return base.replace_blocks(num_warps=int(name[5:]))
-  if name.startswith("order_"):
-    return base.replace_blocks(order=name[6:])
+  if name.startswith("order_"):  # as named at every batch: no per-batch choice (batch_tiles)
+    return dataclasses.replace(base.replace_blocks(order=name[6:]), batch_tiles=False)
   if name.startswith("batch_block"):
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":
@@ -129,8 +130,8 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name == "barrier":  # the barriers even where for_batch would poll (B = 2); B <= 2 only:
     return dataclasses.replace(base, sync="barrier", batch_tiles=False)  # no tile order either
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm2, "
-                   "arrive_early, arrive_late, nobarrier, data, data_l1, barrier, A+B")
+                   "order_batch, order_chunk, order_tile, order_rows, batch_blockN, noprefetch, "
+                   "sm2, arrive_early, arrive_late, nobarrier, data, data_l1, barrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),
