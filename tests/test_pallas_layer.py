@@ -625,7 +625,7 @@ class DispatchTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "num_warps must be a power of two"):
       KB(4, num_warps=6)
     with self.assertRaisesRegex(ValueError, "order must be one of"):
-      KB(4, order="rows")
+      KB(4, order="columns")
     with self.assertRaisesRegex(ValueError, "batch_block must be"):
       pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
     with self.assertRaisesRegex(ValueError, "programs_per_sm must be 1 or 2"):
