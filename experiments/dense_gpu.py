@@ -90,12 +90,11 @@ def _elapsed() -> float:
 
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
-  order_batch / order_chunk / order_tile / order_rows (at every batch: batch_tiles off); of the
-  batch block: batch_blockN; of the persistent
-  loop: noprefetch, sm2 (two programs per SM), arrive_early / arrive_late, nobarrier, data /
-  data_l1 (LayerConfig.sync: the phases poll the activations instead of barriers), barrier (the
-  barriers and no per-batch choice: for_batch's data_l1 at B = 2 undone); "A+B" applies A, then
-  B."""
+  order_batch / order_chunk / order_tile (at every batch: batch_tiles off); of the batch block:
+  batch_blockN; of the persistent loop: noprefetch, sm2 (two programs per SM), arrive_early /
+  arrive_late, nobarrier, data / data_l1 (LayerConfig.sync: the phases poll the activations
+  instead of barriers), barrier (the barriers and no per-batch choice: for_batch's data_l1 at
+  B = 2 undone); "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -130,7 +129,7 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name == "barrier":  # the barriers even where for_batch would poll (B = 2); B <= 2 only:
     return dataclasses.replace(base, sync="barrier", batch_tiles=False)  # no tile order either
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, order_tile, order_rows, batch_blockN, noprefetch, "
+                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, "
                    "sm2, arrive_early, arrive_late, nobarrier, data, data_l1, barrier, A+B")
 
 

@@ -116,26 +116,6 @@ class LayerCompiledTest(KernelTestCase):
     self.check_step(params, cfg, batch, masked_config(batch_block=batch_block, order="tile"),
                     layer_loop)
 
-  # order="rows": the batch rows of a program as (chunk, rows_b) tiles, one 2-D product per
-  # weight row. Batch blocks of 2 and 4 (traced first rows), B = 3 (the "chunk" fallback), masked
-  # channel / row blocks and column chunks, bfloat16, layers scanned or unrolled.
-  @parameterized.parameters((4, 2, "float32", "scan"), (3, 8, "float32", "unroll"),
-                            (4, 4, "bfloat16", "unroll"))
-  def test_rows_order(self, batch, batch_block, dtype, layer_loop):
-    params, cfg = model(dtype=dtype, seed=14)
-    self.check_step(params, cfg, batch, masked_config(batch_block=batch_block, order="rows"),
-                    layer_loop)
-
-  # The persistent loop in the rows order: barriers with and without the prefetch (its preloaded
-  # per-row columns), and the compact poll of sync="data_l1".
-  @parameterized.parameters(("barrier", False, 1), ("barrier", True, 4), ("data_l1", False, 1))
-  def test_rows_order_persistent(self, sync, prefetch, programs):
-    params, cfg = model(seed=15)
-    config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs)
-    config = dataclasses.replace(config.replace_blocks(order="rows"), sync=sync,
-                                 prefetch=prefetch, batch_tiles=False)
-    self.check_step(params, cfg, 4, config, layer_loop="persistent")
-
   @parameterized.parameters((4, 1), (2, 4))
   def test_tile_order_persistent(self, batch, programs):
     params, cfg = model(seed=11)
@@ -625,7 +605,7 @@ class DispatchTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "num_warps must be a power of two"):
       KB(4, num_warps=6)
     with self.assertRaisesRegex(ValueError, "order must be one of"):
-      KB(4, order="columns")
+      KB(4, order="rows")
     with self.assertRaisesRegex(ValueError, "batch_block must be"):
       pal.LayerConfig(*[KB(4)] * 4, batch_block=0)
     with self.assertRaisesRegex(ValueError, "programs_per_sm must be 1 or 2"):

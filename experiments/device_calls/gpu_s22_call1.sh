@@ -5,7 +5,8 @@
 # per weight row) and "rows_g" (the same product gathered from the engine's (B, n_in) layout).
 # Prediction: rows_* 1.3-2x faster than bcast at B = 8 if the L1 operand rate is the limit;
 # slower if the per-row block reductions cost more.
-# (b) dense_gpu, B = 8 float32: the persistent kernel as the engine runs it (tile order, no
+# (b) [The rows order was measured slower (0.630 vs 0.530 ms/token) and taken out of the engine
+# again: this part runs at commit 98a11ba.] dense_gpu, B = 8 float32: the persistent kernel as the engine runs it (tile order, no
 # prefetch) and the new "rows" order built into it (ptxas: 202 registers and no spills against
 # the tile order's 254 with 32 bytes spilled; 132 block barriers against 112), each checked
 # against hyena.token_step at HIGHEST first. Session 20: the tile order 0.53-0.55 ms/token on an

@@ -22,7 +22,7 @@ MAX_BATCH = 16
 # Row blocks are the largest power of two (<= 16) leaving at least this many programs:
 # 1.5 programs per SM on a 132-SM H100 (the paper shape gets 216 per kernel).
 TARGET_PROGRAMS = 198
-ORDERS = ("batch", "chunk", "tile", "rows")
+ORDERS = ("batch", "chunk", "tile")
 # Batch sizes (per weight dtype) at which the persistent loop of a persistent_config runs the
 # "tile" order without the weight prefetch (LayerConfig.batch_tiles): measured on an H200, float32,
 # checked against XLA at HIGHEST (experiments/NOTES.md, session 9): B = 4 0.446 ms/token vs XLA's
@@ -92,8 +92,7 @@ class KernelBlocks:
              B = 8) or "chunk" (column chunks outer), see `_matvec`; or "tile" (all batch rows
              of the program at once as (rows_b, 1, chunk) activation tiles, each loaded once
              instead of once per weight row; power-of-two batch blocks, others fall back to
-             "chunk"), see `_matvec_tile`; or "rows" (the same batch blocks as (chunk, rows_b)
-             tiles, one 2-D product per weight row, see `_matvec_rows`).
+             "chunk"), see `_matvec_tile`.
   """
   rows: int
   chunk: int | None = None

@@ -16,8 +16,7 @@ from flash_lcsm_jax.ops.pallas_inplace import _load
 from flash_lcsm_jax.ops.pallas_layer.config import (batch_block, _chunks, KernelBlocks, LayerConfig,
                                                     LayerSpec)
 from flash_lcsm_jax.ops.pallas_layer.pieces import (_Act, _at, _batch_rows, _gelu_tanh, _ld,
-                                                    _load_bcast, _load_col, _load_cols,
-                                                    _load_rep, _matvec, _matvec_rows,
+                                                    _load_bcast, _load_cols, _load_rep, _matvec,
                                                     _matvec_tile, _row_mask, _st, _stats,
                                                     _tile_rows, _weight_cast, _whole_call)
 from flash_lcsm_jax.ops.pallas_layer.weights import LayerWeights
@@ -53,16 +52,11 @@ def _mix_chunks(spec: LayerSpec) -> tuple[int, int]:
 
 
 def _mix_tiles(r: _MixRefs, p, m, rows: list, spec: LayerSpec):
-  """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each,
-  (1, bc, chunk) when the batch rows run in the tile order, a list of bc (chunk, rows_b) columns
-  in the rows order."""
+  """tiles(c) -> the x0 / x1 / v weight rows of channel block p, chunk c: (bc, chunk) each, or
+  (1, bc, chunk) when the batch rows run in the tile order."""
   chunk, _ = _mix_chunks(spec)
-  b, order = _tile_rows(rows, spec.config.mix.order)
-  bc = spec.config.mix.rows
-  if b is not None and order == "rows":
-    return lambda c: [[_load_col(r.w, (m, p, g, j), c * chunk, chunk, spec.dk, len(rows))
-                       for j in range(bc)] for g in range(3)]
-  if b is not None:
+  if _tile_rows(rows, spec.config.mix.order)[0] is not None:
+    bc = spec.config.mix.rows
     return lambda c: [_load_bcast(r.w, (m, p, g), 0, bc, 1, c * chunk, chunk, spec.dk)
                       for g in range(3)]
   return lambda c: [_load_cols(r.w, (m, p, g, slice(None)), c * chunk, chunk, spec.dk)
@@ -120,18 +114,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
         _st(_at(r.conv, m, b, k, pl.ds(g * D + j0, bc)), window[k + 1][g], cmask)
 
   b, order = _tile_rows(rows, spec.config.mix.order)
-  if b is not None and order == "rows":
-    xs = r.x.read(lambda a: [a.cols_t(rows[0], len(rows), c * chunk, chunk, D)
-                             for c in range(count)], rows[0], len(rows), D)
-    mean, rstd = _stats(xs, chunk, D, spec.eps, axis=0)  # (1, rows_b)
-
-    def vector(c):  # layer_norm1(x[rows]) chunk c, cast to the weight dtype: (chunk, rows_b)
-      off = c * chunk
-      scale = _load_col(r.norm, (m, 0), off, chunk, dk, len(rows))
-      shift = _load_col(r.norm, (m, 1), off, chunk, dk, len(rows))
-      return _weight_cast((xs[c] - mean) * rstd * scale + shift, wdtype)
-    emit(b, _matvec_rows(tiles, vector, count))
-  elif b is not None:
+  if b is not None:
     xs = r.x.read(lambda a: [a.bcast(rows[0], len(rows), c * chunk, chunk, D)
                              for c in range(count)], rows[0], len(rows), D)
     mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1, 1)
@@ -205,15 +188,9 @@ class _Dense:
 
 def _dense_tiles(w_ref, p, m, rows: list, d: _Dense):
   """tiles(c) -> [the (rows, chunk) weight tile of row block p, chunk c], or (1, rows, chunk)
-  when the batch rows run in the tile order, or [[one (chunk, rows_b) column per weight row]] in
-  the rows order."""
+  when the batch rows run in the tile order."""
   chunk, _ = d.chunks()
-  b, order = _tile_rows(rows, d.blocks.order)
-  if b is not None and order == "rows":
-    r0 = p * d.blocks.rows
-    return lambda c: [[_load_col(w_ref, (m, r0 + j), c * chunk, chunk, d.k_width, len(rows))
-                       for j in range(d.blocks.rows)]]
-  if b is not None:
+  if _tile_rows(rows, d.blocks.order)[0] is not None:
     return lambda c: [_load_bcast(w_ref, (m,), p * d.blocks.rows, d.blocks.rows, 1, c * chunk,
                                   chunk, d.k_width)]
   rows_sl = pl.ds(p * d.blocks.rows, d.blocks.rows)
@@ -268,22 +245,7 @@ def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p
     _st(out.at(b, rows_sl), y, rmask)
 
   b, order = _tile_rows(rows, d.blocks.order)
-  if b is not None and order == "rows":
-    vs = v.read(lambda a: [a.cols_t(rows[0], len(rows), c * chunk, chunk, d.n_in)
-                           for c in range(count)], rows[0], len(rows), d.n_in)
-    if d.eps is not None:
-      mean, rstd = _stats(vs, chunk, d.n_in, d.eps, axis=0)  # (1, rows_b)
-
-    def vector(c):  # (chunk, rows_b): chunk c of every batch row's (normalised) activation
-      x = vs[c]
-      if d.eps is not None:
-        off = c * chunk
-        scale = _load_col(norm_ref, (m, 0), off, chunk, d.k_width, len(rows))
-        shift = _load_col(norm_ref, (m, 1), off, chunk, d.k_width, len(rows))
-        x = (x - mean) * rstd * scale + shift
-      return _weight_cast(x, wdtype)
-    emit(b, _matvec_rows(tiles, vector, count))
-  elif b is not None:
+  if b is not None:
     vs = v.read(lambda a: [a.bcast(rows[0], len(rows), c * chunk, chunk, d.n_in)
                            for c in range(count)], rows[0], len(rows), d.n_in)
     if d.eps is not None:

@@ -93,28 +93,6 @@ def _load_bcast(ref, idx: tuple, start, count: int, axis: int, off: int, size: i
   return _gather(ref, idx, row_idx, off, size, n, volatile)
 
 
-def _load_cols_t(ref, idx: tuple, start, count: int, off: int, size: int, n: int,
-                 volatile: bool = False):
-  """(size, count) float32 tile [k, b] = ref[*idx, start + b, off + k] (zero past column n): rows
-  start .. start + count transposed, the batch along the tile's last axis, for the "rows" order's
-  (chunk, rows_b) products. Lanes still read consecutive columns of one row."""
-  rows = start + jax.lax.broadcasted_iota(jnp.int32, (1, count), 1)
-  cols = off + jax.lax.broadcasted_iota(jnp.int32, (size, 1), 0)
-  kwargs = dict(volatile=True) if volatile else {}
-  if off + size > n:
-    kwargs.update(mask=jnp.broadcast_to(cols < n, (size, count)), other=0.0)
-  return _triton_memory_op("load")(_at(ref, *idx, rows, cols), **kwargs).astype(jnp.float32)
-
-
-def _load_col(ref, idx: tuple, off: int, size: int, n: int, count: int):
-  """(size, count) float32 tile [k, b] = ref[*idx, off + k] for every b (zero past column n): a
-  weight row (or norm vector) chunk as a column, loaded straight into the "rows" order's
-  (chunk, rows_b) layout by integer indices (each thread loads the copies it needs, L1 hits)."""
-  cols = off + jax.lax.broadcasted_iota(jnp.int32, (size, count), 0)
-  kwargs = {} if off + size <= n else dict(mask=cols < n, other=0.0)
-  return _triton_memory_op("load")(_at(ref, *idx, cols), **kwargs).astype(jnp.float32)
-
-
 def _fit(mask, shape):
   """A (n,) row mask made to fit a block of `shape`: broadcast over a (rows_b, n) block of batch
   rows; None and masks of the block's rank as they are."""
@@ -154,9 +132,6 @@ class _Act(NamedTuple):
 
   def bcast(self, start, count: int, off: int, size: int, n: int):
     return _load_bcast(self.ref, self.idx, start, count, 0, off, size, n, self.poll)
-
-  def cols_t(self, start, count: int, off: int, size: int, n: int):
-    return _load_cols_t(self.ref, self.idx, start, count, off, size, n, self.poll)
 
   def read(self, load, start=0, count: int = 1, n: int = 0):
     """load(view) -> a list of arrays read from this buffer through `view`; polled when
@@ -200,29 +175,28 @@ def pending_fill(shape) -> jax.Array:
 
 
 def _tile_rows(rows: list, order: str):
-  """(the batch rows as one pl.ds block, or None; the order): "tile" and "rows" run for a
-  power-of-two number of rows (Triton blocks are), else fall back to "chunk"."""
-  if order not in ("tile", "rows"):
+  """(the batch rows as one pl.ds block, or None; the order for _matvec otherwise): "tile" runs
+  for a power-of-two number of rows (Triton blocks are), else falls back to "chunk"."""
+  if order != "tile":
     return None, order
   return (pl.ds(rows[0], len(rows)), order) if _is_pow2(len(rows)) else (None, "chunk")
 
 
-def _stats(xs: list, chunk: int, n: int, eps: float, axis: int = -1):
-  """Mean and 1 / sqrt(var + eps) over the columns < n of the tiles xs (column chunks, along
-  `axis`: (r, chunk) or (r, 1, chunk) with axis -1, the "rows" order's (chunk, r) with axis 0),
-  with `axis` kept as size 1."""
+def _stats(xs: list, chunk: int, n: int, eps: float):
+  """Mean and 1 / sqrt(var + eps) over the columns < n of the (r, chunk) or (r, 1, chunk) tiles
+  xs (column chunks of one row each tile row), as (r, 1) or (r, 1, 1) columns."""
   total = xs[0]
   for x in xs[1:]:
     total = total + x
-  mean = jnp.sum(total, axis=axis, keepdims=True) / n
+  mean = jnp.sum(total, axis=-1, keepdims=True) / n
   sq = None
   for c, x in enumerate(xs):
     d = x - mean
     mask = _col_mask(c * chunk, chunk, n)
     if mask is not None:
-      d = jnp.where(mask if axis == -1 else mask.reshape(chunk, 1), d, 0.0)
+      d = jnp.where(mask, d, 0.0)
     sq = d * d if sq is None else sq + d * d
-  return mean, jax.lax.rsqrt(jnp.sum(sq, axis=axis, keepdims=True) / n + eps)
+  return mean, jax.lax.rsqrt(jnp.sum(sq, axis=-1, keepdims=True) / n + eps)
 
 
 def _gelu_tanh(x):
@@ -295,34 +269,6 @@ def _matvec_tile(tiles, vector, count: int):
     prods = [v * w for w in ws]
     acc = prods if acc is None else [a + q for a, q in zip(acc, prods)]
   return [jnp.sum(a, axis=2) for a in acc]
-
-
-def _matvec_rows(tiles, vector, count: int):
-  """[group] -> (rows_b, rows) float32 sums_k W[r, k] v[b, k] for all batch rows at once, weight
-  row by weight row ("rows" order).
-
-  tiles(c) -> [group] -> [row] -> (chunk, rows_b) float32 weight column tiles of chunk c
-  (_load_col); vector(c) -> the (chunk, rows_b) activation chunk of every batch row
-  (_load_cols_t). Each weight row's product is 2-D, in the activation tile's own layout, so the
-  activations stay in registers across the rows and one weight load serves every batch value a
-  thread holds; each row's (chunk, rows_b) partial sums are reduced over the chunk at the end,
-  and the rows' sums put side by side in one (rows_b, rows) tile for the epilogue."""
-  acc = None
-  for c in range(count):
-    ws, v = tiles(c), vector(c)
-    prods = [[v * w for w in group] for group in ws]
-    acc = prods if acc is None else [[a + q for a, q in zip(ga, gq)]
-                                     for ga, gq in zip(acc, prods)]
-  out = []
-  for group in acc:
-    sums = [jnp.sum(a, axis=0) for a in group]  # (rows_b,) per weight row
-    shape = (sums[0].shape[0], len(sums))
-    col = jax.lax.broadcasted_iota(jnp.int32, shape, 1)
-    tile = jnp.zeros(shape, jnp.float32)
-    for r, s in enumerate(sums):
-      tile = jnp.where(col == r, s[:, None], tile)
-    out.append(tile)
-  return out
 
 
 def _compiler_params(blocks: KernelBlocks, interpret: bool):
