@@ -179,6 +179,14 @@ class LayerCompiledTest(KernelTestCase):
     config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=1)
     self.check_step(params, cfg, 4, config, layer_loop="persistent")
 
+  def test_persistent_batch_chunks(self):
+    # bfloat16 B = 1 runs BATCH_CHUNKS' 128-column chunks through batch_tiles (at D = 40 one
+    # masked chunk), two programs per SM as the engine runs it; against the reference.
+    params, cfg = model(dtype="bfloat16", seed=16)
+    config = pal.persistent_config(cfg.d_model, cfg.d_inner, programs=1, programs_per_sm=2)
+    self.assertEqual(config.for_batch(1, "bfloat16").up.chunk, pal.BATCH_CHUNKS["bfloat16"][1])
+    self.check_step(params, cfg, 1, config, layer_loop="persistent")
+
   @parameterized.parameters(dict(prefetch=False), dict(arrive_early=False))
   def test_persistent_barrier_variants(self, **change):
     params, cfg = model(seed=9)
@@ -365,9 +373,18 @@ class BatchTilesTest(parameterized.TestCase):
                        {"tile"})
       self.assertFalse(tiled.prefetch)
       self.assertEqual(tiled.mix.rows, config.mix.rows)  # the prepared layout is unchanged
-    for batch, dtype in ((1, "float32"), (3, "float32"), (6, "float32"), (1, "bfloat16"),
-                         (4, "bfloat16"), (8, "bfloat16")):
+    for batch, dtype in ((1, "float32"), (3, "float32"), (6, "float32"), (4, "bfloat16"),
+                         (8, "bfloat16")):
       self.assertIs(config.for_batch(batch, dtype), config)
+    # BATCH_CHUNKS (bfloat16 B = 1): its column chunk where the blocks leave the default,
+    # nothing else changed, at either number of programs per SM; an explicit chunk is kept.
+    chunk = pal.BATCH_CHUNKS["bfloat16"][1]
+    for base in (config, pal.persistent_config(864, 1728, programs_per_sm=2)):
+      got = base.for_batch(1, "bfloat16")
+      self.assertEqual({got.mix.chunk, got.out.chunk, got.up.chunk, got.down.chunk}, {chunk})
+      self.assertEqual(got.replace_blocks(chunk=None), base)
+    explicit = config.replace_blocks(chunk=64)
+    self.assertEqual(explicit.for_batch(1, "bfloat16").mix.chunk, 64)
     # DATA_SYNC_BATCHES poll instead of the barriers, at either number of programs per SM, and
     # keep everything else; an explicit sync is kept.
     paired = pal.persistent_config(864, 1728, programs_per_sm=2)

@@ -61,6 +61,14 @@ SYNCS = ("barrier", "data", "data_l1")
 # default, two per SM, 0.313 -> 0.337), B = 4 (bfloat16 0.789 -> 0.848, float32 0.488 -> 0.537),
 # B = 8 (0.541 -> 0.625; "data": 0.558).
 DATA_SYNC_BATCHES = {"bfloat16": (2,), "float32": (2,)}
+# Column chunks (per weight dtype and batch size) of the persistent loop of a persistent_config,
+# for the kernels whose blocks leave the warp-wide default (LayerConfig.batch_tiles): measured on
+# an H100 in session 22 (experiments/NOTES.md), each run checked against XLA at HIGHEST, four
+# runs side by side: bfloat16 B = 1 (two programs per SM) 0.3320 / 0.3388 / 0.3298 / 0.3281 ->
+# 0.3235 / 0.3210 / 0.3214 / 0.3201 ms/token with 128 columns instead of 256. Not listed: 64
+# columns (0.3098 / 0.3325 / 0.3086: unsteady), 512 (0.3483), other batches (not measured), and
+# float32 B = 8's tile order (64: 0.624, 256: 2.60 against 128's 0.531).
+BATCH_CHUNKS = {"bfloat16": {1: 128}}
 # The bits of a not-yet-written float32 activation under sync="data": a quiet NaN whose payload
 # float arithmetic never produces (NVIDIA GPUs return the canonical NaN 0x7FFFFFFF). Every value
 # a phase stores is the result of arithmetic; the token's input rows are canonicalised first.
@@ -130,7 +138,8 @@ class LayerConfig:
   token_step_fused's default layer loop. batch_tiles: the persistent loop makes its measured
   per-batch choices (`for_batch`): batches of the sizes in TILE_BATCHES[dtype] run every kernel
   in the "tile" order without the prefetch, those in DATA_SYNC_BATCHES[dtype] poll instead of
-  the barriers (sync="data_l1"); persistent_config sets it. programs_per_sm: how many
+  the barriers (sync="data_l1"), those in BATCH_CHUNKS[dtype] take its column chunk;
+  persistent_config sets it. programs_per_sm: how many
   programs of the persistent loop share an SM (the kernel needs them all resident at once: 2
   only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers).
   sync: how the persistent loop's phases wait for each other, "barrier", "data" or "data_l1"
@@ -154,15 +163,22 @@ class LayerConfig:
 
   def for_batch(self, batch: int, dtype) -> "LayerConfig":
     """The config the persistent loop runs for B = batch rows of `dtype` weights: with
-    batch_tiles, sync="data_l1" instead of the barriers for B in DATA_SYNC_BATCHES[dtype], and
-    with one program per SM and B in TILE_BATCHES[dtype] the tile order without the prefetch;
-    else self (two programs per SM keep their order: the tile order's 4-warp layouts lost at
-    B = 8, 0.545 -> 0.943 ms/token on an H100)."""
+    batch_tiles, sync="data_l1" instead of the barriers for B in DATA_SYNC_BATCHES[dtype], the
+    column chunk of BATCH_CHUNKS[dtype][B] for blocks that leave the default, and with one
+    program per SM and B in TILE_BATCHES[dtype] the tile order without the prefetch; else self
+    (two programs per SM keep their order: the tile order's 4-warp layouts lost at B = 8,
+    0.545 -> 0.943 ms/token on an H100)."""
     if not self.batch_tiles:
       return self
-    config = self
-    if self.sync == "barrier" and batch in DATA_SYNC_BATCHES.get(jnp.dtype(dtype).name, ()):
+    config, name = self, jnp.dtype(dtype).name
+    if self.sync == "barrier" and batch in DATA_SYNC_BATCHES.get(name, ()):
       config = dataclasses.replace(config, sync="data_l1")
+    chunk = BATCH_CHUNKS.get(name, {}).get(batch)
+    if chunk is not None:
+      config = dataclasses.replace(config, **{
+          k: dataclasses.replace(b, chunk=chunk) if b.chunk is None else b
+          for k, b in (("mix", config.mix), ("out", config.out), ("up", config.up),
+                       ("down", config.down))})
     if self.programs_per_sm > 1 or not is_tile_batch(batch, dtype):
       return config
     return dataclasses.replace(config.replace_blocks(order="tile"), prefetch=False,
