@@ -1,5 +1,5 @@
-# Session 21, call 1 (NOT RUN: ~1600 s of the session's 1800 went to failed machine starts; ready
-# for a later session, H100 or H200, <= 10 min). (a) The B = 8 end-to-end figure on today's
+# Session 21, call 1 (never run as one script: ~1600 s of session 21's 1800 went to failed
+# machine starts; session 22 ran its parts as gpu_s22_call1.sh and gpu_s22_call2.sh). (a) The B = 8 end-to-end figure on today's
 # engine; the published results/e2e_b8.json is session 5's H200 run with that session's
 # baselines (1.4-1.75x slower long convolutions) and XLA's dense path. Each method in its own
 # process, flash first (a call cut short keeps its line). Lazy and eager WITHOUT XLA_FLAGS: where

@@ -1,4 +1,4 @@
-# Session 21, call 1b (NOT RUN: after ~1600 s of failed machine starts the session had 209 s of
+# Session 21, call 1b (never run; superseded by gpu_s22_call1.sh and gpu_s22_call2.sh. Session 21: after ~1600 s of failed machine starts the session had 209 s of
 # device time left, under the 240 s a start needs; ~2.5 min, H100 or H200; call 1 holds this product check
 # and the figure). (a) Session 20's lead
 # for the B = 8 products ("rows_t": rows looped in Python, activations (n_in, B) in registers

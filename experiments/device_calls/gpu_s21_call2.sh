@@ -1,5 +1,5 @@
-# Session 21, call 2 (NOT RUN: no device time left; ready for a later session, one H100, <= 10
-# min): the B = 1 end-to-end figure on today's engine. The
+# Session 21, call 2 (not run in session 21; RAN in session 22 as its call 3 on an H100, 278 s,
+# results/raw/session22/call3_b1): the B = 1 end-to-end figure on today's engine. The
 # published results/e2e_b1.json is session 3's H100 run (the fused dense path, 8.0x at 2^17);
 # today's engine runs the persistent dense path (session 20: 9.6x at 2^17, lazy and flash
 # only). Lazy, eager and flash at L = 2^10 .. 2^17, each method in its own process. Flash in
