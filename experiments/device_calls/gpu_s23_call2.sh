@@ -1,9 +1,8 @@
-# For session 23 (NOT RUN yet; H100, ~4 min): the column chunk of the persistent kernel where
-# session 22 left it open. bfloat16 B = 2 (two programs per SM, data_l1 polls) and float32 B = 1
-# and 2, each default vs chunk64 / chunk128 / chunk256 (checked at HIGHEST first), and bfloat16
-# B = 1 default (128 columns since session 22) vs chunk64 again (session 22: 0.3098 / 0.3325 /
-# 0.3086 against 128's 0.320-0.321). Prediction: within +-5% everywhere; adopt a chunk for a
-# batch only where it wins in both processes.
+# For session 23 (NOT RUN yet; H100, ~8 min): the column chunk of the persistent kernel where
+# session 22 left it open: bfloat16 B = 2 (two programs per SM, data_l1 polls) default vs
+# chunk128 / chunk64, float32 B = 1 and 2 default (128 columns) vs chunk64 / chunk256, each
+# checked at HIGHEST first, two processes each. Prediction: within +-5% everywhere; adopt a
+# chunk for a batch only where it wins in both processes.
 D=/tmp/res_s23c2
 source experiments/device_calls/gpu_common.sh
 for i in 1 2; do
