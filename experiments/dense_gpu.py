@@ -100,13 +100,10 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
       base = variant_config(part, base)
     return base
 
-  def each(fn):
-    return dataclasses.replace(base, mix=fn(base.mix), out=fn(base.out), up=fn(base.up),
-                               down=fn(base.down))
   if name == "rows_half":
-    return each(lambda b: dataclasses.replace(b, rows=max(1, b.rows // 2)))
+    return base.map_blocks(lambda b: dataclasses.replace(b, rows=max(1, b.rows // 2)))
   if name == "rows_double":
-    return each(lambda b: dataclasses.replace(b, rows=2 * b.rows))
+    return base.map_blocks(lambda b: dataclasses.replace(b, rows=2 * b.rows))
   if name.startswith("chunk"):
     return base.replace_blocks(chunk=int(name[5:]))
   if name.startswith("warps"):

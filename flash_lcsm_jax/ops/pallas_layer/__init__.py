@@ -117,8 +117,8 @@ padded to the row block of mix / out / up / down.
 # weights (prepared once per model) -> pieces (loads, stores, products) -> layer (the four
 # kernels) -> persistent (every layer in one launch) -> step (one token, dispatch, reference).
 from flash_lcsm_jax.ops.pallas_layer.config import (
-    BATCH_CHUNKS, DATA_SYNC_BATCHES, GPU_BACKENDS, IMPLEMENTATIONS, K_ALIGN, LAYER_LOOPS, MAX_BATCH,
-    MAX_PERSISTENT_ROWS, ORDERS, PAIRED_BATCHES, PENDING_BITS, SYNCS, TARGET_PROGRAMS,
+    BATCH_CHUNKS, DATA_SYNC_BATCHES, GPU_BACKENDS, IMPLEMENTATIONS, K_ALIGN, LAYER_LOOPS,
+    MAX_BATCH, MAX_PERSISTENT_ROWS, ORDERS, PAIRED_BATCHES, PENDING_BITS, SYNCS, TARGET_PROGRAMS,
     TILE_BATCHES, KernelBlocks, LayerConfig, LayerSpec, batch_block, default_config,
     device_persistent_config, gpu_core_count, is_tile_batch, persistent_config, persistent_grid,
     programs_per_sm_for)

@@ -139,9 +139,9 @@ class LayerConfig:
   per-batch choices (`for_batch`): batches of the sizes in TILE_BATCHES[dtype] run every kernel
   in the "tile" order without the prefetch, those in DATA_SYNC_BATCHES[dtype] poll instead of
   the barriers (sync="data_l1"), those in BATCH_CHUNKS[dtype] take its column chunk;
-  persistent_config sets it. programs_per_sm: how many
-  programs of the persistent loop share an SM (the kernel needs them all resident at once: 2
-  only with num_warps <= 4, the register file holding two 4-warp programs of 255 registers).
+  persistent_config sets it. programs_per_sm: how many programs of the persistent loop share
+  an SM (the kernel needs them all resident at once: 2 only with num_warps <= 4, the register
+  file holding two 4-warp programs of 255 registers).
   sync: how the persistent loop's phases wait for each other, "barrier", "data" or "data_l1"
   (SYNCS)."""
   mix: KernelBlocks
@@ -156,10 +156,14 @@ class LayerConfig:
   programs_per_sm: int = 1
   sync: str = "barrier"
 
+  def map_blocks(self, fn) -> "LayerConfig":
+    """This config with fn(blocks) -> KernelBlocks applied to each of the four kernels' blocks."""
+    return dataclasses.replace(self, **{k: fn(getattr(self, k))
+                                        for k in ("mix", "out", "up", "down")})
+
   def replace_blocks(self, **changes) -> "LayerConfig":
     """This config with `changes` (KernelBlocks fields) applied to all four kernels' blocks."""
-    return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **changes)
-                                        for k in ("mix", "out", "up", "down")})
+    return self.map_blocks(lambda b: dataclasses.replace(b, **changes))
 
   def for_batch(self, batch: int, dtype) -> "LayerConfig":
     """The config the persistent loop runs for B = batch rows of `dtype` weights: with
@@ -175,10 +179,8 @@ class LayerConfig:
       config = dataclasses.replace(config, sync="data_l1")
     chunk = BATCH_CHUNKS.get(name, {}).get(batch)
     if chunk is not None:
-      config = dataclasses.replace(config, **{
-          k: dataclasses.replace(b, chunk=chunk) if b.chunk is None else b
-          for k, b in (("mix", config.mix), ("out", config.out), ("up", config.up),
-                       ("down", config.down))})
+      config = config.map_blocks(
+          lambda b: dataclasses.replace(b, chunk=chunk) if b.chunk is None else b)
     if self.programs_per_sm > 1 or not is_tile_batch(batch, dtype):
       return config
     return dataclasses.replace(config.replace_blocks(order="tile"), prefetch=False,
