@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -147,12 +148,17 @@ def estimate_generation_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int
   M, D = cfg.n_layers, cfg.d_model
   weights = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
   buffer = 4 * M * batch * D * plan.buffer_length
-  if plan.method == "flash":
-    consts = sum(8 * M * D * ((1 << q) + 1) for q in plan.levels) * 2  # spectra (+ matmul split)
-  else:
-    consts = 4 * M * D * plan.filter_length
   filters = 4 * M * D * plan.stop
-  return weights + buffer + consts + filters
+  return weights + buffer + engine_constant_bytes(cfg, plan) + filters
+
+
+def engine_constant_bytes(cfg: HyenaConfig, plan) -> int:
+  """Bytes of the engine's per-model constants (mixers.make_consts: each tile level's spectra or
+  taps in its tau's form, lazy's / eager's filter window), from their shapes alone."""
+  from flash_lcsm_jax.engine import mixers  # the engine imports this module
+  filters = jax.ShapeDtypeStruct((cfg.n_layers, cfg.d_model, plan.stop), jnp.float32)
+  consts = jax.eval_shape(functools.partial(mixers.make_consts, plan), filters)
+  return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(consts))
 
 
 def estimate_working_bytes(cfg: HyenaConfig, plan, batch: int, tuned: bool = True) -> int:

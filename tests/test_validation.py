@@ -362,6 +362,16 @@ def test_memory_estimate_refuses_when_it_cannot_fit(gen, monkeypatch):
     gen.generate(prompt(1, 5), 196)
 
 
+@pytest.mark.parametrize("method, tau", [("flash", "fft"), ("flash", "matmul"),
+                                         ("flash", "hybrid"), ("lazy", "fft"), ("eager", "fft")])
+def test_engine_constant_bytes_are_those_make_consts_builds(gen, method, tau):
+  """The estimate counts the constants the engine really holds (shapes only, nothing built)."""
+  plan = mixers.make_plan(method, 3, 150, 4, tau)
+  filters = jax.random.normal(jax.random.PRNGKey(1), (gen.cfg.n_layers, gen.cfg.d_model, 160))
+  built = jax.tree_util.tree_leaves(mixers.make_consts(plan, filters))
+  assert validation.engine_constant_bytes(gen.cfg, plan) == sum(x.nbytes for x in built) > 0
+
+
 def test_memory_check_can_be_skipped_with_a_warning(gen, monkeypatch):
   """FLASH_LCSM_SKIP_MEMORY_CHECK=1: the same refusal becomes a warning and the generation runs
   (any other value keeps the refusal)."""
