@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import warnings
@@ -155,8 +156,14 @@ def estimate_generation_bytes(params, cfg: HyenaConfig, plan, batch: int) -> int
 def engine_constant_bytes(cfg: HyenaConfig, plan) -> int:
   """Bytes of the engine's per-model constants (mixers.make_consts: each tile level's spectra or
   taps in its tau's form, lazy's / eager's filter window), from their shapes alone."""
+  # Cached without the blocks (make_consts does not read them): tracing costs ~20-40 ms.
+  return _constant_bytes(cfg.n_layers, cfg.d_model, dataclasses.replace(plan, blocks=()))
+
+
+@functools.lru_cache(maxsize=64)
+def _constant_bytes(M: int, D: int, plan) -> int:
   from flash_lcsm_jax.engine import mixers  # the engine imports this module
-  filters = jax.ShapeDtypeStruct((cfg.n_layers, cfg.d_model, plan.stop), jnp.float32)
+  filters = jax.ShapeDtypeStruct((M, D, plan.stop), jnp.float32)
   consts = jax.eval_shape(functools.partial(mixers.make_consts, plan), filters)
   return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(consts))
 
