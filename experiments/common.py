@@ -229,7 +229,8 @@ def environment(size: str, rates: bool = True) -> dict:
   env["devices"] = len(jax.devices())
   stats = _memory_stats()
   env["memory_limit_bytes"] = stats.get("bytes_limit") if stats else None
-  for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV,
+  for var in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_ALLOCATOR",
+              "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_FLAGS", UNROLL_ENV, DENSE_ENV,
               BLOCK_ENV, UNROLL_STEPS_ENV, BASELINE_ENV):
     env[var] = os.environ.get(var)  # None: unset, the default
   if rates:
@@ -257,7 +258,9 @@ def zero_state(gen: Generator, plan: mixers.Plan, batch: int, position: int) -> 
   fills with real mixer inputs as the timed steps run)."""
   cfg = gen.cfg
   M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
-  return DecodeState(jnp.zeros(mixers.buffer_shape(plan, batch, M, D), jnp.float32),
+  with validation.explain_out_of_memory(gen.params, cfg, plan, batch):
+    buffer = jnp.zeros(mixers.buffer_shape(plan, batch, M, D), jnp.float32)
+  return DecodeState(buffer,
                      jnp.zeros((M, batch, K - 1, 3 * D), jnp.float32),
                      jnp.zeros((batch,), jnp.int32), jnp.asarray(position, jnp.int32))
 

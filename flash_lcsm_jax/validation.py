@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -282,3 +283,29 @@ def check_memory(params, cfg: HyenaConfig, plan, batch: int):
       f"{message} Use a smaller batch or length, or give JAX more of the GPU "
       f"(XLA_PYTHON_CLIENT_MEM_FRACTION, default 0.75, e.g. 0.92); {SKIP_MEMORY_CHECK_ENV}=1 "
       f"tries anyway (the estimate errs on the large side).")
+
+
+@contextlib.contextmanager
+def explain_out_of_memory(params, cfg: HyenaConfig, plan, batch: int):
+  """Turns XLA's RESOURCE_EXHAUSTED inside the block (allocating a generation's buffer) into a
+  MemoryError that says what the generation needs and what to try.
+
+  The estimate can fit while the allocation fails: XLA's pool (BFC) needs the buffer in one
+  piece, and the filter spectra built before it can leave the free memory in pieces (flash at
+  B = 8, L = 2^17 on an H200: a 60.75 GiB buffer refused in a 128 GiB pool holding ~24 GiB;
+  CUDA's own pool, XLA_PYTHON_CLIENT_ALLOCATOR=cuda_async, ran it)."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as err:
+    if "RESOURCE_EXHAUSTED" not in str(err):
+      raise
+    held, transient, _ = _footprint(params, cfg, plan, batch)
+    limit = device_memory_limit()
+    pool = "unknown" if limit is None else f"{limit / 2**30:.2f} GiB"
+    raise MemoryError(
+        f"out of device memory allocating the generation's buffer (method={plan.method}, "
+        f"batch={batch}, length={plan.stop}): {str(err).splitlines()[0][:200]}. The generation "
+        f"needs about {(held + transient) / 2**30:.2f} GiB ({held / 2**30:.2f} held); JAX's "
+        f"pool has {pool}. Where that fits, the pool is in pieces: try "
+        "XLA_PYTHON_CLIENT_ALLOCATOR=cuda_async (CUDA's stream-ordered pool); else a smaller "
+        "batch or length, or a larger XLA_PYTHON_CLIENT_MEM_FRACTION.") from err

@@ -372,6 +372,27 @@ def test_engine_constant_bytes_are_those_make_consts_builds(gen, method, tau):
   assert validation.engine_constant_bytes(gen.cfg, plan) == sum(x.nbytes for x in built) > 0
 
 
+@pytest.mark.parametrize("method", ["flash", "lazy"])
+def test_out_of_memory_allocating_the_buffer_says_what_to_try(gen, monkeypatch, method):
+  """XLA's RESOURCE_EXHAUSTED while the buffer is allocated (the estimate fit, the pool did not
+  have the piece) becomes a MemoryError naming the generation and the allocator to try; other
+  runtime errors pass through unchanged."""
+  def exhausted(*args):
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
+                                     "allocate 60.75GiB with allocator GPU_0_bfc")
+  monkeypatch.setattr(mixers, "init_buffer", exhausted)
+  with pytest.raises(MemoryError, match=rf"allocating the generation's buffer \(method={method}, "
+                     r"batch=2, length=\d+\): RESOURCE_EXHAUSTED.*cuda_async") as info:
+    gen.generate(prompt(2, 5), 12, method=method)
+  assert isinstance(info.value.__cause__, jax.errors.JaxRuntimeError)
+
+  def other(*args):
+    raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+  monkeypatch.setattr(mixers, "init_buffer", other)
+  with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+    gen.generate(prompt(2, 5), 12, method=method)
+
+
 def test_memory_check_can_be_skipped_with_a_warning(gen, monkeypatch):
   """FLASH_LCSM_SKIP_MEMORY_CHECK=1: the same refusal becomes a warning and the generation runs
   (any other value keeps the refusal)."""
