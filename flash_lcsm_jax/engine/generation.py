@@ -313,16 +313,13 @@ class Generator:
     M, D, K = self.cfg.n_layers, self.cfg.d_model, self.cfg.short_filter_order
     if P == 0:
       conv = jnp.zeros((M, B, K - 1, 3 * D), jnp.float32)
-      with validation.explain_out_of_memory(self.params, self.cfg, plan, B):
-        buffer = mixers.init_buffer(plan, filters, B, None)
-      prompt_logits = None
+      prompt_logits, mixer_inputs = None, None
     else:
-      logits, aux = _prefill(self.params, self.cfg, filters, prompt,
-                             _valid_mask(B, P, prompt_lengths))
-      conv = aux.conv_tail
-      with validation.explain_out_of_memory(self.params, self.cfg, plan, B):
-        buffer = mixers.init_buffer(plan, filters, B, aux.mixer_inputs)
-      prompt_logits = logits
+      prompt_logits, aux = _prefill(self.params, self.cfg, filters, prompt,
+                                    _valid_mask(B, P, prompt_lengths))
+      conv, mixer_inputs = aux.conv_tail, aux.mixer_inputs
+    with validation.explain_out_of_memory(self.params, self.cfg, plan, B):
+      buffer = mixers.init_buffer(plan, filters, B, mixer_inputs)
     state = DecodeState(buffer, conv, jnp.zeros((B,), jnp.int32), jnp.asarray(P, jnp.int32))
     return plan, consts, state, prompt_logits
 
