@@ -41,7 +41,6 @@ the reference, median ms per token, the weight floor) to --out (default $OUT/mgp
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import statistics
@@ -53,8 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax.experimental import pallas as pl
-from jax.experimental.pallas import mosaic_gpu as plgpu
+from experiments import mgpu_chain as mc
 
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/mgpu_chain.json).")
 _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
@@ -63,217 +61,8 @@ _VARIANTS = flags.DEFINE_list("variants", ["chain", "nowait"],
                               "results), ring<R> / progs<G> suffixes: e.g. chain_ring8.")
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per entry.")
+_TOKENS = flags.DEFINE_integer("tokens", 32, "Tokens per timed chain (a fori_loop of kernels).")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower every variant for CUDA and stop.")
-
-ROWS, KP, CHUNK = 64, 896, 224            # item rows, padded K, ring chunk (K = 4 chunks)
-N_CHUNKS = KP // CHUNK
-NB = 8                                    # batch columns of the product (B <= 8, zero padded)
-ITEMS = {"mix": 41, "out": 14, "up": 27, "down": 28}
-START = {"mix": 0, "out": 41, "up": 55, "down": 82}
-PER_LAYER = 110
-# Column regions of the activation buffer (each a multiple of 64).
-Z, X0, H, Y, U, P0, P1 = 0, 896, 1792, 4416, 5312, 7104, 8000
-COLS = 8896
-_TRANSFORMS = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(64))
-
-
-def item_table(layers: int) -> np.ndarray:
-  """(layers * 110, 5) int32: wait count, three input offsets (Z when unused), output offset."""
-  rows = []
-  for layer in range(layers):
-    base = layer * PER_LAYER
-    for t in range(ITEMS["mix"]):
-      rows.append((base + START["mix"], X0, P0, P1, H + 64 * t))
-    for t in range(ITEMS["out"]):
-      rows.append((base + START["out"], H, H + 1728, Z, Y + 64 * t))
-    for t in range(ITEMS["up"]):
-      rows.append((base + START["up"], Y, Z, Z, U + 64 * t))
-    for t in range(ITEMS["down"]):
-      half = t % 2
-      rows.append((base + START["down"], U + KP * half, Z, Z, (P0, P1)[half] + 64 * (t // 2)))
-  return np.asarray(rows, np.int32)
-
-
-def random_items(layers: int, seed: int = 0) -> np.ndarray:
-  """The weights as items, (layers * 110, 64, 896) bfloat16 values (float32 array): the real
-  shapes zero-padded (mix rows 2592 -> 2624, D = 864 -> 896 in rows and columns, down's two
-  column halves 864 -> 896 each), entries ~ N(0, 1 / fan_in)."""
-  rng = np.random.default_rng(seed)
-  items = np.zeros((layers * PER_LAYER, ROWS, KP), np.float32)
-  def tiles(n_out, n_in, count):
-    w = np.zeros((count * ROWS, KP), np.float32)
-    w[:n_out, :n_in] = rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)
-    return w.reshape(count, ROWS, KP)
-  for layer in range(layers):
-    b = layer * PER_LAYER
-    items[b:b + 41] = tiles(2592, 864, 41)
-    items[b + 41:b + 55] = tiles(864, 864, 14)
-    items[b + 55:b + 82] = tiles(1728, 864, 27)
-    down = np.zeros((896, 2 * KP), np.float32)
-    down[:864, :864] = rng.standard_normal((864, 864)) / np.sqrt(1728)
-    down[:864, KP:KP + 864] = rng.standard_normal((864, 864)) / np.sqrt(1728)
-    halves = down.reshape(14, ROWS, 2, KP).transpose(0, 2, 1, 3).reshape(28, ROWS, KP)
-    items[b + 82:b + 110] = halves
-  return items.astype(jnp.bfloat16).astype(np.float32)
-
-
-def reference_chain(items: np.ndarray, table: np.ndarray, acts: np.ndarray) -> np.ndarray:
-  """The items in order, float64: inputs summed in float32, rounded to bfloat16 (as the kernel
-  stages them), products exact."""
-  a = np.array(acts, np.float32)
-  for g in range(items.shape[0]):
-    _, i0, i1, i2, out = table[g]
-    x = a[:, i0:i0 + KP] + a[:, i1:i1 + KP] + a[:, i2:i2 + KP]
-    x = x.astype(jnp.bfloat16).astype(np.float64)  # ml_dtypes' bfloat16: round to nearest even
-    a[:, out:out + ROWS] = (x @ items[g].astype(np.float64).T).astype(np.float32)
-  return a
-
-
-# ----------------------------------------------------------------------------- the kernel
-
-
-def _inline(arg_types):
-  return plgpu.inline_mgpu(arg_types=arg_types)
-
-
-def _store_transposed(ref, acc):
-  """acc (64, 8) in the WGMMA layout -> ref (8, 64) in GMEM: one scalar store per element."""
-  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
-
-  @_inline((plgpu.RefType(), plgpu.Layout.WGMMA))
-  def store(ctx, ref, acc):
-    del ctx
-    acc.foreach(lambda v, idx: memref_dialect.store(v, ref, [idx[1], idx[0]]))
-
-  store(ref, acc)
-
-
-def _signal(counter_ref):
-  """All threads' stores, then one release add of 1 at GPU scope (Mosaic's semaphore signal)."""
-  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
-
-  @_inline((plgpu.RefType(),))
-  def signal(ctx, ref):
-    del ctx
-    mgpu_utils.warpgroup_barrier()
-    mgpu_utils.SemaphoreRef(mgpu_utils.memref_ptr(ref)).signal(1, memory_scope="gpu")
-
-  signal(counter_ref)
-
-
-def _wait(counter_ref, target):
-  """One thread polls (relaxed loads) until counter >= target, then acquires; all wait."""
-  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
-
-  @_inline((plgpu.RefType(), plgpu.Layout.WG_SPLAT))
-  def wait(ctx, ref, value):
-    del ctx
-    mgpu_utils.SemaphoreRef(mgpu_utils.memref_ptr(ref)).wait(
-        value.registers.item(), decrement=False, memory_scope="gpu")
-
-  wait(counter_ref, target)
-
-
-def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
-  """pallas_call(items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32, counter (1,) i32)
-  -> (acts, counter), both updated in place (aliased)."""
-  n_items = layers * PER_LAYER
-  per_program = -(-n_items // programs)
-  if ring < N_CHUNKS + 1:
-    raise ValueError(f"ring must exceed {N_CHUNKS} chunks (one item), got {ring}")
-  load_layout = plgpu.Layout.SMEM_GMEM_COPY((NB, KP), jnp.bfloat16, swizzle=64)
-
-  def fetch(items_ref, ring_ref, full_ref, p, q):
-    """Chunk q of program p's stream into its ring slot (nothing past the last item)."""
-    g = p + (q // N_CHUNKS) * programs
-    @pl.when(g < n_items)
-    def _():
-      c = q % N_CHUNKS
-      slot = q % ring
-      plgpu.copy_gmem_to_smem(items_ref.at[g, :, pl.ds(c * CHUNK, CHUNK)], ring_ref.at[slot],
-                              full_ref.at[slot])
-
-  def body(items_ref, table_ref, acts_in, counter_in, acts_ref, counter_ref,
-           ring_ref, x_smem, full_ref):
-    del acts_in, counter_in  # aliased to the outputs
-    p = pl.program_id(0)
-    for q in range(ring):
-      fetch(items_ref, ring_ref, full_ref, p, q)
-
-    def step(i, carry):
-      g = p + i * programs
-      @pl.when(g < n_items)
-      def _():
-        row = table_ref.at[g]
-        target, i0, i1, i2, out = (row[j] for j in range(5))
-        if wait:
-          _wait(counter_ref, target)
-        x = plgpu.load(acts_ref.at[:, pl.ds(i0, KP)], (), layout=load_layout, optimized=False)
-        x = x + plgpu.load(acts_ref.at[:, pl.ds(i1, KP)], (), layout=load_layout,
-                           optimized=False)
-        x = x + plgpu.load(acts_ref.at[:, pl.ds(i2, KP)], (), layout=load_layout,
-                           optimized=False)
-        x_smem[...] = x.astype(jnp.bfloat16)
-        plgpu.commit_smem()
-
-        def product(acc_ref):
-          for c in range(N_CHUNKS):
-            slot = (i * N_CHUNKS + c) % ring
-            plgpu.barrier_wait(full_ref.at[slot])
-            xt = plgpu.transpose_ref(x_smem.at[:, pl.ds(c * CHUNK, CHUNK)], (1, 0))
-            plgpu.wgmma(acc_ref, ring_ref.at[slot], xt)
-          return acc_ref[...]
-
-        acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
-        for c in range(N_CHUNKS):  # the slots just read are free: refill them
-          fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
-        _store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
-        _signal(counter_ref)
-      return carry
-
-    jax.lax.fori_loop(0, per_program, step, 0)
-
-  gmem = plgpu.BlockSpec(memory_space=plgpu.GMEM)
-  return pl.pallas_call(
-      body,
-      grid=(programs,),
-      in_specs=[gmem, gmem, gmem, gmem],
-      out_specs=[gmem, gmem],
-      out_shape=[jax.ShapeDtypeStruct((NB, COLS), jnp.float32),
-                 jax.ShapeDtypeStruct((1,), jnp.int32)],
-      input_output_aliases={2: 0, 3: 1},
-      scratch_shapes=[
-          plgpu.SMEM((ring, ROWS, CHUNK), jnp.bfloat16, transforms=_TRANSFORMS),
-          plgpu.SMEM((NB, KP), jnp.bfloat16, transforms=_TRANSFORMS),
-          plgpu.Barrier(num_arrivals=1, num_barriers=ring),
-      ],
-      compiler_params=plgpu.CompilerParams(),
-  )
-
-
-def parse_variant(name: str, sms: int) -> dict:
-  parts = name.split("_")
-  spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms}
-  if parts[0] not in ("chain", "nowait"):
-    raise ValueError(f"unknown variant {name!r}")
-  for part in parts[1:]:
-    if part.startswith("ring"):
-      spec["ring"] = int(part[4:])
-    elif part.startswith("progs"):
-      spec["programs"] = int(part[5:])
-    else:
-      raise ValueError(f"unknown variant part {part!r} in {name!r}")
-  return spec
-
-
-def make_runner(layers: int, spec: dict):
-  kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"])
-
-  @jax.jit
-  def run(items, table, acts0):
-    acts, _ = kernel(items, table, acts0, jnp.zeros((1,), jnp.int32))
-    return acts
-  return run
 
 
 def _median_ms(fn, repeats):
@@ -289,13 +78,13 @@ def _median_ms(fn, repeats):
 def main(argv):
   del argv
   layers = _LAYERS.value
-  table = item_table(layers)
+  table = mc.item_table(layers)
   if _LOWER_ONLY.value:
-    items = jnp.zeros((layers * PER_LAYER, ROWS, KP), jnp.bfloat16)
-    acts = jnp.zeros((NB, COLS), jnp.float32)
+    items = jnp.zeros((layers * mc.PER_LAYER, mc.ROWS, mc.KP), jnp.bfloat16)
+    acts = jnp.zeros((mc.NB, mc.COLS), jnp.float32)
     for name in _VARIANTS.value:
-      spec = parse_variant(name, 132)
-      run = make_runner(layers, spec)
+      spec = mc.parse_variant(name, 132)
+      run = mc.make_runner(layers, spec)
       text = run.trace(items, jnp.asarray(table), acts).lower(
           lowering_platforms=("cuda",)).as_text()
       print(f"{name}: lowered for CUDA ({len(text)} characters)", spec)
@@ -305,7 +94,7 @@ def main(argv):
   dev = jax.devices()[0]
   sms = getattr(dev, "core_count", None) or 132
   env = common.environment("gpu")
-  items_f32 = random_items(layers)
+  items_f32 = mc.random_items(layers)
   items = jnp.asarray(items_f32, jnp.bfloat16)
   weight_bytes = items.size * 2
   real_bytes = layers * 2 * (3 * 864 * 864 + 864 * 864 + 2 * 864 * 1728)
@@ -318,23 +107,26 @@ def main(argv):
   path = _OUT.value or os.path.join(os.environ.get("OUT", "."), "mgpu_chain.json")
   for batch in (int(b) for b in _BATCHES.value):
     rng = np.random.default_rng(batch)
-    acts0 = np.zeros((NB, COLS), np.float32)
-    acts0[:batch, X0:X0 + 864] = rng.standard_normal((batch, 864))
-    want = reference_chain(items_f32, table, acts0)
+    acts0 = np.zeros((mc.NB, mc.COLS), np.float32)
+    acts0[:batch, mc.X0:mc.X0 + 864] = rng.standard_normal((batch, 864))
+    want = mc.reference_chain(items_f32, table, acts0)
+    table_d, acts_d = jnp.asarray(table), jnp.asarray(acts0)
     for name in _VARIANTS.value:
-      spec = parse_variant(name, sms)
+      spec = mc.parse_variant(name, sms)
       rec = {"variant": name, "batch": batch, **spec}
       try:
-        run = make_runner(layers, spec)
+        run = mc.make_runner(layers, spec)
         t0 = time.perf_counter()
-        got = np.asarray(run(items, jnp.asarray(table), jnp.asarray(acts0)))
+        got = np.asarray(run(items, table_d, acts_d))
         rec["first_call_s"] = time.perf_counter() - t0
-        sl = slice(H, COLS)
+        sl = slice(mc.H, mc.COLS)
         rec["max_rel_error"] = float(np.max(np.abs(got[:batch, sl] - want[:batch, sl]))
                                      / np.max(np.abs(want[:batch, sl])))
-        med, low = _median_ms(lambda: run(items, jnp.asarray(table), jnp.asarray(acts0)),
-                              _REPEATS.value)
-        rec.update(ms_per_token=med, min_ms=low, us_per_phase=med * 1e3 / (4 * layers))
+        timed = mc.make_timed_runner(layers, spec, _TOKENS.value)
+        med, low = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
+        med, low = med / _TOKENS.value, low / _TOKENS.value
+        rec.update(ms_per_token=med, min_ms=low, us_per_phase=med * 1e3 / (4 * layers),
+                   tokens=_TOKENS.value)
       except Exception as err:  # pylint: disable=broad-except
         rec["error"] = common.error_text(err, 1500)
       print(json.dumps(rec), flush=True)

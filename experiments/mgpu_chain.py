@@ -1,0 +1,236 @@
+"""The Mosaic GPU chain kernel of experiments/mgpu_chain_gpu.py (see its docstring), with its
+work items, item table and float64 reference. No flags here, so tests can import it."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import mosaic_gpu as plgpu
+
+ROWS, KP, CHUNK = 64, 896, 224            # item rows, padded K, ring chunk (K = 4 chunks)
+N_CHUNKS = KP // CHUNK
+NB = 8                                    # batch columns of the product (B <= 8, zero padded)
+ITEMS = {"mix": 41, "out": 14, "up": 27, "down": 28}
+START = {"mix": 0, "out": 41, "up": 55, "down": 82}
+PER_LAYER = 110
+# Column regions of the activation buffer (each a multiple of 64).
+Z, X0, H, Y, U, P0, P1 = 0, 896, 1792, 4416, 5312, 7104, 8000
+COLS = 8896
+_TRANSFORMS = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(64))
+
+
+def item_table(layers: int) -> np.ndarray:
+  """(layers * 110, 5) int32: wait count, three input offsets (Z when unused), output offset."""
+  rows = []
+  for layer in range(layers):
+    base = layer * PER_LAYER
+    for t in range(ITEMS["mix"]):
+      rows.append((base + START["mix"], X0, P0, P1, H + 64 * t))
+    for t in range(ITEMS["out"]):
+      rows.append((base + START["out"], H, H + 1728, Z, Y + 64 * t))
+    for t in range(ITEMS["up"]):
+      rows.append((base + START["up"], Y, Z, Z, U + 64 * t))
+    for t in range(ITEMS["down"]):
+      half = t % 2
+      rows.append((base + START["down"], U + KP * half, Z, Z, (P0, P1)[half] + 64 * (t // 2)))
+  return np.asarray(rows, np.int32)
+
+
+def random_items(layers: int, seed: int = 0) -> np.ndarray:
+  """The weights as items, (layers * 110, 64, 896) bfloat16 values (float32 array): the real
+  shapes zero-padded (mix rows 2592 -> 2624, D = 864 -> 896 in rows and columns, down's two
+  columns 1728 -> 2 x 896), entries ~ N(0, 1 / fan_in)."""
+  rng = np.random.default_rng(seed)
+  items = np.zeros((layers * PER_LAYER, ROWS, KP), np.float32)
+  def tiles(n_out, n_in, count):
+    w = np.zeros((count * ROWS, KP), np.float32)
+    w[:n_out, :n_in] = rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)
+    return w.reshape(count, ROWS, KP)
+  for layer in range(layers):
+    b = layer * PER_LAYER
+    items[b:b + 41] = tiles(2592, 864, 41)
+    items[b + 41:b + 55] = tiles(864, 864, 14)
+    items[b + 55:b + 82] = tiles(1728, 864, 27)
+    down = np.zeros((896, 2 * KP), np.float32)  # halves: u[0:896] and u[896:1728] + zeros
+    down[:864, :1728] = rng.standard_normal((864, 1728)) / np.sqrt(1728)
+    halves = down.reshape(14, ROWS, 2, KP).transpose(0, 2, 1, 3).reshape(28, ROWS, KP)
+    items[b + 82:b + 110] = halves
+  return items.astype(jnp.bfloat16).astype(np.float32)
+
+
+def reference_chain(items: np.ndarray, table: np.ndarray, acts: np.ndarray) -> np.ndarray:
+  """The items in order, float64: inputs summed in float32, rounded to bfloat16 (as the kernel
+  stages them), products exact."""
+  a = np.array(acts, np.float32)
+  for g in range(items.shape[0]):
+    _, i0, i1, i2, out = table[g]
+    x = a[:, i0:i0 + KP] + a[:, i1:i1 + KP] + a[:, i2:i2 + KP]
+    x = x.astype(jnp.bfloat16).astype(np.float64)  # ml_dtypes' bfloat16: round to nearest even
+    a[:, out:out + ROWS] = (x @ items[g].astype(np.float64).T).astype(np.float32)
+  return a
+
+
+# ----------------------------------------------------------------------------- the kernel
+
+
+def _inline(arg_types):
+  return plgpu.inline_mgpu(arg_types=arg_types)
+
+
+def _store_transposed(ref, acc):
+  """acc (64, 8) in the WGMMA layout -> ref (8, 64) in GMEM: one scalar store per element."""
+  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
+
+  @_inline((plgpu.RefType(), plgpu.Layout.WGMMA))
+  def store(ctx, ref, acc):
+    del ctx
+    acc.foreach(lambda v, idx: memref_dialect.store(v, ref, [idx[1], idx[0]]))
+
+  store(ref, acc)
+
+
+def _signal(counter_ref):
+  """All threads' stores, then one release add of 1 at GPU scope (Mosaic's semaphore signal)."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+
+  @_inline((plgpu.RefType(),))
+  def signal(ctx, ref):
+    del ctx
+    mgpu_utils.warpgroup_barrier()
+    mgpu_utils.SemaphoreRef(mgpu_utils.memref_ptr(ref)).signal(1, memory_scope="gpu")
+
+  signal(counter_ref)
+
+
+def _wait(counter_ref, target):
+  """One thread polls (relaxed loads) until counter >= target, then acquires; all wait."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+
+  @_inline((plgpu.RefType(), plgpu.Layout.WG_SPLAT))
+  def wait(ctx, ref, value):
+    del ctx
+    mgpu_utils.SemaphoreRef(mgpu_utils.memref_ptr(ref)).wait(
+        value.registers.item(), decrement=False, memory_scope="gpu")
+
+  wait(counter_ref, target)
+
+
+def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
+  """pallas_call(items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32, counter (1,) i32)
+  -> (acts, counter), both updated in place (aliased)."""
+  n_items = layers * PER_LAYER
+  per_program = -(-n_items // programs)
+  if ring < N_CHUNKS + 1:
+    raise ValueError(f"ring must exceed {N_CHUNKS} chunks (one item), got {ring}")
+  load_layout = plgpu.Layout.SMEM_GMEM_COPY((NB, KP), jnp.bfloat16, swizzle=64)
+
+  def fetch(items_ref, ring_ref, full_ref, p, q):
+    """Chunk q of program p's stream into its ring slot (nothing past the last item)."""
+    g = p + (q // N_CHUNKS) * programs
+    @pl.when(g < n_items)
+    def _():
+      c = q % N_CHUNKS
+      slot = q % ring
+      plgpu.copy_gmem_to_smem(items_ref.at[g, :, pl.ds(c * CHUNK, CHUNK)], ring_ref.at[slot],
+                              full_ref.at[slot])
+
+  def body(items_ref, table_ref, acts_in, counter_in, acts_ref, counter_ref,
+           ring_ref, x_smem, full_ref):
+    del acts_in, counter_in  # aliased to the outputs
+    p = pl.program_id(0)
+    for q in range(ring):
+      fetch(items_ref, ring_ref, full_ref, p, q)
+
+    def step(i, carry):
+      g = p + i * programs
+      @pl.when(g < n_items)
+      def _():
+        row = table_ref.at[g]
+        target, i0, i1, i2, out = (row[j] for j in range(5))
+        if wait:
+          _wait(counter_ref, target)
+        x = plgpu.load(acts_ref.at[:, pl.ds(i0, KP)], (), layout=load_layout, optimized=False)
+        x = x + plgpu.load(acts_ref.at[:, pl.ds(i1, KP)], (), layout=load_layout,
+                           optimized=False)
+        x = x + plgpu.load(acts_ref.at[:, pl.ds(i2, KP)], (), layout=load_layout,
+                           optimized=False)
+        x_smem[...] = x.astype(jnp.bfloat16)
+        plgpu.commit_smem()
+
+        def product(acc_ref):
+          for c in range(N_CHUNKS):
+            slot = (i * N_CHUNKS + c) % ring
+            plgpu.barrier_wait(full_ref.at[slot])
+            xt = plgpu.transpose_ref(x_smem.at[:, pl.ds(c * CHUNK, CHUNK)], (1, 0))
+            plgpu.wgmma(acc_ref, ring_ref.at[slot], xt)
+          return acc_ref[...]
+
+        acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
+        for c in range(N_CHUNKS):  # the slots just read are free: refill them
+          fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
+        _store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
+        _signal(counter_ref)
+      return carry
+
+    jax.lax.fori_loop(0, per_program, step, 0)
+
+  gmem = plgpu.BlockSpec(memory_space=plgpu.GMEM)
+  return pl.pallas_call(
+      body,
+      grid=(programs,),
+      in_specs=[gmem, gmem, gmem, gmem],
+      out_specs=[gmem, gmem],
+      out_shape=[jax.ShapeDtypeStruct((NB, COLS), jnp.float32),
+                 jax.ShapeDtypeStruct((1,), jnp.int32)],
+      input_output_aliases={2: 0, 3: 1},
+      scratch_shapes=[
+          plgpu.SMEM((ring, ROWS, CHUNK), jnp.bfloat16, transforms=_TRANSFORMS),
+          plgpu.SMEM((NB, KP), jnp.bfloat16, transforms=_TRANSFORMS),
+          plgpu.Barrier(num_arrivals=1, num_barriers=ring),
+      ],
+      compiler_params=plgpu.CompilerParams(),
+  )
+
+
+def parse_variant(name: str, sms: int) -> dict:
+  parts = name.split("_")
+  spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms}
+  if parts[0] not in ("chain", "nowait"):
+    raise ValueError(f"unknown variant {name!r}")
+  for part in parts[1:]:
+    if part.startswith("ring"):
+      spec["ring"] = int(part[4:])
+    elif part.startswith("progs"):
+      spec["programs"] = int(part[5:])
+    else:
+      raise ValueError(f"unknown variant part {part!r} in {name!r}")
+  return spec
+
+
+
+def make_runner(layers: int, spec: dict):
+  """jit(items, table, acts0) -> acts after one token's 72 phases (acts0 is not modified)."""
+  kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"])
+
+  @jax.jit
+  def run(items, table, acts0):
+    acts, _ = kernel(items, table, acts0, jnp.zeros((1,), jnp.int32))
+    return acts
+  return run
+
+
+def make_timed_runner(layers: int, spec: dict, tokens: int):
+  """jit(items, table, acts0) -> acts after `tokens` kernel calls in a fori_loop, each with a
+  fresh counter, each token's activations feeding the next (as the engine's blocks chain
+  tokens: launches back to back, no host round trip between them)."""
+  kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"])
+
+  @jax.jit
+  def run(items, table, acts0):
+    def token(_, acts):
+      return kernel(items, table, acts, jnp.zeros((1,), jnp.int32))[0]
+    return jax.lax.fori_loop(0, tokens, token, acts0)
+  return run

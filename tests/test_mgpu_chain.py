@@ -1,0 +1,77 @@
+"""The Mosaic GPU chain experiment (experiments/mgpu_chain.py) on the CPU: its work items add up to
+the layer products they stand for, and its kernel builds for CUDA with this JAX (running it needs
+a Hopper GPU: experiments/mgpu_chain_gpu.py checks it there against the same reference)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import mgpu_chain as mc
+
+
+def _bf16(x):
+  return np.asarray(x, np.float32).astype(jnp.bfloat16).astype(np.float64)
+
+
+def _layer_matrices(items, layer):
+  """The unpadded (out, in) matrices a layer's items were cut from."""
+  b = layer * mc.PER_LAYER
+  mix = items[b:b + 41].reshape(-1, mc.KP)[:2592, :864]
+  out = items[b + 41:b + 55].reshape(-1, mc.KP)[:864, :864]
+  up = items[b + 55:b + 82].reshape(-1, mc.KP)[:1728, :864]
+  halves = items[b + 82:b + 110].reshape(14, 2, mc.ROWS, mc.KP).transpose(0, 2, 1, 3)
+  down = halves.reshape(14 * mc.ROWS, 2 * mc.KP)[:864, :1728]
+  return mix, out, up, down
+
+
+def test_items_add_up_to_the_layer_products():
+  layers, batch = 2, 3
+  seed = int(np.random.default_rng().integers(1 << 30))
+  items = mc.random_items(layers, seed=seed)
+  table = mc.item_table(layers)
+  acts = np.zeros((mc.NB, mc.COLS), np.float32)
+  x0 = np.random.default_rng(seed).standard_normal((batch, 864)).astype(np.float32)
+  acts[:batch, mc.X0:mc.X0 + 864] = x0
+  got = mc.reference_chain(items, table, acts)
+
+  d = np.zeros((batch, 864))
+  for layer in range(layers):
+    mix, out, up, down = (m.astype(np.float64) for m in _layer_matrices(items, layer))
+    h = _bf16(x0 + d) @ mix.T
+    y = _bf16(h[:, :864] + h[:, 1728:2592]) @ out.T
+    u = _bf16(y) @ up.T
+    d = _bf16(u) @ down.T
+  kernel_d = got[:batch, mc.P0:mc.P0 + 864] + got[:batch, mc.P1:mc.P1 + 864]
+  assert np.max(np.abs(kernel_d - d)) / np.max(np.abs(d)) < 1e-5
+  # Rows past the batch stay zero, and so do the padded output rows.
+  assert not np.any(got[batch:])
+  assert not np.any(got[:, mc.P0 + 864:mc.P0 + mc.KP])
+  assert not np.any(got[:, mc.U + 1728:mc.U + 2 * mc.KP])
+
+
+def test_item_table_orders_the_waits():
+  table = mc.item_table(3)
+  assert table.shape == (3 * mc.PER_LAYER, 5)
+  waits = table[:, 0]
+  assert np.all(np.diff(waits) >= 0)
+  # An item waits for exactly the items before its phase.
+  for g in range(table.shape[0]):
+    assert waits[g] == np.searchsorted(waits, waits[g])
+
+
+@pytest.mark.parametrize("variant", ["chain", "nowait_ring7"])
+def test_kernel_lowers_for_cuda(variant):
+  spec = mc.parse_variant(variant, 132)
+  run = mc.make_runner(2, spec)
+  items = jnp.zeros((2 * mc.PER_LAYER, mc.ROWS, mc.KP), jnp.bfloat16)
+  text = run.trace(items, jnp.asarray(mc.item_table(2)), jnp.zeros((mc.NB, mc.COLS))).lower(
+      lowering_platforms=("cuda",)).as_text()
+  assert "mosaic_gpu" in text
+
+
+@pytest.mark.parametrize("name", ["fast", "chain_rings6", "chain_ring3"])
+def test_bad_variants_are_refused(name):
+  with pytest.raises(ValueError):
+    spec = mc.parse_variant(name, 132)
+    mc.chain_kernel(2, spec["programs"], spec["ring"], spec["wait"])
