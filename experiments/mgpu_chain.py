@@ -3,6 +3,8 @@ work items, item table and float64 reference. No flags here, so tests can import
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,6 +107,22 @@ def _signal(counter_ref):
   signal(counter_ref)
 
 
+def _zero(ref):
+  """ref[0] = 0 from one thread, at GPU scope (relaxed: the kernel's end orders it)."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+
+  @_inline((plgpu.RefType(),))
+  def zero(ctx, ref):
+    del ctx
+    pred = mgpu_utils.single_thread_predicate(mgpu_utils.ThreadSubset.WARPGROUP)
+    llvm.inline_asm(ir.Type.parse("!llvm.void"), [mgpu_utils.memref_ptr(ref), pred],
+                    "@$1 st.relaxed.gpu.global.b32 [$0], 0;", "l,b", has_side_effects=True)
+
+  zero(ref)
+
+
 def _wait(counter_ref, target):
   """One thread polls (relaxed loads) until counter >= target, then acquires; all wait."""
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
@@ -119,12 +137,17 @@ def _wait(counter_ref, target):
 
 
 def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
-  """pallas_call(items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32, counter (1,) i32)
-  -> (acts, counter), both updated in place (aliased)."""
+  """kernel(items, table, acts, counters, parity): one token's items over GMEM refs (made with
+  jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32
+  (updated in place), counters (2,) i32. The token counts on counters[parity], which must be
+  zero, and zeroes counters[1 - parity] for the next token (the previous token, the only one
+  that used it, has finished: kernels on a stream run one after the other)."""
   n_items = layers * PER_LAYER
   per_program = -(-n_items // programs)
   if ring < N_CHUNKS + 1:
     raise ValueError(f"ring must exceed {N_CHUNKS} chunks (one item), got {ring}")
+  if programs < 1:
+    raise ValueError(f"programs must be positive, got {programs}")
   load_layout = plgpu.Layout.SMEM_GMEM_COPY((NB, KP), jnp.bfloat16, swizzle=64)
 
   def fetch(items_ref, ring_ref, full_ref, p, q):
@@ -137,10 +160,12 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
       plgpu.copy_gmem_to_smem(items_ref.at[g, :, pl.ds(c * CHUNK, CHUNK)], ring_ref.at[slot],
                               full_ref.at[slot])
 
-  def body(items_ref, table_ref, acts_in, counter_in, acts_ref, counter_ref,
-           ring_ref, x_smem, full_ref):
-    del acts_in, counter_in  # aliased to the outputs
-    p = pl.program_id(0)
+  def program(items_ref, table_ref, acts_ref, counters_ref, parity, ring_ref, x_smem, full_ref):
+    p = jax.lax.axis_index("p")
+    counter_ref = counters_ref.at[pl.ds(parity, 1)]
+    @pl.when(p == 0)
+    def _():
+      _zero(counters_ref.at[pl.ds(1 - parity, 1)])
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
@@ -177,22 +202,16 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
 
     jax.lax.fori_loop(0, per_program, step, 0)
 
-  gmem = plgpu.BlockSpec(memory_space=plgpu.GMEM)
-  return pl.pallas_call(
-      body,
-      grid=(programs,),
-      in_specs=[gmem, gmem, gmem, gmem],
-      out_specs=[gmem, gmem],
-      out_shape=[jax.ShapeDtypeStruct((NB, COLS), jnp.float32),
-                 jax.ShapeDtypeStruct((1,), jnp.int32)],
-      input_output_aliases={2: 0, 3: 1},
-      scratch_shapes=[
+  def kernel(items_ref, table_ref, acts_ref, counters_ref, parity: int):
+    @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
+                 compiler_params=plgpu.CompilerParams())
+    def _():
+      pl.run_scoped(
+          functools.partial(program, items_ref, table_ref, acts_ref, counters_ref, parity),
           plgpu.SMEM((ring, ROWS, CHUNK), jnp.bfloat16, transforms=_TRANSFORMS),
           plgpu.SMEM((NB, KP), jnp.bfloat16, transforms=_TRANSFORMS),
-          plgpu.Barrier(num_arrivals=1, num_barriers=ring),
-      ],
-      compiler_params=plgpu.CompilerParams(),
-  )
+          plgpu.Barrier(num_arrivals=1, num_barriers=ring))
+  return kernel
 
 
 def parse_variant(name: str, sms: int) -> dict:
@@ -211,26 +230,23 @@ def parse_variant(name: str, sms: int) -> dict:
 
 
 
-def make_runner(layers: int, spec: dict):
-  """jit(items, table, acts0) -> acts after one token's 72 phases (acts0 is not modified)."""
+def make_runner(layers: int, spec: dict, tokens: int = 1):
+  """jit(items, table, acts0) -> acts after `tokens` tokens (acts0 is not modified): kernels
+  back to back in a fori_loop (two per iteration, one per counter parity), each token's
+  activations feeding the next, as the engine chains its tokens."""
   kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"])
 
   @jax.jit
   def run(items, table, acts0):
-    acts, _ = kernel(items, table, acts0, jnp.zeros((1,), jnp.int32))
-    return acts
-  return run
-
-
-def make_timed_runner(layers: int, spec: dict, tokens: int):
-  """jit(items, table, acts0) -> acts after `tokens` kernel calls in a fori_loop, each with a
-  fresh counter, each token's activations feeding the next (as the engine's blocks chain
-  tokens: launches back to back, no host round trip between them)."""
-  kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"])
-
-  @jax.jit
-  def run(items, table, acts0):
-    def token(_, acts):
-      return kernel(items, table, acts, jnp.zeros((1,), jnp.int32))[0]
-    return jax.lax.fori_loop(0, tokens, token, acts0)
+    gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
+    items_ref, table_ref, acts_ref = gmem(items), gmem(table), gmem(acts0)
+    counters = gmem(jnp.zeros((2,), jnp.int32))
+    def pair(_, carry):
+      kernel(items_ref, table_ref, acts_ref, counters, 0)
+      kernel(items_ref, table_ref, acts_ref, counters, 1)
+      return carry
+    jax.lax.fori_loop(0, tokens // 2, pair, 0)
+    if tokens % 2:
+      kernel(items_ref, table_ref, acts_ref, counters, 0)
+    return acts_ref[...]
   return run

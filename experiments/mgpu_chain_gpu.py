@@ -122,7 +122,7 @@ def main(argv):
         sl = slice(mc.H, mc.COLS)
         rec["max_rel_error"] = float(np.max(np.abs(got[:batch, sl] - want[:batch, sl]))
                                      / np.max(np.abs(want[:batch, sl])))
-        timed = mc.make_timed_runner(layers, spec, _TOKENS.value)
+        timed = mc.make_runner(layers, spec, _TOKENS.value)
         med, low = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
         med, low = med / _TOKENS.value, low / _TOKENS.value
         rec.update(ms_per_token=med, min_ms=low, us_per_phase=med * 1e3 / (4 * layers),

@@ -35,13 +35,17 @@ def test_items_add_up_to_the_layer_products():
   acts[:batch, mc.X0:mc.X0 + 864] = x0
   got = mc.reference_chain(items, table, acts)
 
-  d = np.zeros((batch, 864))
+  # Every stored activation is float32, as in the kernel's buffer; products in float64.
+  f32 = lambda v: np.asarray(v, np.float32)
+  p0 = p1 = np.zeros((batch, 864), np.float32)
   for layer in range(layers):
     mix, out, up, down = (m.astype(np.float64) for m in _layer_matrices(items, layer))
-    h = _bf16(x0 + d) @ mix.T
-    y = _bf16(h[:, :864] + h[:, 1728:2592]) @ out.T
-    u = _bf16(y) @ up.T
-    d = _bf16(u) @ down.T
+    h = f32(_bf16(x0 + p0 + p1) @ mix.T)
+    y = f32(_bf16(h[:, :864] + h[:, 1728:2592]) @ out.T)
+    u = f32(_bf16(y) @ up.T)
+    p0 = f32(_bf16(u[:, :896]) @ down[:, :896].T)
+    p1 = f32(_bf16(u[:, 896:]) @ down[:, 896:].T)
+  d = p0.astype(np.float64) + p1
   kernel_d = got[:batch, mc.P0:mc.P0 + 864] + got[:batch, mc.P1:mc.P1 + 864]
   assert np.max(np.abs(kernel_d - d)) / np.max(np.abs(d)) < 1e-5
   # Rows past the batch stay zero, and so do the padded output rows.
