@@ -45,6 +45,7 @@ import json
 import os
 import statistics
 import time
+import traceback
 
 from absl import app
 from absl import flags
@@ -129,6 +130,7 @@ def main(argv):
                    tokens=_TOKENS.value)
       except Exception as err:  # pylint: disable=broad-except
         rec["error"] = common.error_text(err, 1500)
+        rec["traceback_tail"] = traceback.format_exc()[-2500:]
       print(json.dumps(rec), flush=True)
       records.append(rec)
       common.write_json_file(path, out)  # after every record: a hang later keeps these
