@@ -117,8 +117,9 @@ def _zero(ref):
   def zero(ctx, ref):
     del ctx
     pred = mgpu_utils.single_thread_predicate(mgpu_utils.ThreadSubset.WARPGROUP)
-    llvm.inline_asm(ir.Type.parse("!llvm.void"), [mgpu_utils.memref_ptr(ref), pred],
-                    "@$1 st.relaxed.gpu.global.b32 [$0], 0;", "l,b", has_side_effects=True)
+    zero_i32 = mgpu_utils.c(0, ir.IntegerType.get_signless(32))
+    llvm.inline_asm(ir.Type.parse("!llvm.void"), [mgpu_utils.memref_ptr(ref), zero_i32, pred],
+                    "@$2 st.relaxed.gpu.global.b32 [$0], $1;", "l,r,b", has_side_effects=True)
 
   zero(ref)
 
