@@ -30,7 +30,9 @@ Inputs of item types (activations are one (8, COLS) float32 buffer; Z is a zero 
   out  (64 of 896 rows):   H[:, 0:896] + H[:, 1728:2624]
   up   (64 of 1728 rows):  Y
   down (64 of 896 rows, half h): U[:, 896 h : 896 (h + 1)]
-The reference (`reference_chain`) runs the same items in order with jnp at HIGHEST.
+The reference (`reference_chain`) runs the same items in order in numpy, products in float64;
+the same with float32 products gives the chain's own rounding noise (reference_noise), and a
+one-layer run (check_1layer) is checked where little can cascade.
 
   PYTHONPATH=. python experiments/mgpu_chain_gpu.py --batches=1,8
   python experiments/mgpu_chain_gpu.py --lower_only   (no GPU: lowers every variant for CUDA)
@@ -62,7 +64,7 @@ _VARIANTS = flags.DEFINE_list("variants", ["chain", "nowait"],
                               "results), ring<R> / progs<G> suffixes: e.g. chain_ring8.")
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per entry.")
-_TOKENS = flags.DEFINE_integer("tokens", 32, "Tokens per timed chain (a fori_loop of kernels).")
+_TOKENS = flags.DEFINE_integer("tokens", 16, "Tokens per timed chain (kernels back to back).")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower every variant for CUDA and stop.")
 
 
@@ -106,28 +108,44 @@ def main(argv):
          "floor_ms_items": weight_bytes / bw * 1e3, "floor_ms_real": real_bytes / bw * 1e3,
          "records": records}
   path = _OUT.value or os.path.join(os.environ.get("OUT", "."), "mgpu_chain.json")
+  sl = slice(mc.H, mc.COLS)
+  def rel(got, want, batch):
+    return float(np.max(np.abs(got[:batch, sl] - want[:batch, sl]))
+                 / np.max(np.abs(want[:batch, sl])))
+  one = mc.PER_LAYER
   for batch in (int(b) for b in _BATCHES.value):
     rng = np.random.default_rng(batch)
     acts0 = np.zeros((mc.NB, mc.COLS), np.float32)
     acts0[:batch, mc.X0:mc.X0 + 864] = rng.standard_normal((batch, 864))
     want = mc.reference_chain(items_f32, table, acts0)
+    noise = rel(mc.reference_chain(items_f32, table, acts0, np.float32), want, batch)
+    want1 = mc.reference_chain(items_f32[:one], table[:one], acts0)
+    noise1 = rel(mc.reference_chain(items_f32[:one], table[:one], acts0, np.float32), want1,
+                 batch)
     table_d, acts_d = jnp.asarray(table), jnp.asarray(acts0)
     for name in _VARIANTS.value:
       spec = mc.parse_variant(name, sms)
-      rec = {"variant": name, "batch": batch, **spec}
+      rec = {"variant": name, "batch": batch, **spec, "reference_noise": noise,
+             "reference_noise_1layer": noise1}
       try:
+        run1 = mc.make_runner(1, spec)
+        rec["check_1layer"] = rel(np.asarray(run1(items[:one], table_d[:one], acts_d)), want1,
+                                  batch)
         run = mc.make_runner(layers, spec)
         t0 = time.perf_counter()
         got = np.asarray(run(items, table_d, acts_d))
         rec["first_call_s"] = time.perf_counter() - t0
-        sl = slice(mc.H, mc.COLS)
-        rec["max_rel_error"] = float(np.max(np.abs(got[:batch, sl] - want[:batch, sl]))
-                                     / np.max(np.abs(want[:batch, sl])))
+        rec["max_rel_error"] = rel(got, want, batch)
         timed = mc.make_runner(layers, spec, _TOKENS.value)
         med, low = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
-        med, low = med / _TOKENS.value, low / _TOKENS.value
-        rec.update(ms_per_token=med, min_ms=low, us_per_phase=med * 1e3 / (4 * layers),
-                   tokens=_TOKENS.value)
+        # The call's fixed cost (dispatch, the refs' copies of items and acts) comes out of
+        # the difference with a one-token call.
+        med1, _ = _median_ms(lambda: run(items, table_d, acts_d), _REPEATS.value)
+        tokens = _TOKENS.value
+        rec.update(ms_per_token=med / tokens, min_ms=low / tokens, ms_one_token_call=med1,
+                   ms_per_token_marginal=(med - med1) / (tokens - 1),
+                   us_per_phase=(med - med1) / (tokens - 1) * 1e3 / (4 * layers),
+                   tokens=tokens)
       except Exception as err:  # pylint: disable=broad-except
         rec["error"] = common.error_text(err, 1500)
         rec["traceback_tail"] = traceback.format_exc()[-2500:]
