@@ -24,20 +24,27 @@ COLS = 8896
 _TRANSFORMS = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(64))
 
 
+KINDS = ("mix", "out", "up", "down")
+LN_KINDS = (0, 2)          # the items whose input a layer norm precedes in the model (mix, up)
+D_MODEL, LN_EPS = 864, 1e-5
+
+
 def item_table(layers: int) -> np.ndarray:
-  """(layers * 110, 5) int32: wait count, three input offsets (Z when unused), output offset."""
+  """(layers * 110, 6) int32: wait count, three input offsets (Z when unused), output offset,
+  kind (an index into KINDS)."""
   rows = []
   for layer in range(layers):
     base = layer * PER_LAYER
     for t in range(ITEMS["mix"]):
-      rows.append((base + START["mix"], X0, P0, P1, H + 64 * t))
+      rows.append((base + START["mix"], X0, P0, P1, H + 64 * t, 0))
     for t in range(ITEMS["out"]):
-      rows.append((base + START["out"], H, H + 1728, Z, Y + 64 * t))
+      rows.append((base + START["out"], H, H + 1728, Z, Y + 64 * t, 1))
     for t in range(ITEMS["up"]):
-      rows.append((base + START["up"], Y, Z, Z, U + 64 * t))
+      rows.append((base + START["up"], Y, Z, Z, U + 64 * t, 2))
     for t in range(ITEMS["down"]):
       half = t % 2
-      rows.append((base + START["down"], U + KP * half, Z, Z, (P0, P1)[half] + 64 * (t // 2)))
+      rows.append((base + START["down"], U + KP * half, Z, Z, (P0, P1)[half] + 64 * (t // 2),
+                   3))
   return np.asarray(rows, np.int32)
 
 
@@ -63,8 +70,17 @@ def random_items(layers: int, seed: int = 0) -> np.ndarray:
   return items.astype(jnp.bfloat16).astype(np.float32)
 
 
+def layer_norm_f32(x: np.ndarray) -> np.ndarray:
+  """The kernel's layer norm over the first D_MODEL columns of float32 rows (the padding is
+  zero in every input it applies to), statistics E[x], E[x^2] - E[x]^2 in float32, no scale."""
+  x = np.asarray(x, np.float32)
+  mean = np.sum(x, 1, keepdims=True, dtype=np.float32) / np.float32(D_MODEL)
+  var = np.sum(x * x, 1, keepdims=True, dtype=np.float32) / np.float32(D_MODEL) - mean * mean
+  return (x - mean) * (np.float32(1) / np.sqrt(var + np.float32(LN_EPS)))
+
+
 def reference_chain(items: np.ndarray, table: np.ndarray, acts: np.ndarray,
-                    product_dtype=np.float64) -> np.ndarray:
+                    product_dtype=np.float64, ln: bool = False) -> np.ndarray:
   """The items in order: inputs summed in float32, rounded to bfloat16 (as the kernel stages
   them), products in `product_dtype` (float64: exact), outputs stored as float32.
 
@@ -72,11 +88,14 @@ def reference_chain(items: np.ndarray, table: np.ndarray, acts: np.ndarray,
   outputs, whose next roundings then differ too, so float32 products already move 72 phases'
   result by ~1.5e-2 of its maximum (measured here at 18 layers). The GPU check therefore reports
   that noise (this function with float32 products) beside the kernel's error, and a one-layer
-  check where little can cascade."""
+  check where little can cascade. `ln`: the inputs of mix and up items are layer-normed first
+  (layer_norm_f32), as the model does; that also keeps the chain's magnitudes from growing."""
   a = np.array(acts, np.float32)
   for g in range(items.shape[0]):
-    _, i0, i1, i2, out = table[g]
+    _, i0, i1, i2, out, kind = table[g]
     x = a[:, i0:i0 + KP] + a[:, i1:i1 + KP] + a[:, i2:i2 + KP]
+    if ln and kind in LN_KINDS:
+      x = layer_norm_f32(x)
     x = x.astype(jnp.bfloat16).astype(product_dtype)  # ml_dtypes' bfloat16: nearest even
     a[:, out:out + ROWS] = (x @ items[g].astype(product_dtype).T).astype(np.float32)
   return a
@@ -144,12 +163,27 @@ def _wait(counter_ref, target):
   wait(counter_ref, target)
 
 
-def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
+def _layer_norm(x, layout):
+  """layer_norm_f32 on an (NB, KP) float32 register array: per-row sums over its columns."""
+  inv_d = 1.0 / D_MODEL
+  mean = jnp.sum(x, axis=1) * inv_d
+  var = jnp.sum(x * x, axis=1) * inv_d - mean * mean
+  rstd = jax.lax.rsqrt(var + LN_EPS)
+  rows = lambda v: plgpu.layout_cast(jax.lax.broadcast_in_dim(v, (NB, KP), (0,)), layout)
+  return (x - rows(mean)) * rows(rstd)
+
+
+def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: bool = False,
+                 xload: int = 0):
   """kernel(items, table, acts, counters, parity): one token's items over GMEM refs (made with
   jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32
   (updated in place), counters (2,) i32. The token counts on counters[parity], which must be
   zero, and zeroes counters[1 - parity] for the next token (the previous token, the only one
-  that used it, has finished: kernels on a stream run one after the other)."""
+  that used it, has finished: kernels on a stream run one after the other).
+
+  ln: mix and up items layer-norm their input (a per-row reduction in registers), as the model;
+  xload: out items load that many more (zero) slices, standing in for the short convolution's
+  state and gating inputs (the cost of the model's widest input), the result unchanged."""
   n_items = layers * PER_LAYER
   per_program = -(-n_items // programs)
   if ring < N_CHUNKS + 1:
@@ -182,15 +216,23 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
       @pl.when(g < n_items)
       def _():
         row = table_ref.at[g]
-        target, i0, i1, i2, out = (row[j] for j in range(5))
+        target, i0, i1, i2, out, kind = (row[j] for j in range(6))
         if wait:
           _wait(counter_ref, target)
-        x = plgpu.load(acts_ref.at[:, pl.ds(i0, KP)], (), layout=load_layout, optimized=False)
-        x = x + plgpu.load(acts_ref.at[:, pl.ds(i1, KP)], (), layout=load_layout,
-                           optimized=False)
-        x = x + plgpu.load(acts_ref.at[:, pl.ds(i2, KP)], (), layout=load_layout,
-                           optimized=False)
-        x_smem[...] = x.astype(jnp.bfloat16)
+        load = lambda start: plgpu.load(acts_ref.at[:, pl.ds(start, KP)], (),
+                                        layout=load_layout, optimized=False)
+        x = load(i0) + load(i1) + load(i2)
+        def stage(v):
+          x_smem[...] = v.astype(jnp.bfloat16)
+
+        if not (ln or xload):
+          stage(x)
+        else:
+          is_ln = ((kind == LN_KINDS[0]) | (kind == LN_KINDS[1])) if ln else kind < 0
+          is_wide = (kind == 1) if xload else kind < 0
+          pl.when(is_ln)(lambda: stage(_layer_norm(x, load_layout)))
+          pl.when(is_wide)(lambda: stage(sum((load(Z) for _ in range(xload)), x)))
+          pl.when(~is_ln & ~is_wide)(lambda: stage(x))
         plgpu.commit_smem()
 
         def product(acc_ref):
@@ -224,7 +266,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True):
 
 def parse_variant(name: str, sms: int) -> dict:
   parts = name.split("_")
-  spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms}
+  spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms, "ln": False, "xload": 0}
   if parts[0] not in ("chain", "nowait"):
     raise ValueError(f"unknown variant {name!r}")
   for part in parts[1:]:
@@ -232,6 +274,10 @@ def parse_variant(name: str, sms: int) -> dict:
       spec["ring"] = int(part[4:])
     elif part.startswith("progs"):
       spec["programs"] = int(part[5:])
+    elif part == "ln":
+      spec["ln"] = True
+    elif part.startswith("xload"):
+      spec["xload"] = int(part[5:])
     else:
       raise ValueError(f"unknown variant part {part!r} in {name!r}")
   return spec
@@ -243,7 +289,8 @@ def make_runner(layers: int, spec: dict, tokens: int = 1):
   back to back, alternating the counter parity, each token's activations feeding the next, as
   the engine chains its tokens. Unrolled in Python: JAX 0.11.2's fori_loop cannot carry the
   GMEM refs (their memory space is lost in the loop's carry types)."""
-  kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"])
+  kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"], spec["ln"],
+                        spec["xload"])
 
   @jax.jit
   def run(items, table, acts0):

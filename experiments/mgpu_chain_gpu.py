@@ -43,6 +43,7 @@ the reference, median ms per token, the weight floor) to --out (default $OUT/mgp
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -61,7 +62,8 @@ _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/mgpu_chain.json
 _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
 _VARIANTS = flags.DEFINE_list("variants", ["chain", "nowait"],
                               "chain (the kernel), nowait (no waiting: the stream alone, wrong "
-                              "results), ring<R> / progs<G> suffixes: e.g. chain_ring8.")
+                              "results), suffixes ring<R> / progs<G> / ln (layer norms) / "
+                              "xload<N> (wider out inputs): e.g. chain_ln_xload9.")
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Tokens per timed chain (kernels back to back).")
@@ -117,14 +119,19 @@ def main(argv):
     rng = np.random.default_rng(batch)
     acts0 = np.zeros((mc.NB, mc.COLS), np.float32)
     acts0[:batch, mc.X0:mc.X0 + 864] = rng.standard_normal((batch, 864))
-    want = mc.reference_chain(items_f32, table, acts0)
-    noise = rel(mc.reference_chain(items_f32, table, acts0, np.float32), want, batch)
-    want1 = mc.reference_chain(items_f32[:one], table[:one], acts0)
-    noise1 = rel(mc.reference_chain(items_f32[:one], table[:one], acts0, np.float32), want1,
-                 batch)
+    refs = {}
+    def references(ln):  # (want, noise, want for one layer, its noise), once per ln setting
+      if ln not in refs:
+        ref = functools.partial(mc.reference_chain, acts=acts0, ln=ln)
+        want, want1 = ref(items_f32, table), ref(items_f32[:one], table[:one])
+        refs[ln] = (want, rel(ref(items_f32, table, product_dtype=np.float32), want, batch),
+                    want1, rel(ref(items_f32[:one], table[:one], product_dtype=np.float32),
+                               want1, batch))
+      return refs[ln]
     table_d, acts_d = jnp.asarray(table), jnp.asarray(acts0)
     for name in _VARIANTS.value:
       spec = mc.parse_variant(name, sms)
+      want, noise, want1, noise1 = references(spec["ln"])
       rec = {"variant": name, "batch": batch, **spec, "reference_noise": noise,
              "reference_noise_1layer": noise1}
       try:

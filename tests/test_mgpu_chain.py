@@ -25,7 +25,8 @@ def _layer_matrices(items, layer):
   return mix, out, up, down
 
 
-def test_items_add_up_to_the_layer_products():
+@pytest.mark.parametrize("ln", [False, True])
+def test_items_add_up_to_the_layer_products(ln):
   layers, batch = 2, 3
   seed = int(np.random.default_rng().integers(1 << 30))
   items = mc.random_items(layers, seed=seed)
@@ -33,16 +34,17 @@ def test_items_add_up_to_the_layer_products():
   acts = np.zeros((mc.NB, mc.COLS), np.float32)
   x0 = np.random.default_rng(seed).standard_normal((batch, 864)).astype(np.float32)
   acts[:batch, mc.X0:mc.X0 + 864] = x0
-  got = mc.reference_chain(items, table, acts)
+  got = mc.reference_chain(items, table, acts, ln=ln)
+  norm = mc.layer_norm_f32 if ln else (lambda v: v)
 
   # Every stored activation is float32, as in the kernel's buffer; products in float64.
   f32 = lambda v: np.asarray(v, np.float32)
   p0 = p1 = np.zeros((batch, 864), np.float32)
   for layer in range(layers):
     mix, out, up, down = (m.astype(np.float64) for m in _layer_matrices(items, layer))
-    h = f32(_bf16(x0 + p0 + p1) @ mix.T)
+    h = f32(_bf16(norm(x0 + p0 + p1)) @ mix.T)
     y = f32(_bf16(h[:, :864] + h[:, 1728:2592]) @ out.T)
-    u = f32(_bf16(y) @ up.T)
+    u = f32(_bf16(norm(y)) @ up.T)
     p0 = f32(_bf16(u[:, :896]) @ down[:, :896].T)
     p1 = f32(_bf16(u[:, 896:]) @ down[:, 896:].T)
   d = p0.astype(np.float64) + p1
@@ -54,9 +56,23 @@ def test_items_add_up_to_the_layer_products():
   assert not np.any(got[:, mc.U + 1728:mc.U + 2 * mc.KP])
 
 
+def test_layer_norm_f32_matches_float64():
+  rng = np.random.default_rng()
+  x = np.zeros((mc.NB, mc.KP), np.float32)
+  x[:5, :mc.D_MODEL] = rng.standard_normal((5, mc.D_MODEL)) * 3 + 1
+  x64 = x[:, :mc.D_MODEL].astype(np.float64)
+  mean = x64.mean(1, keepdims=True)
+  want = (x64 - mean) / np.sqrt(x64.var(1, keepdims=True) + mc.LN_EPS)
+  got = mc.layer_norm_f32(x)
+  assert got.dtype == np.float32
+  np.testing.assert_allclose(got[:, :mc.D_MODEL], want, rtol=0, atol=1e-4)
+  # Padded columns carry -mean * rstd: harmless, the weights' padded columns are zero.
+
+
 def test_item_table_orders_the_waits():
   table = mc.item_table(3)
-  assert table.shape == (3 * mc.PER_LAYER, 5)
+  assert table.shape == (3 * mc.PER_LAYER, 6)
+  assert set(table[:, 5]) == set(range(len(mc.KINDS)))
   waits = table[:, 0]
   assert np.all(np.diff(waits) >= 0)
   # An item waits for exactly the items before its phase.
