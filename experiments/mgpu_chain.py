@@ -163,18 +163,26 @@ def _wait(counter_ref, target):
   wait(counter_ref, target)
 
 
+def _interpret_params():
+  from jax._src.pallas.mosaic_gpu.interpret import params  # pylint: disable=g-import-not-at-top
+  return params.InterpretGPUParams()
+
+
 def _layer_norm(x, layout):
-  """layer_norm_f32 on an (NB, KP) float32 register array: per-row sums over its columns."""
+  """layer_norm_f32 on an (NB, KP) float32 register array: per-row sums over its columns
+  (layout: the array's, for the broadcasts back; None in interpret mode)."""
   inv_d = 1.0 / D_MODEL
   mean = jnp.sum(x, axis=1) * inv_d
   var = jnp.sum(x * x, axis=1) * inv_d - mean * mean
   rstd = jax.lax.rsqrt(var + LN_EPS)
-  rows = lambda v: plgpu.layout_cast(jax.lax.broadcast_in_dim(v, (NB, KP), (0,)), layout)
+  def rows(v):
+    v = jax.lax.broadcast_in_dim(v, (NB, KP), (0,))
+    return v if layout is None else plgpu.layout_cast(v, layout)
   return (x - rows(mean)) * rows(rstd)
 
 
 def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: bool = False,
-                 xload: int = 0):
+                 xload: int = 0, interpret: bool = False):
   """kernel(items, table, acts, counters, parity): one token's items over GMEM refs (made with
   jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32
   (updated in place), counters (2,) i32. The token counts on counters[parity], which must be
@@ -183,13 +191,22 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
 
   ln: mix and up items layer-norm their input (a per-row reduction in registers), as the model;
   xload: out items load that many more (zero) slices, standing in for the short convolution's
-  state and gating inputs (the cost of the model's widest input), the result unchanged."""
+  state and gating inputs (the cost of the model's widest input), the result unchanged.
+
+  interpret: Mosaic GPU's interpret mode on the CPU, for one program (its items run in order,
+  so nothing needs the counter): it has no GMEM loads with layouts, no inline_mgpu (atomics,
+  the transposed store) and no transposed wgmma operand, so those four steps take plain-jnp
+  stand-ins (the same values); the TMA ring, its barriers, the item table, the staging and the
+  layer norm run as on the GPU."""
   n_items = layers * PER_LAYER
   per_program = -(-n_items // programs)
   if ring < N_CHUNKS + 1:
     raise ValueError(f"ring must exceed {N_CHUNKS} chunks (one item), got {ring}")
   if programs < 1:
     raise ValueError(f"programs must be positive, got {programs}")
+  if interpret and programs != 1:
+    raise ValueError(f"interpret mode runs one program, got {programs}")
+  wait = wait and not interpret
   load_layout = plgpu.Layout.SMEM_GMEM_COPY((NB, KP), jnp.bfloat16, swizzle=64)
 
   def fetch(items_ref, ring_ref, full_ref, p, q):
@@ -205,9 +222,8 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
   def program(items_ref, table_ref, acts_ref, counters_ref, parity, ring_ref, x_smem, full_ref):
     p = jax.lax.axis_index("p")
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
-    @pl.when(p == 0)
-    def _():
-      _zero(counters_ref.at[pl.ds(1 - parity, 1)])
+    if not interpret:
+      pl.when(p == 0)(lambda: _zero(counters_ref.at[pl.ds(1 - parity, 1)]))
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
@@ -219,8 +235,11 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         target, i0, i1, i2, out, kind = (row[j] for j in range(6))
         if wait:
           _wait(counter_ref, target)
-        load = lambda start: plgpu.load(acts_ref.at[:, pl.ds(start, KP)], (),
-                                        layout=load_layout, optimized=False)
+        if interpret:
+          load = lambda start: acts_ref[:, pl.ds(start, KP)]
+        else:
+          load = lambda start: plgpu.load(acts_ref.at[:, pl.ds(start, KP)], (),
+                                          layout=load_layout, optimized=False)
         x = load(i0) + load(i1) + load(i2)
         def stage(v):
           x_smem[...] = v.astype(jnp.bfloat16)
@@ -230,7 +249,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         else:
           is_ln = ((kind == LN_KINDS[0]) | (kind == LN_KINDS[1])) if ln else kind < 0
           is_wide = (kind == 1) if xload else kind < 0
-          pl.when(is_ln)(lambda: stage(_layer_norm(x, load_layout)))
+          pl.when(is_ln)(lambda: stage(_layer_norm(x, None if interpret else load_layout)))
           pl.when(is_wide)(lambda: stage(sum((load(Z) for _ in range(xload)), x)))
           pl.when(~is_ln & ~is_wide)(lambda: stage(x))
         plgpu.commit_smem()
@@ -243,18 +262,35 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
             plgpu.wgmma(acc_ref, ring_ref.at[slot], xt)
           return acc_ref[...]
 
-        acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
+        def product_interpret():
+          acc = jnp.zeros((NB, ROWS), jnp.float32)
+          for c in range(N_CHUNKS):
+            slot = (i * N_CHUNKS + c) % ring
+            plgpu.barrier_wait(full_ref.at[slot])
+            acc = acc + jax.lax.dot_general(
+                x_smem[:, pl.ds(c * CHUNK, CHUNK)], ring_ref[slot], (((1,), (1,)), ((), ())),
+                preferred_element_type=jnp.float32)
+          return acc
+
+        if interpret:
+          acc_t = product_interpret()
+        else:
+          acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
         for c in range(N_CHUNKS):  # the slots just read are free: refill them
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
-        _store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
-        _signal(counter_ref)
+        if interpret:
+          acts_ref[:, pl.ds(out, ROWS)] = acc_t
+        else:
+          _store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
+          _signal(counter_ref)
       return carry
 
     jax.lax.fori_loop(0, per_program, step, 0)
 
   def kernel(items_ref, table_ref, acts_ref, counters_ref, parity: int):
     @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
-                 compiler_params=plgpu.CompilerParams())
+                 compiler_params=plgpu.CompilerParams(),
+                 interpret=_interpret_params() if interpret else False)
     def _():
       pl.run_scoped(
           functools.partial(program, items_ref, table_ref, acts_ref, counters_ref, parity),
@@ -284,13 +320,13 @@ def parse_variant(name: str, sms: int) -> dict:
 
 
 
-def make_runner(layers: int, spec: dict, tokens: int = 1):
+def make_runner(layers: int, spec: dict, tokens: int = 1, interpret: bool = False):
   """jit(items, table, acts0) -> acts after `tokens` tokens (acts0 is not modified): kernels
   back to back, alternating the counter parity, each token's activations feeding the next, as
   the engine chains its tokens. Unrolled in Python: JAX 0.11.2's fori_loop cannot carry the
   GMEM refs (their memory space is lost in the loop's carry types)."""
   kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"], spec["ln"],
-                        spec["xload"])
+                        spec["xload"], interpret)
 
   @jax.jit
   def run(items, table, acts0):

@@ -95,3 +95,49 @@ def test_bad_variants_are_refused(name):
   with pytest.raises(ValueError):
     spec = mc.parse_variant(name, 132)
     mc.chain_kernel(2, spec["programs"], spec["ring"], spec["wait"])
+
+
+def _teacher_forced_error(items, table, acts0, got, ln):
+  """One layer's items, each from the inputs the kernel itself stored (mix from acts0: its
+  inputs are the first ones, overwritten later), so one input's bfloat16 rounding cannot
+  cascade into later phases: the largest error of any item over its output's maximum."""
+  worst = 0.0
+  for g in range(table.shape[0]):
+    _, i0, i1, i2, out, kind = table[g]
+    src = acts0 if kind == 0 else got
+    x = src[:, i0:i0 + mc.KP] + src[:, i1:i1 + mc.KP] + src[:, i2:i2 + mc.KP]
+    if ln and kind in mc.LN_KINDS:
+      x = mc.layer_norm_f32(x)
+    want = _bf16(x) @ items[g].astype(np.float64).T
+    scale = max(np.max(np.abs(want)), 1e-30)
+    worst = max(worst, np.max(np.abs(got[:, out:out + mc.ROWS] - want)) / scale)
+  return worst
+
+
+@pytest.mark.parametrize("variant,ln", [("chain_progs1_ring5", False),
+                                        ("chain_ln_xload2_progs1", True)])
+def test_kernel_in_interpret_mode_matches_the_reference(variant, ln):
+  """The kernel itself (one program, Mosaic GPU's interpret mode): the TMA ring and its
+  barriers, the table's addressing, the staging and the layer norms, item by item (the chain's
+  bfloat16 roundings cascade from phase to phase, see reference_chain, so each item is checked
+  on the inputs the kernel stored)."""
+  seed = int(np.random.default_rng().integers(1 << 30))
+  rng = np.random.default_rng(seed)
+  items = mc.random_items(1, seed=seed)
+  table = mc.item_table(1)
+  acts = np.zeros((mc.NB, mc.COLS), np.float32)
+  batch = int(rng.integers(1, mc.NB + 1))
+  acts[:batch, mc.X0:mc.X0 + 864] = rng.standard_normal((batch, 864))
+  run = mc.make_runner(1, mc.parse_variant(variant, 1), interpret=True)
+  got = np.asarray(run(jnp.asarray(items, jnp.bfloat16), jnp.asarray(table), jnp.asarray(acts)))
+  # Float32 sums of four chunks against float64 products: ~1e-6; a layer norm's statistics
+  # summed in another order can round one staged input the other way: <= ~1e-4. A wrong
+  # item, slot or offset is off by O(1). (The seed is in the message.)
+  err = _teacher_forced_error(items, table, acts, got, ln)
+  assert err < 1e-3, (seed, batch, err)
+  assert not np.any(got[batch:]), seed
+
+
+def test_interpret_mode_refuses_several_programs():
+  with pytest.raises(ValueError, match="one program"):
+    mc.chain_kernel(1, programs=2, ring=6, interpret=True)
