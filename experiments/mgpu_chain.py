@@ -168,15 +168,16 @@ def _interpret_params():
   return params.InterpretGPUParams()
 
 
-def _layer_norm(x, layout):
-  """layer_norm_f32 on an (NB, KP) float32 register array: per-row sums over its columns
-  (layout: the array's, for the broadcasts back; None in interpret mode)."""
-  inv_d = 1.0 / D_MODEL
+def _layer_norm(x, layout, d: int = D_MODEL):
+  """layer_norm_f32 on an (NB, KP) float32 register array whose first d columns are the
+  features (the rest zero): per-row sums over its columns (layout: the array's, for the
+  broadcasts back; None in interpret mode)."""
+  inv_d = 1.0 / d
   mean = jnp.sum(x, axis=1) * inv_d
   var = jnp.sum(x * x, axis=1) * inv_d - mean * mean
   rstd = jax.lax.rsqrt(var + LN_EPS)
   def rows(v):
-    v = jax.lax.broadcast_in_dim(v, (NB, KP), (0,))
+    v = jax.lax.broadcast_in_dim(v, x.shape, (0,))
     return v if layout is None else plgpu.layout_cast(v, layout)
   return (x - rows(mean)) * rows(rstd)
 

@@ -1,0 +1,432 @@
+"""Every layer of one token's dense path in one Mosaic GPU kernel: the chain kernel of
+experiments/mgpu_chain.py grown into the model's whole layer (no flags here: tests import it).
+
+The chain kernel showed the design on the matrix products alone: weights cut into (64, KP)
+"items", each SM streaming its own items through a TMA ring that never waits for activations,
+one global counter ordering the phases. Here each item also does its part of the layer, so
+the kernel computes exactly what `hyena._token_layer` does, layer after layer:
+
+  kind  weights (rows = outputs)       input (computed by every item of the kind, in registers)
+  mix   in_proj, 3 streams x KP rows   LN1(x)                     -> p, into the layer's ring
+  out   out_proj, KP rows              x0 * (acc + red * x1 * v), (x0, x1, v) = short conv of
+                                       the ring's last K p's       -> x + . + bias   (y)
+  up    fc1, IP rows                   LN2(y)                     -> h
+  down  fc2, one KP-column half each   gelu(h half)               -> y + . + bias (half 0),
+                                                                     . (other halves)
+The next layer's x is the sum of the down halves. Out item 0 also stores u = x1 * v (the
+long convolution's input). The short convolution's state is a ring of the last K p's per
+layer (slot = position mod K), so no item copies it; `token_dense` converts the engine's
+(M, B, K - 1, 3D) state to and from the ring.
+
+All activations live in one (8, COLS) float32 buffer (batch rows, B <= 8 padded); parameter
+vectors in an (8, PCOLS) float32 buffer (rows repeated, so every load has the same shape).
+Padding is zero everywhere and stays zero through every step (padded weights, biases, norm
+scales and shifts are zero; gelu(0) = 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import mosaic_gpu as plgpu
+
+from experiments import mgpu_chain as mc
+
+ROWS, NB, N_CHUNKS = 64, 8, 4
+MIX, OUT, UP, DOWN = range(4)
+_TRANSFORMS = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(64))
+# Table columns.
+(C_WAIT, C_IN0, C_IN1, C_IN2, C_OUT, C_KIND, C_PBASE, C_BIAS, C_RES0, C_RES1,
+ C_UOUT) = range(11)
+
+
+def _up(n: int, m: int) -> int:
+  return -(-n // m) * m
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+  """Static shapes and buffer offsets for M layers of width D, inner width I, short order K."""
+  layers: int
+  d: int
+  inner: int
+  k: int
+
+  @property
+  def kp(self):  # the padded width: four wgmma chunks of a multiple of 32 columns
+    return _up(self.d, 128)
+
+  @property
+  def ip(self):
+    return _up(self.inner, ROWS)
+
+  @property
+  def halves(self):
+    return -(-self.ip // self.kp)
+
+  @property
+  def chunk(self):
+    return self.kp // N_CHUNKS
+
+  def counts(self):
+    t = self.kp // ROWS
+    return {MIX: 3 * t, OUT: t, UP: self.ip // ROWS, DOWN: self.halves * t}
+
+  @property
+  def per_layer(self):
+    return sum(self.counts().values())
+
+  # Activation buffer regions (columns).
+  def regions(self):
+    kp, m = self.kp, self.layers
+    sizes = [("Z", kp), ("X0", kp), ("Y", kp), ("H", self.halves * kp),
+             ("P", self.halves * kp), ("ACC", m * kp), ("UOUT", m * kp),
+             ("RING", m * self.k * 3 * kp)]
+    out, col = {}, 0
+    for name, size in sizes:
+      out[name] = col
+      col += size
+    out["COLS"] = col
+    return out
+
+  # Parameter buffer: per layer these blocks (widths in units of KP), then one zero block.
+  def param_blocks(self):
+    return [("LN1S", 1), ("LN1B", 1), ("INB", 3), ("TAPS", 3 * self.k), ("CB", 3),
+            ("RED", 1), ("OUTB", 1), ("LN2S", 1), ("LN2B", 1), ("UPB", self.halves),
+            ("DNB", 1)]
+
+  def param_offsets(self):
+    out, col = {}, 0
+    for name, width in self.param_blocks():
+      out[name] = col
+      col += width * self.kp
+    out["LAYER"] = col
+    return out
+
+  @property
+  def param_cols(self):
+    return self.layers * self.param_offsets()["LAYER"] + self.kp  # + the zero block
+
+  def validate(self):
+    if self.halves > 2:
+      raise ValueError(f"d_inner {self.inner} needs {self.halves} halves of {self.kp}; this "
+                       "kernel takes at most 2 (d_inner <= 2 * padded d_model)")
+    if self.k < 1:
+      raise ValueError(f"short order must be >= 1, got {self.k}")
+
+
+def item_table(g: Geometry) -> np.ndarray:
+  """(layers * per_layer, 11) int32, items in phase order (see the column names above)."""
+  g.validate()
+  r, p = g.regions(), g.param_offsets()
+  kp, t = g.kp, g.kp // ROWS
+  zero_params = g.layers * p["LAYER"]
+  rows, done = [], 0
+  counts = g.counts()
+  for layer in range(g.layers):
+    pb = layer * p["LAYER"]
+    x_in = (r["X0"], r["Z"]) if layer == 0 else (r["P"], r["P"] + kp if g.halves > 1 else r["Z"])
+    ring = r["RING"] + layer * g.k * 3 * kp
+    for s in range(3):
+      for i in range(t):
+        rows.append((done, x_in[0], x_in[1], r["Z"], ring + s * kp + ROWS * i, MIX, pb,
+                     pb + p["INB"] + s * kp + ROWS * i, r["Z"], r["Z"], -1))
+    done += counts[MIX]
+    for i in range(t):
+      rows.append((done, ring, r["ACC"] + layer * kp, r["Z"], r["Y"] + ROWS * i, OUT, pb,
+                   pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i, x_in[1] + ROWS * i,
+                   r["UOUT"] + layer * kp if i == 0 else -1))
+    done += counts[OUT]
+    for i in range(counts[UP]):
+      rows.append((done, r["Y"], r["Z"], r["Z"], r["H"] + ROWS * i, UP, pb,
+                   pb + p["UPB"] + ROWS * i, r["Z"], r["Z"], -1))
+    done += counts[UP]
+    for h in range(g.halves):
+      for i in range(t):
+        bias = pb + p["DNB"] + ROWS * i if h == 0 else zero_params
+        res = r["Y"] + ROWS * i if h == 0 else r["Z"]
+        rows.append((done, r["H"] + h * kp, r["Z"], r["Z"], r["P"] + h * kp + ROWS * i, DOWN,
+                     pb, bias, res, r["Z"], -1))
+    done += counts[DOWN]
+  return np.asarray(rows, np.int32)
+
+
+def _pad2(w, rows, cols):
+  out = np.zeros((rows, cols), np.float32)
+  out[:w.shape[0], :w.shape[1]] = w
+  return out
+
+
+def prepare(params, g: Geometry):
+  """(items (n, 64, KP) bfloat16, param buffer (8, PCOLS) float32) from hyena params."""
+  g.validate()
+  lp = jax.tree.map(lambda a: np.asarray(a, np.float32), params["layers"])
+  d, kp, t = g.d, g.kp, g.kp // ROWS
+  items, prm = [], np.zeros((g.param_cols,), np.float32)
+  p = g.param_offsets()
+  for layer in range(g.layers):
+    w_in = lp["in_proj"]["kernel"][layer]  # (D, 3D): x @ w
+    for s in range(3):
+      items.append(_pad2(w_in[:, s * d:(s + 1) * d].T, kp, kp).reshape(t, ROWS, kp))
+    items.append(_pad2(lp["out_proj"]["kernel"][layer].T, kp, kp).reshape(t, ROWS, kp))
+    items.append(_pad2(lp["mlp"]["fc1"]["kernel"][layer].T, g.ip, kp).reshape(-1, ROWS, kp))
+    down = _pad2(lp["mlp"]["fc2"]["kernel"][layer].T, kp, g.halves * kp)  # (D, I) padded
+    for h in range(g.halves):
+      items.append(down[:, h * kp:(h + 1) * kp].reshape(t, ROWS, kp))
+    base = layer * p["LAYER"]
+    def put(name, vec, offset=0):
+      prm[base + p[name] + offset:base + p[name] + offset + len(vec)] = vec
+    put("LN1S", lp["norm1"]["scale"][layer])
+    put("LN1B", lp["norm1"]["bias"][layer])
+    for s in range(3):
+      put("INB", lp["in_proj"]["bias"][layer][s * d:(s + 1) * d], s * kp)
+      put("CB", lp["short_conv"]["bias"][layer][s * d:(s + 1) * d], s * kp)
+      for j in range(g.k):
+        put("TAPS", lp["short_conv"]["kernel"][layer][j, s * d:(s + 1) * d], (3 * j + s) * kp)
+    put("OUTB", lp["out_proj"]["bias"][layer])
+    put("LN2S", lp["norm2"]["scale"][layer])
+    put("LN2B", lp["norm2"]["bias"][layer])
+    put("UPB", lp["mlp"]["fc1"]["bias"][layer])
+    put("DNB", lp["mlp"]["fc2"]["bias"][layer])
+  items = np.concatenate(items).astype(jnp.bfloat16)
+  return jnp.asarray(items), jnp.asarray(np.broadcast_to(prm, (NB, prm.size)))
+
+
+def set_red(prm, red, g: Geometry):
+  """The param buffer with each layer's red tap (M, D) in place."""
+  p = g.param_offsets()
+  for layer in range(g.layers):
+    col = layer * p["LAYER"] + p["RED"]
+    prm = prm.at[:, col:col + g.d].set(jnp.broadcast_to(red[layer], (NB, g.d)))
+  return prm
+
+
+def _gelu(x):
+  return 0.5 * x * (1.0 + jnp.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+def _epilogue(out_ref, bias_ref, res0_ref, res1_ref, acc):
+  """out = acc^T + bias + res0 + res1, (64, 8) WGMMA-layout acc into (8, 64) GMEM rows, one
+  scalar load / store per element (the transposed store of mgpu_chain, with its addends)."""
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
+
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),) * 4 + (plgpu.Layout.WGMMA,))
+  def store(ctx, out, bias, res0, res1, acc):
+    del ctx
+    def one(v, idx):
+      at = [idx[1], idx[0]]
+      for ref in (bias, res0, res1):
+        v = arith.addf(v, memref_dialect.load(ref, at))
+      memref_dialect.store(v, out, at)
+    acc.foreach(one)
+
+  store(out_ref, bias_ref, res0_ref, res1_ref, acc)
+
+
+def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False):
+  """kernel(items, table, prm, acts, counters, parity, slot): one token through every layer,
+  in place on acts (see the module docstring); slot = the token's position mod K; counters as
+  in mgpu_chain.chain_kernel (counters[parity] zero on entry)."""
+  g.validate()
+  kp, chunk, k = g.kp, g.chunk, g.k
+  n_items = g.layers * g.per_layer
+  per_program = -(-n_items // programs)
+  if ring < N_CHUNKS + 1:
+    raise ValueError(f"ring must exceed {N_CHUNKS} chunks (one item), got {ring}")
+  if interpret and programs != 1:
+    raise ValueError(f"interpret mode runs one program, got {programs}")
+  po = g.param_offsets()
+  layout = plgpu.Layout.SMEM_GMEM_COPY((NB, kp), jnp.bfloat16, swizzle=64)
+
+  def fetch(items_ref, ring_ref, full_ref, p, q):
+    it = p + (q // N_CHUNKS) * programs
+    @pl.when(it < n_items)
+    def _():
+      c, s = q % N_CHUNKS, q % ring
+      plgpu.copy_gmem_to_smem(items_ref.at[it, :, pl.ds(c * chunk, chunk)], ring_ref.at[s],
+                              full_ref.at[s])
+
+  def program(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity, slot, ring_ref,
+              x_smem, full_ref):
+    p = jax.lax.axis_index("p")
+    counter_ref = counters_ref.at[pl.ds(parity, 1)]
+    if not interpret:
+      pl.when(p == 0)(lambda: mc._zero(counters_ref.at[pl.ds(1 - parity, 1)]))  # pylint: disable=protected-access
+    for q in range(ring):
+      fetch(items_ref, ring_ref, full_ref, p, q)
+
+    def load_from(ref, start):
+      if interpret:
+        return ref[:, pl.ds(start, kp)]
+      return plgpu.load(ref.at[:, pl.ds(start, kp)], (), layout=layout, optimized=False)
+
+    def stage(v):
+      x_smem[...] = v.astype(jnp.bfloat16)
+
+    def step(i, carry):
+      it = p + i * programs
+      @pl.when(it < n_items)
+      def _():
+        row = table_ref.at[it]
+        col = lambda c: row[c]
+        kind, pb = col(C_KIND), col(C_PBASE)
+        if not interpret:
+          mc._wait(counter_ref, col(C_WAIT))  # pylint: disable=protected-access
+        act = functools.partial(load_from, acts_ref)
+        prm = functools.partial(load_from, prm_ref)
+        lay = None if interpret else layout
+
+        def norm(x, scale, shift):
+          return mc._layer_norm(x, lay, g.d) * prm(pb + scale) + prm(pb + shift)  # pylint: disable=protected-access
+
+        @pl.when(kind == MIX)
+        def _():
+          stage(norm(act(col(C_IN0)) + act(col(C_IN1)), po["LN1S"], po["LN1B"]))
+
+        @pl.when(kind == OUT)
+        def _():
+          ring0 = col(C_IN0)
+          def conv(s):
+            c = prm(pb + po["CB"] + s * kp)
+            for j in range(k):
+              pos = (slot - (k - 1) + j) % k
+              c = c + act(ring0 + (3 * pos + s) * kp) * prm(pb + po["TAPS"] + (3 * j + s) * kp)
+            return c
+          x0, x1, v = conv(0), conv(1), conv(2)
+          u = x1 * v
+          stage(x0 * (act(col(C_IN1)) + prm(pb + po["RED"]) * u))
+          uout = col(C_UOUT)
+          @pl.when(uout >= 0)
+          def _():
+            acts_ref[:, pl.ds(uout, kp)] = u
+
+        @pl.when(kind == UP)
+        def _():
+          stage(norm(act(col(C_IN0)), po["LN2S"], po["LN2B"]))
+
+        @pl.when(kind == DOWN)
+        def _():
+          stage(_gelu(act(col(C_IN0))))
+
+        plgpu.commit_smem()
+
+        def product(acc_ref):
+          for c in range(N_CHUNKS):
+            s = (i * N_CHUNKS + c) % ring
+            plgpu.barrier_wait(full_ref.at[s])
+            xt = plgpu.transpose_ref(x_smem.at[:, pl.ds(c * chunk, chunk)], (1, 0))
+            plgpu.wgmma(acc_ref, ring_ref.at[s], xt)
+          return acc_ref[...]
+
+        def product_interpret():
+          acc = jnp.zeros((NB, ROWS), jnp.float32)
+          for c in range(N_CHUNKS):
+            s = (i * N_CHUNKS + c) % ring
+            plgpu.barrier_wait(full_ref.at[s])
+            acc = acc + jax.lax.dot_general(
+                x_smem[:, pl.ds(c * chunk, chunk)], ring_ref[s], (((1,), (1,)), ((), ())),
+                preferred_element_type=jnp.float32)
+          return acc
+
+        if interpret:
+          acc_t = product_interpret()
+        else:
+          acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
+        for c in range(N_CHUNKS):  # the slots just read are free: refill them
+          fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
+        out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
+        rows = lambda ref, start: ref.at[:, pl.ds(start, ROWS)]
+        if interpret:
+          acts_ref[:, pl.ds(out, ROWS)] = (
+              acc_t + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
+              + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
+        else:
+          _epilogue(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
+                    rows(acts_ref, col(C_RES0)), rows(acts_ref, col(C_RES1)), acc)
+          mc._signal(counter_ref)  # pylint: disable=protected-access
+      return carry
+
+    jax.lax.fori_loop(0, per_program, step, 0)
+
+  def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity: int, slot: int):
+    @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
+                 compiler_params=plgpu.CompilerParams(),
+                 interpret=mc._interpret_params() if interpret else False)  # pylint: disable=protected-access
+    def _():
+      pl.run_scoped(
+          functools.partial(program, items_ref, table_ref, prm_ref, acts_ref, counters_ref,
+                            parity, slot),
+          plgpu.SMEM((ring, ROWS, chunk), jnp.bfloat16, transforms=_TRANSFORMS),
+          plgpu.SMEM((NB, kp), jnp.bfloat16, transforms=_TRANSFORMS),
+          plgpu.Barrier(num_arrivals=1, num_barriers=ring))
+  return kernel
+
+
+def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False):
+  """jit(items, table, prm, x, acc, conv_state, position) -> (x, u, conv_state): the layers of
+  `hyena.token_step` for one token (x (B, D) embedded, acc (M, B, D), conv_state
+  (M, B, K-1, 3D), red already in prm via set_red), as one kernel. `position` is static
+  (its value mod K picks the ring slot)."""
+  kernel = token_kernel(g, programs, ring, interpret)
+  r, kp, d, k = g.regions(), g.kp, g.d, g.k
+
+  @functools.partial(jax.jit, static_argnames=("position",))
+  def run(items, table, prm, x, acc, conv_state, position):
+    b = x.shape[0]
+    slot = position % k
+    acts = jnp.zeros((NB, r["COLS"]), jnp.float32)
+    acts = acts.at[:b, r["X0"]:r["X0"] + d].set(x.astype(jnp.float32))
+    for layer in range(g.layers):
+      a0 = r["ACC"] + layer * kp
+      acts = acts.at[:b, a0:a0 + d].set(acc[layer].astype(jnp.float32))
+      base = r["RING"] + layer * k * 3 * kp
+      for j in range(k - 1):  # state entry j (oldest first) -> slot (slot - (k-1) + j) mod k
+        pos = (slot - (k - 1) + j) % k
+        for s in range(3):
+          c0 = base + (3 * pos + s) * kp
+          acts = acts.at[:b, c0:c0 + d].set(conv_state[layer, :, j, s * d:(s + 1) * d])
+    gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
+    acts_ref = gmem(acts)
+    kernel(gmem(items), gmem(table), gmem(prm), acts_ref, gmem(jnp.zeros((2,), jnp.int32)),
+           0, slot)
+    acts = acts_ref[...]
+    x_out = sum(acts[:b, r["P"] + h * kp:r["P"] + h * kp + d] for h in range(g.halves))
+    u = jnp.stack([acts[:b, r["UOUT"] + m * kp:r["UOUT"] + m * kp + d]
+                   for m in range(g.layers)])
+    states = []
+    for layer in range(g.layers):
+      base = r["RING"] + layer * k * 3 * kp
+      entries = []
+      for j in range(k - 1):  # new entry j = window entry j + 1
+        pos = (slot - (k - 1) + j + 1) % k
+        entries.append(jnp.concatenate(
+            [acts[:b, base + (3 * pos + s) * kp:base + (3 * pos + s) * kp + d]
+             for s in range(3)], -1))
+      states.append(jnp.stack(entries, 1) if entries else conv_state[layer])
+    return x_out, u, jnp.stack(states)
+  return run
+
+
+def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1):
+  """jit(items, table, prm, acts0) -> acts after `tokens` kernels back to back on one buffer
+  (positions 0, 1, ...: counter parity and ring slot advance), the kernels alone, for timing:
+  the engine's per-token glue (the embedding into X0, acc into ACC, the unembedding) is not
+  in it."""
+  kernel = token_kernel(g, programs, ring)
+
+  @jax.jit
+  def run(items, table, prm, acts0):
+    gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
+    refs = gmem(items), gmem(table), gmem(prm), gmem(acts0)
+    counters = gmem(jnp.zeros((2,), jnp.int32))
+    for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
+      kernel(*refs, counters, t % 2, t % g.k)
+    return refs[3][...]
+  return run

@@ -1,0 +1,132 @@
+"""The whole-layer Mosaic GPU kernel (experiments/mgpu_token.py) on the GPU: checked against
+the model's own token step, then timed, on the paper config in bfloat16.
+
+For #4's bfloat16 target (the no-mixer model at B = 1 within 2x its weight floor: 0.242 ms on
+an H100 whose floor is 0.121 ms with the unembedding, 0.086 ms for the layers alone). The check
+runs `make_token_dense` (the engine's state in and out) against `hyena._token_layer` layer by
+layer in float32 at HIGHEST with the same bfloat16 weights, at a position where every ring slot
+is used; errors are relative to each output's maximum. The timing runs `make_chain`: T kernels
+back to back less one, the kernels alone.
+
+  PYTHONPATH=. python experiments/mgpu_token_gpu.py --batches=1,8
+  python experiments/mgpu_token_gpu.py --lower_only   (no GPU: lowers the kernel for CUDA)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+import traceback
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import mgpu_token as mt
+
+_OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/mgpu_token.json).")
+_BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
+_RINGS = flags.DEFINE_list("rings", ["6"], "TMA ring depths (chunks) to time.")
+_REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
+_TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
+_LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA and stop.")
+
+
+def _median_ms(fn, repeats):
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t)
+  return statistics.median(times) * 1e3
+
+
+def _reference(params, cfg):
+  from flash_lcsm_jax.models import hyena  # pylint: disable=g-import-not-at-top
+  layers = hyena.split_layers(params)
+
+  @jax.jit
+  def run(x, acc, conv, red):
+    us, convs = [], []
+    with jax.default_matmul_precision("highest"):
+      for m, lp in enumerate(layers):
+        x, u, c = hyena._token_layer(cfg, lp, x, acc[m], conv[m], red[m])  # pylint: disable=protected-access
+        us.append(u)
+        convs.append(c)
+    return x, jnp.stack(us), jnp.stack(convs)
+  return run
+
+
+def main(argv):
+  del argv
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  from flash_lcsm_jax.ops import pallas_layer as pal  # pylint: disable=g-import-not-at-top
+  cfg = common.model_config("gpu", dtype="bfloat16")
+  g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
+  table = jnp.asarray(mt.item_table(g))
+  if _LOWER_ONLY.value:
+    n = g.layers * g.per_layer
+    run = mt.make_chain(g, 132, tokens=2)
+    text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
+                     jnp.zeros((mt.NB, g.param_cols)),
+                     jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
+                         lowering_platforms=("cuda",)).as_text()
+    print(f"lowered for CUDA ({len(text)} characters)")
+    return
+  dev = jax.devices()[0]
+  sms = getattr(dev, "core_count", None) or 132
+  env = common.environment("gpu")
+  bw = env["copy_bandwidth_GBps"] * 1e9
+  nbytes = pal.weight_bytes_per_token(cfg)
+  params = common.random_params(cfg)
+  items, prm0 = mt.prepare(params, g)
+  reference = _reference(params, cfg)
+  records = []
+  out = {"experiment": "mgpu_token", "environment": env, "model": cfg.to_dict(),
+         "weight_bytes": nbytes, "item_bytes": int(items.size * 2),
+         "floor_ms": nbytes["total"] / bw * 1e3, "layers_floor_ms": nbytes["layers"] / bw * 1e3,
+         "records": records}
+  path = _OUT.value or os.path.join(os.environ.get("OUT", "."), "mgpu_token.json")
+  M, D, K = cfg.n_layers, cfg.d_model, cfg.short_filter_order
+  for batch in (int(b) for b in _BATCHES.value):
+    rng = np.random.default_rng(batch)
+    x = jnp.asarray(rng.standard_normal((batch, D)), jnp.float32)
+    acc = jnp.asarray(rng.standard_normal((M, batch, D)), jnp.float32)
+    conv = jnp.asarray(rng.standard_normal((M, batch, K - 1, 3 * D)), jnp.float32)
+    red = jnp.asarray(rng.standard_normal((M, D)), jnp.float32)
+    prm = mt.set_red(prm0, red, g)
+    want = [np.asarray(a) for a in reference(x, acc, conv, red)]
+    for ring in (int(r) for r in _RINGS.value):
+      rec = {"batch": batch, "ring": ring, "programs": sms}
+      try:
+        t0 = time.perf_counter()
+        got = mt.make_token_dense(g, sms, ring)(items, table, prm, x, acc, conv, position=7)
+        got = [np.asarray(a) for a in got]
+        rec["first_call_s"] = time.perf_counter() - t0
+        rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+                            for name, a, b in zip(("x", "u", "conv_state"), got, want)}
+        acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
+        acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
+        chain, one = (mt.make_chain(g, sms, ring, t) for t in (_TOKENS.value, 1))
+        med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
+        med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
+        per = (med - med1) / (_TOKENS.value - 1)
+        rec.update(ms_per_token=per, ms_one_call=med1, tokens=_TOKENS.value,
+                   x_layers_floor=per / out["layers_floor_ms"],
+                   us_per_phase=per * 1e3 / (4 * M))
+      except Exception as err:  # pylint: disable=broad-except
+        rec["error"] = common.error_text(err, 1500)
+        rec["traceback_tail"] = traceback.format_exc()[-2500:]
+      print(json.dumps(rec), flush=True)
+      records.append(rec)
+      common.write_json_file(path, out)
+  print("wrote", path)
+
+
+if __name__ == "__main__":
+  app.run(main)
