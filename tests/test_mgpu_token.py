@@ -1,0 +1,85 @@
+"""The whole-layer Mosaic GPU kernel (experiments/mgpu_token.py) on the CPU: in Mosaic GPU's
+interpret mode (one program) it computes what the model's token step computes, layer by layer,
+with the engine's state in and out; it lowers for CUDA on the paper widths; bad geometries are
+refused. (Running it on a GPU: experiments/mgpu_token_gpu.py.)"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import mgpu_token as mt
+from flash_lcsm_jax.config import HyenaConfig
+from flash_lcsm_jax.models import hyena
+
+
+@pytest.mark.parametrize("d,inner,k,layers", [(64, 128, 3, 2),    # one down half
+                                              (96, 200, 2, 1)])   # two halves, padded widths
+def test_interpret_matches_the_model_token_step(d, inner, k, layers):
+  seed = int(np.random.default_rng().integers(1 << 30))
+  rng = np.random.default_rng(seed)
+  cfg = HyenaConfig(d_model=d, n_layers=layers, d_inner=inner, short_filter_order=k,
+                    dtype="bfloat16")
+  params = hyena.init_params(jax.random.PRNGKey(seed % 1000), cfg)
+  g = mt.Geometry(layers, d, inner, k)
+  items, prm = mt.prepare(params, g)
+  batch = int(rng.integers(1, mt.NB + 1))
+  x = jnp.asarray(rng.standard_normal((batch, d)), jnp.float32)
+  acc = jnp.asarray(rng.standard_normal((layers, batch, d)), jnp.float32)
+  conv = jnp.asarray(rng.standard_normal((layers, batch, k - 1, 3 * d)), jnp.float32)
+  red = jnp.asarray(rng.standard_normal((layers, d)), jnp.float32)
+  position = int(rng.integers(0, 100))
+  run = mt.make_token_dense(g, 1, interpret=True)
+  got = run(items, jnp.asarray(mt.item_table(g)), mt.set_red(prm, red, g), x, acc, conv,
+            position=position)
+
+  want_x, us, convs = x, [], []
+  with jax.default_matmul_precision("highest"):
+    for m, lp in enumerate(hyena.split_layers(params)):
+      want_x, u, c = hyena._token_layer(cfg, lp, want_x, acc[m], conv[m], red[m])  # pylint: disable=protected-access
+      us.append(u)
+      convs.append(c)
+  for name, a, b in zip(("x", "u", "conv_state"), got, (want_x, jnp.stack(us),
+                                                        jnp.stack(convs))):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (name, a.shape, b.shape)
+    # Same bfloat16 staging on both sides; float32 sums in another order: ~1e-7.
+    err = np.max(np.abs(a - b)) / np.max(np.abs(b))
+    assert err < 1e-5, (name, err, seed, batch, position)
+
+
+def test_lowers_for_cuda_on_the_paper_widths():
+  g = mt.Geometry(2, 864, 1728, 3)
+  run = mt.make_chain(g, 132, tokens=2)
+  n = g.layers * g.per_layer
+  text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), jnp.asarray(mt.item_table(g)),
+                   jnp.zeros((mt.NB, g.param_cols)),
+                   jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
+                       lowering_platforms=("cuda",)).as_text()
+  assert "mosaic_gpu" in text
+
+
+def test_item_table_covers_every_output_once_per_layer():
+  g = mt.Geometry(3, 864, 1728, 3)
+  table = mt.item_table(g)
+  assert table.shape == (3 * g.per_layer, 11)
+  waits = table[:, mt.C_WAIT]
+  assert np.all(np.diff(waits) >= 0)
+  for it in range(table.shape[0]):  # an item waits for exactly the items before its phase
+    assert waits[it] == np.searchsorted(waits, waits[it])
+  for layer in range(3):
+    rows = table[layer * g.per_layer:(layer + 1) * g.per_layer]
+    outs = rows[:, mt.C_OUT]
+    assert len(set(outs)) == len(outs)
+    assert sum(rows[:, mt.C_UOUT] >= 0) == 1
+
+
+@pytest.mark.parametrize("inner", [3 * 128 + 1, 5000])
+def test_refuses_more_than_two_down_halves(inner):
+  with pytest.raises(ValueError, match="halves"):
+    mt.item_table(mt.Geometry(1, 100, inner, 3))
+
+
+def test_interpret_mode_refuses_several_programs():
+  with pytest.raises(ValueError, match="one program"):
+    mt.token_kernel(mt.Geometry(1, 64, 128, 3), programs=4, interpret=True)
