@@ -43,7 +43,7 @@ MIX, OUT, UP, DOWN = range(4)
 _TRANSFORMS = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(64))
 # Table columns.
 (C_WAIT, C_IN0, C_IN1, C_IN2, C_OUT, C_KIND, C_PBASE, C_BIAS, C_RES0, C_RES1,
- C_UOUT) = range(11)
+ C_UOUT, C_AUX) = range(12)
 
 
 def _up(n: int, m: int) -> int:
@@ -87,7 +87,7 @@ class Geometry:
     kp, m = self.kp, self.layers
     sizes = [("Z", kp), ("X0", kp), ("Y", kp), ("H", self.halves * kp),
              ("P", self.halves * kp), ("ACC", m * kp), ("UOUT", m * kp),
-             ("RING", m * self.k * 3 * kp)]
+             ("RING", m * self.k * 3 * kp), ("C", 3 * kp)]
     out, col = {}, 0
     for name, size in sizes:
       out[name] = col
@@ -121,8 +121,12 @@ class Geometry:
       raise ValueError(f"short order must be >= 1, got {self.k}")
 
 
-def item_table(g: Geometry) -> np.ndarray:
-  """(layers * per_layer, 11) int32, items in phase order (see the column names above)."""
+def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
+  """(layers * per_layer, 12) int32, items in phase order (see the column names above).
+
+  conv_epilogue: mix items also finish the short convolution of their 64 channels in their
+  epilogue (p's older ring slots, taps from RES0 on, bias at RES1, into C at AUX), so out items
+  load the three convolved streams from C instead of the ring's 3 K slots and the taps."""
   g.validate()
   r, p = g.regions(), g.param_offsets()
   kp, t = g.kp, g.kp // ROWS
@@ -135,24 +139,29 @@ def item_table(g: Geometry) -> np.ndarray:
     ring = r["RING"] + layer * g.k * 3 * kp
     for s in range(3):
       for i in range(t):
+        if conv_epilogue:
+          conv = (pb + p["TAPS"] + s * kp + ROWS * i, pb + p["CB"] + s * kp + ROWS * i,
+                  r["C"] + s * kp + ROWS * i)
+        else:
+          conv = (r["Z"], r["Z"], -1)
         rows.append((done, x_in[0], x_in[1], r["Z"], ring + s * kp + ROWS * i, MIX, pb,
-                     pb + p["INB"] + s * kp + ROWS * i, r["Z"], r["Z"], -1))
+                     pb + p["INB"] + s * kp + ROWS * i, *conv[:2], -1, conv[2]))
     done += counts[MIX]
     for i in range(t):
-      rows.append((done, ring, r["ACC"] + layer * kp, r["Z"], r["Y"] + ROWS * i, OUT, pb,
-                   pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i, x_in[1] + ROWS * i,
-                   r["UOUT"] + layer * kp if i == 0 else -1))
+      rows.append((done, r["C"] if conv_epilogue else ring, r["ACC"] + layer * kp, r["Z"],
+                   r["Y"] + ROWS * i, OUT, pb, pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i,
+                   x_in[1] + ROWS * i, r["UOUT"] + layer * kp if i == 0 else -1, -1))
     done += counts[OUT]
     for i in range(counts[UP]):
       rows.append((done, r["Y"], r["Z"], r["Z"], r["H"] + ROWS * i, UP, pb,
-                   pb + p["UPB"] + ROWS * i, r["Z"], r["Z"], -1))
+                   pb + p["UPB"] + ROWS * i, r["Z"], r["Z"], -1, -1))
     done += counts[UP]
     for h in range(g.halves):
       for i in range(t):
         bias = pb + p["DNB"] + ROWS * i if h == 0 else zero_params
         res = r["Y"] + ROWS * i if h == 0 else r["Z"]
         rows.append((done, r["H"] + h * kp, r["Z"], r["Z"], r["P"] + h * kp + ROWS * i, DOWN,
-                     pb, bias, res, r["Z"], -1))
+                     pb, bias, res, r["Z"], -1, -1))
     done += counts[DOWN]
   return np.asarray(rows, np.int32)
 
@@ -230,10 +239,39 @@ def _epilogue(out_ref, bias_ref, res0_ref, res1_ref, acc):
   store(out_ref, bias_ref, res0_ref, res1_ref, acc)
 
 
-def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False):
+def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc):
+  """A mix item's epilogue with the short convolution: p = acc^T + bias into the ring slot
+  (out_ref) and c = sum_j tap_j * window_j + cb into C, window = (older slots..., p)."""
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
+  refs = (out_ref, bias_ref, *old_refs, *tap_refs, cb_ref, c_ref)
+  n_old = len(old_refs)
+
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),) * len(refs) + (plgpu.Layout.WGMMA,))
+  def store(ctx, *args):
+    del ctx
+    out, bias, *rest = args[:-1]
+    olds, taps, (cb, c_out) = rest[:n_old], rest[n_old:-2], rest[-2:]
+    def one(v, idx):
+      at = [idx[1], idx[0]]
+      ld = lambda ref: memref_dialect.load(ref, at)
+      v = arith.addf(v, ld(bias))
+      memref_dialect.store(v, out, at)
+      c = arith.addf(ld(cb), arith.mulf(v, ld(taps[-1])))
+      for old, tap in zip(olds, taps[:-1]):
+        c = arith.addf(c, arith.mulf(ld(old), ld(tap)))
+      memref_dialect.store(c, c_out, at)
+    args[-1].foreach(one)
+
+  store(*refs, acc)
+
+
+def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
+                 conv_epilogue: bool = False):
   """kernel(items, table, prm, acts, counters, parity, slot): one token through every layer,
   in place on acts (see the module docstring); slot = the token's position mod K; counters as
-  in mgpu_chain.chain_kernel (counters[parity] zero on entry)."""
+  in mgpu_chain.chain_kernel (counters[parity] zero on entry). conv_epilogue: the table's
+  layout of the same name (item_table)."""
   g.validate()
   kp, chunk, k = g.kp, g.chunk, g.k
   n_items = g.layers * g.per_layer
@@ -294,6 +332,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         def _():
           ring0 = col(C_IN0)
           def conv(s):
+            if conv_epilogue:  # convolved by the mix items: C holds the three streams
+              return act(ring0 + s * kp)
             c = prm(pb + po["CB"] + s * kp)
             for j in range(k):
               pos = (slot - (k - 1) + j) % k
@@ -343,13 +383,39 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
         rows = lambda ref, start: ref.at[:, pl.ds(start, ROWS)]
-        if interpret:
-          acts_ref[:, pl.ds(out, ROWS)] = (
-              acc_t + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
-              + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
+        # Older ring slots of this mix item's rows, oldest first (static: slot is).
+        olds = [out + ((slot - (k - 1) + j) % k - slot) * 3 * kp for j in range(k - 1)]
+        taps = [col(C_RES0) + 3 * j * kp for j in range(k)]
+
+        def plain():
+          if interpret:
+            acts_ref[:, pl.ds(out, ROWS)] = (
+                acc_t + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
+                + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
+          else:
+            _epilogue(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
+                      rows(acts_ref, col(C_RES0)), rows(acts_ref, col(C_RES1)), acc)
+
+        def with_conv():
+          if interpret:
+            v = acc_t + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
+            acts_ref[:, pl.ds(out, ROWS)] = v
+            c = prm_ref[:, pl.ds(col(C_RES1), ROWS)] + v * prm_ref[:, pl.ds(taps[-1], ROWS)]
+            for old, tap in zip(olds, taps[:-1]):
+              c = c + acts_ref[:, pl.ds(old, ROWS)] * prm_ref[:, pl.ds(tap, ROWS)]
+            acts_ref[:, pl.ds(col(C_AUX), ROWS)] = c
+          else:
+            _epilogue_conv(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
+                           [rows(acts_ref, o) for o in olds],
+                           [rows(prm_ref, t) for t in taps], rows(prm_ref, col(C_RES1)),
+                           rows(acts_ref, col(C_AUX)), acc)
+
+        if conv_epilogue:
+          pl.when(kind == MIX)(with_conv)
+          pl.when(kind != MIX)(plain)
         else:
-          _epilogue(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
-                    rows(acts_ref, col(C_RES0)), rows(acts_ref, col(C_RES1)), acc)
+          plain()
+        if not interpret:
           mc._signal(counter_ref)  # pylint: disable=protected-access
       return carry
 
@@ -369,12 +435,13 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   return kernel
 
 
-def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False):
+def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
+                     conv_epilogue: bool = False):
   """jit(items, table, prm, x, acc, conv_state, position) -> (x, u, conv_state): the layers of
   `hyena.token_step` for one token (x (B, D) embedded, acc (M, B, D), conv_state
   (M, B, K-1, 3D), red already in prm via set_red), as one kernel. `position` is static
   (its value mod K picks the ring slot)."""
-  kernel = token_kernel(g, programs, ring, interpret)
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue)
   r, kp, d, k = g.regions(), g.kp, g.d, g.k
 
   @functools.partial(jax.jit, static_argnames=("position",))
@@ -414,12 +481,13 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
   return run
 
 
-def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1):
+def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
+               conv_epilogue: bool = False):
   """jit(items, table, prm, acts0) -> acts after `tokens` kernels back to back on one buffer
   (positions 0, 1, ...: counter parity and ring slot advance), the kernels alone, for timing:
   the engine's per-token glue (the embedding into X0, acc into ACC, the unembedding) is not
   in it."""
-  kernel = token_kernel(g, programs, ring)
+  kernel = token_kernel(g, programs, ring, conv_epilogue=conv_epilogue)
 
   @jax.jit
   def run(items, table, prm, acts0):

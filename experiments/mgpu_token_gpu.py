@@ -31,6 +31,9 @@ from experiments import mgpu_token as mt
 _OUT = flags.DEFINE_string("out", None, "JSON path (default $OUT/mgpu_token.json).")
 _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
 _RINGS = flags.DEFINE_list("rings", ["6"], "TMA ring depths (chunks) to time.")
+_VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
+                              "Where the short convolution runs: load (out items, from the "
+                              "ring) or epilogue (mix items; item_table's conv_epilogue).")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA and stop.")
@@ -68,15 +71,16 @@ def main(argv):
   from flash_lcsm_jax.ops import pallas_layer as pal  # pylint: disable=g-import-not-at-top
   cfg = common.model_config("gpu", dtype="bfloat16")
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
-  table = jnp.asarray(mt.item_table(g))
+  tables = {v: jnp.asarray(mt.item_table(g, v == "epilogue")) for v in _VARIANTS.value}
   if _LOWER_ONLY.value:
     n = g.layers * g.per_layer
-    run = mt.make_chain(g, 132, tokens=2)
-    text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
-                     jnp.zeros((mt.NB, g.param_cols)),
-                     jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
-                         lowering_platforms=("cuda",)).as_text()
-    print(f"lowered for CUDA ({len(text)} characters)")
+    for v, table in tables.items():
+      run = mt.make_chain(g, 132, tokens=2, conv_epilogue=v == "epilogue")
+      text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
+                       jnp.zeros((mt.NB, g.param_cols)),
+                       jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
+                           lowering_platforms=("cuda",)).as_text()
+      print(f"{v}: lowered for CUDA ({len(text)} characters)")
     return
   dev = jax.devices()[0]
   sms = getattr(dev, "core_count", None) or 132
@@ -101,18 +105,20 @@ def main(argv):
     red = jnp.asarray(rng.standard_normal((M, D)), jnp.float32)
     prm = mt.set_red(prm0, red, g)
     want = [np.asarray(a) for a in reference(x, acc, conv, red)]
-    for ring in (int(r) for r in _RINGS.value):
-      rec = {"batch": batch, "ring": ring, "programs": sms}
+    for variant, ring in ((v, int(r)) for v in _VARIANTS.value for r in _RINGS.value):
+      rec = {"variant": variant, "batch": batch, "ring": ring, "programs": sms}
+      epi, table = variant == "epilogue", tables[variant]
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(g, sms, ring)(items, table, prm, x, acc, conv, position=7)
+        got = mt.make_token_dense(g, sms, ring, conv_epilogue=epi)(items, table, prm, x, acc,
+                                                                    conv, position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
         acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
         acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
-        chain, one = (mt.make_chain(g, sms, ring, t) for t in (_TOKENS.value, 1))
+        chain, one = (mt.make_chain(g, sms, ring, t, epi) for t in (_TOKENS.value, 1))
         med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
         med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
         per = (med - med1) / (_TOKENS.value - 1)

@@ -13,9 +13,12 @@ from flash_lcsm_jax.config import HyenaConfig
 from flash_lcsm_jax.models import hyena
 
 
-@pytest.mark.parametrize("d,inner,k,layers", [(64, 128, 3, 2),    # one down half
-                                              (96, 200, 2, 1)])   # two halves, padded widths
-def test_interpret_matches_the_model_token_step(d, inner, k, layers):
+@pytest.mark.parametrize("d,inner,k,layers,conv_epilogue", [
+    (64, 128, 3, 2, False),    # one down half
+    (96, 200, 2, 1, False),    # two halves, padded widths
+    (64, 128, 3, 2, True),     # the short convolution in the mix items' epilogue
+    (96, 200, 4, 1, True)])
+def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue):
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
   cfg = HyenaConfig(d_model=d, n_layers=layers, d_inner=inner, short_filter_order=k,
@@ -29,9 +32,9 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers):
   conv = jnp.asarray(rng.standard_normal((layers, batch, k - 1, 3 * d)), jnp.float32)
   red = jnp.asarray(rng.standard_normal((layers, d)), jnp.float32)
   position = int(rng.integers(0, 100))
-  run = mt.make_token_dense(g, 1, interpret=True)
-  got = run(items, jnp.asarray(mt.item_table(g)), mt.set_red(prm, red, g), x, acc, conv,
-            position=position)
+  run = mt.make_token_dense(g, 1, interpret=True, conv_epilogue=conv_epilogue)
+  got = run(items, jnp.asarray(mt.item_table(g, conv_epilogue)), mt.set_red(prm, red, g), x,
+            acc, conv, position=position)
 
   want_x, us, convs = x, [], []
   with jax.default_matmul_precision("highest"):
@@ -48,21 +51,25 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers):
     assert err < 1e-5, (name, err, seed, batch, position)
 
 
-def test_lowers_for_cuda_on_the_paper_widths():
+@pytest.mark.parametrize("conv_epilogue", [False, True])
+def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue):
   g = mt.Geometry(2, 864, 1728, 3)
-  run = mt.make_chain(g, 132, tokens=2)
+  run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue)
   n = g.layers * g.per_layer
-  text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), jnp.asarray(mt.item_table(g)),
+  text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16),
+                   jnp.asarray(mt.item_table(g, conv_epilogue)),
                    jnp.zeros((mt.NB, g.param_cols)),
                    jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
                        lowering_platforms=("cuda",)).as_text()
   assert "mosaic_gpu" in text
 
 
-def test_item_table_covers_every_output_once_per_layer():
+@pytest.mark.parametrize("conv_epilogue", [False, True])
+def test_item_table_covers_every_output_once_per_layer(conv_epilogue):
   g = mt.Geometry(3, 864, 1728, 3)
-  table = mt.item_table(g)
-  assert table.shape == (3 * g.per_layer, 11)
+  table = mt.item_table(g, conv_epilogue)
+  assert table.shape == (3 * g.per_layer, 12)
+  assert np.sum(table[:, mt.C_AUX] >= 0) == (3 * g.counts()[mt.MIX] if conv_epilogue else 0)
   waits = table[:, mt.C_WAIT]
   assert np.all(np.diff(waits) >= 0)
   for it in range(table.shape[0]):  # an item waits for exactly the items before its phase
