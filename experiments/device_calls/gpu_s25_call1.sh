@@ -7,16 +7,19 @@
 #    model's token step, then ms per token, kernels alone, B = 1 and 8. Prediction: 0.15-0.25 ms
 #    (72 phases at 2-3.5 us); #4 needs the no-mixer model <= 0.242 ms with its unembedding on an
 #    H100 (layers floor 0.086 ms).
-# 2. The chain alone (chain, nowait = the weight stream alone, chain_ln_xload9 = with the layer's
-#    extra input work), B = 1.
+#    Variants: epilogue (the short convolution in the mix items' epilogue: out items load 5
+#    slices) and load (out items convolve the ring on load: 23 slices).
+# 2. The chain alone (chain; nowait = the weight stream alone), B = 1.
 # 3. The engine's Triton dense path at bf16 B = 1 on this call's card (session 24 call 1, H100:
 #    0.3273 ms/token, 2.70x its 0.121 ms floor).
 D=/tmp/res_s25c1
 source experiments/device_calls/gpu_common.sh
-run_logged 150 python3 experiments/mgpu_token_gpu.py --batches=1,8 --tokens=8 \
-  --out=$D/mgpu_token.json
-run_logged 100 python3 experiments/mgpu_chain_gpu.py --batches=1 --repeats=10 --tokens=8 \
-  --variants=chain,nowait,chain_ln_xload9 --out=$D/mgpu_chain_b1.json
+run_logged 150 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 \
+  --variants=epilogue,load --out=$D/mgpu_token_b1.json
+run_logged 80 python3 experiments/mgpu_token_gpu.py --batches=8 --tokens=6 \
+  --variants=epilogue --out=$D/mgpu_token_b8.json
+run_logged 70 python3 experiments/mgpu_chain_gpu.py --batches=1 --repeats=10 --tokens=6 \
+  --variants=chain,nowait --out=$D/mgpu_chain_b1.json
 run_logged 80 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=60 --repeats=20 \
   --out=$D/dense_bf16_b1.json
