@@ -183,7 +183,7 @@ def _layer_norm(x, layout, d: int = D_MODEL):
 
 
 def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: bool = False,
-                 xload: int = 0, interpret: bool = False):
+                 xload: int = 0, interpret: bool = False, noload: bool = False):
   """kernel(items, table, acts, counters, parity): one token's items over GMEM refs (made with
   jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32
   (updated in place), counters (2,) i32. The token counts on counters[parity], which must be
@@ -192,7 +192,9 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
 
   ln: mix and up items layer-norm their input (a per-row reduction in registers), as the model;
   xload: out items load that many more (zero) slices, standing in for the short convolution's
-  state and gating inputs (the cost of the model's widest input), the result unchanged.
+  state and gating inputs (the cost of the model's widest input), the result unchanged;
+  noload: items stage zeros instead of loading their inputs (wrong results: a timing probe of
+  the loads' share of a phase).
 
   interpret: Mosaic GPU's interpret mode on the CPU, for one program (its items run in order,
   so nothing needs the counter): it has no GMEM loads with layouts, no inline_mgpu (atomics,
@@ -241,7 +243,11 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         else:
           load = lambda start: plgpu.load(acts_ref.at[:, pl.ds(start, KP)], (),
                                           layout=load_layout, optimized=False)
-        x = load(i0) + load(i1) + load(i2)
+        if noload:
+          x = jnp.zeros((NB, KP), jnp.float32)
+          x = x if interpret else plgpu.layout_cast(x, load_layout)
+        else:
+          x = load(i0) + load(i1) + load(i2)
         def stage(v):
           x_smem[...] = v.astype(jnp.bfloat16)
 
@@ -303,7 +309,8 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
 
 def parse_variant(name: str, sms: int) -> dict:
   parts = name.split("_")
-  spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms, "ln": False, "xload": 0}
+  spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms, "ln": False, "xload": 0,
+          "noload": False}
   if parts[0] not in ("chain", "nowait"):
     raise ValueError(f"unknown variant {name!r}")
   for part in parts[1:]:
@@ -311,8 +318,8 @@ def parse_variant(name: str, sms: int) -> dict:
       spec["ring"] = int(part[4:])
     elif part.startswith("progs"):
       spec["programs"] = int(part[5:])
-    elif part == "ln":
-      spec["ln"] = True
+    elif part in ("ln", "noload"):
+      spec[part] = True
     elif part.startswith("xload"):
       spec["xload"] = int(part[5:])
     else:
@@ -327,7 +334,7 @@ def make_runner(layers: int, spec: dict, tokens: int = 1, interpret: bool = Fals
   the engine chains its tokens. Unrolled in Python: JAX 0.11.2's fori_loop cannot carry the
   GMEM refs (their memory space is lost in the loop's carry types)."""
   kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"], spec["ln"],
-                        spec["xload"], interpret)
+                        spec["xload"], interpret, spec["noload"])
 
   @jax.jit
   def run(items, table, acts0):
