@@ -195,7 +195,7 @@ class Budget:
 # ----------------------------------------------------------------------------- device rates
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
   jax.block_until_ready(fn())  # compile
   times = []
   for _ in range(repeats):
@@ -211,14 +211,14 @@ def device_rates(size: str) -> dict:
   n = (1 << 28) if size == "gpu" else (1 << 22)  # 1 GiB on the GPU
   x = jnp.ones((n,), jnp.float32)
   stream = jax.jit(lambda a: a + 1.0)
-  copy_s = _median_seconds(lambda: stream(x), 10)
+  copy_s = median_seconds(lambda: stream(x), 10)
   del x
   N = 8192 if size == "gpu" else 512
   a = jnp.ones((N, N), jnp.float32)
   rates = {}
   for label, precision in (("default", None), ("highest", jax.lax.Precision.HIGHEST)):
     mm = jax.jit(lambda u, v, p=precision: jnp.dot(u, v, precision=p))
-    rates[label] = 2 * N**3 / _median_seconds(lambda: mm(a, a), 5) / 1e12
+    rates[label] = 2 * N**3 / median_seconds(lambda: mm(a, a), 5) / 1e12
   return {"copy_bandwidth_GBps": 2 * 4 * n / copy_s / 1e9, "copy_bytes": 2 * 4 * n,
           "matmul_tflops": rates["default"], "matmul_tflops_highest": rates["highest"],
           "matmul_n": N}
@@ -580,7 +580,7 @@ def time_chain(fn: Callable, consts, seg: jax.Array, chain: int, repeats: int) -
       s = 0.5 * s + 1e-3 * fn(c, s)
     return s
 
-  return _median_seconds(lambda: run(consts, seg), repeats) / chain
+  return median_seconds(lambda: run(consts, seg), repeats) / chain
 
 
 # ----------------------------------------------------------------------------- JSON

@@ -110,17 +110,17 @@ def _inline(arg_types):
 
 def _store_transposed(ref, acc):
   """acc (64, 8) in the WGMMA layout -> ref (8, 64) in GMEM: one scalar store per element."""
-  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
 
   @_inline((plgpu.RefType(), plgpu.Layout.WGMMA))
   def store(ctx, ref, acc):
     del ctx
-    acc.foreach(lambda v, idx: memref_dialect.store(v, ref, [idx[1], idx[0]]))
+    acc.foreach(lambda v, idx: mref.store(v, ref, [idx[1], idx[0]]))
 
   store(ref, acc)
 
 
-def _signal(counter_ref):
+def signal_counter(counter_ref):
   """All threads' stores, then one release add of 1 at GPU scope (Mosaic's semaphore signal)."""
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
 
@@ -133,7 +133,7 @@ def _signal(counter_ref):
   signal(counter_ref)
 
 
-def _zero(ref):
+def zero_counter(ref):
   """ref[0] = 0 from one thread, at GPU scope (relaxed: the kernel's end orders it)."""
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
@@ -150,7 +150,7 @@ def _zero(ref):
   zero(ref)
 
 
-def _wait(counter_ref, target):
+def wait_counter(counter_ref, target):
   """One thread polls (relaxed loads) until counter >= target, then acquires; all wait."""
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
 
@@ -163,12 +163,36 @@ def _wait(counter_ref, target):
   wait(counter_ref, target)
 
 
-def _interpret_params():
+def interpret_params():
   from jax._src.pallas.mosaic_gpu.interpret import params  # pylint: disable=g-import-not-at-top
   return params.InterpretGPUParams()
 
 
-def _layer_norm(x, layout, d: int = D_MODEL):
+def ring_product(ring_ref, full_ref, x_smem, i: int, ring: int, chunk: int, interpret: bool):
+  """Item i's product: its weight chunks (ring slots (4 i + c) mod ring, each awaited on its
+  barrier) times the staged input. On the GPU a wgmma (64, NB) float32 accumulator value (the
+  transposed result); in interpret mode the (NB, 64) result itself."""
+  if interpret:
+    acc = jnp.zeros((NB, ROWS), jnp.float32)
+    for c in range(N_CHUNKS):
+      slot = (i * N_CHUNKS + c) % ring
+      plgpu.barrier_wait(full_ref.at[slot])
+      acc = acc + jax.lax.dot_general(
+          x_smem[:, pl.ds(c * chunk, chunk)], ring_ref[slot], (((1,), (1,)), ((), ())),
+          preferred_element_type=jnp.float32)
+    return acc
+
+  def product(acc_ref):
+    for c in range(N_CHUNKS):
+      slot = (i * N_CHUNKS + c) % ring
+      plgpu.barrier_wait(full_ref.at[slot])
+      xt = plgpu.transpose_ref(x_smem.at[:, pl.ds(c * chunk, chunk)], (1, 0))
+      plgpu.wgmma(acc_ref, ring_ref.at[slot], xt)
+    return acc_ref[...]
+  return pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
+
+
+def layer_norm_rows(x, layout, d: int = D_MODEL):
   """layer_norm_f32 on an (NB, KP) float32 register array whose first d columns are the
   features (the rest zero): per-row sums over its columns (layout: the array's, for the
   broadcasts back; None in interpret mode)."""
@@ -226,7 +250,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
     p = jax.lax.axis_index("p")
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
     if not interpret:
-      pl.when(p == 0)(lambda: _zero(counters_ref.at[pl.ds(1 - parity, 1)]))
+      pl.when(p == 0)(lambda: zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
@@ -237,7 +261,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         row = table_ref.at[g]
         target, i0, i1, i2, out, kind = (row[j] for j in range(6))
         if wait:
-          _wait(counter_ref, target)
+          wait_counter(counter_ref, target)
         if interpret:
           load = lambda start: acts_ref[:, pl.ds(start, KP)]
         else:
@@ -256,40 +280,19 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         else:
           is_ln = ((kind == LN_KINDS[0]) | (kind == LN_KINDS[1])) if ln else kind < 0
           is_wide = (kind == 1) if xload else kind < 0
-          pl.when(is_ln)(lambda: stage(_layer_norm(x, None if interpret else load_layout)))
+          pl.when(is_ln)(lambda: stage(layer_norm_rows(x, None if interpret else load_layout)))
           pl.when(is_wide)(lambda: stage(sum((load(Z) for _ in range(xload)), x)))
           pl.when(~is_ln & ~is_wide)(lambda: stage(x))
         plgpu.commit_smem()
 
-        def product(acc_ref):
-          for c in range(N_CHUNKS):
-            slot = (i * N_CHUNKS + c) % ring
-            plgpu.barrier_wait(full_ref.at[slot])
-            xt = plgpu.transpose_ref(x_smem.at[:, pl.ds(c * CHUNK, CHUNK)], (1, 0))
-            plgpu.wgmma(acc_ref, ring_ref.at[slot], xt)
-          return acc_ref[...]
-
-        def product_interpret():
-          acc = jnp.zeros((NB, ROWS), jnp.float32)
-          for c in range(N_CHUNKS):
-            slot = (i * N_CHUNKS + c) % ring
-            plgpu.barrier_wait(full_ref.at[slot])
-            acc = acc + jax.lax.dot_general(
-                x_smem[:, pl.ds(c * CHUNK, CHUNK)], ring_ref[slot], (((1,), (1,)), ((), ())),
-                preferred_element_type=jnp.float32)
-          return acc
-
-        if interpret:
-          acc_t = product_interpret()
-        else:
-          acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
+        acc = ring_product(ring_ref, full_ref, x_smem, i, ring, CHUNK, interpret)
         for c in range(N_CHUNKS):  # the slots just read are free: refill them
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
         if interpret:
-          acts_ref[:, pl.ds(out, ROWS)] = acc_t
+          acts_ref[:, pl.ds(out, ROWS)] = acc
         else:
           _store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
-          _signal(counter_ref)
+          signal_counter(counter_ref)
       return carry
 
     jax.lax.fori_loop(0, per_program, step, 0)
@@ -297,7 +300,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
   def kernel(items_ref, table_ref, acts_ref, counters_ref, parity: int):
     @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
                  compiler_params=plgpu.CompilerParams(),
-                 interpret=_interpret_params() if interpret else False)
+                 interpret=interpret_params() if interpret else False)
     def _():
       pl.run_scoped(
           functools.partial(program, items_ref, table_ref, acts_ref, counters_ref, parity),

@@ -46,7 +46,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import statistics
 import time
 import traceback
 
@@ -71,13 +70,8 @@ _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower every variant for CU
 
 
 def _median_ms(fn, repeats):
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t)
-  return statistics.median(times) * 1e3, min(times) * 1e3
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  return common.median_seconds(fn, repeats) * 1e3
 
 
 def main(argv):
@@ -144,12 +138,12 @@ def main(argv):
         rec["first_call_s"] = time.perf_counter() - t0
         rec["max_rel_error"] = rel(got, want, batch)
         timed = mc.make_runner(layers, spec, _TOKENS.value)
-        med, low = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
+        med = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
         # The call's fixed cost (dispatch, the refs' copies of items and acts) comes out of
         # the difference with a one-token call.
-        med1, _ = _median_ms(lambda: run(items, table_d, acts_d), _REPEATS.value)
+        med1 = _median_ms(lambda: run(items, table_d, acts_d), _REPEATS.value)
         tokens = _TOKENS.value
-        rec.update(ms_per_token=med / tokens, min_ms=low / tokens, ms_one_token_call=med1,
+        rec.update(ms_per_token=med / tokens, ms_one_token_call=med1,
                    ms_per_token_marginal=(med - med1) / (tokens - 1),
                    us_per_phase=(med - med1) / (tokens - 1) * 1e3 / (4 * layers),
                    tokens=tokens)

@@ -224,7 +224,7 @@ def _epilogue(out_ref, bias_ref, res0_ref, res1_ref, acc):
   """out = acc^T + bias + res0 + res1, (64, 8) WGMMA-layout acc into (8, 64) GMEM rows, one
   scalar load / store per element (the transposed store of mgpu_chain, with its addends)."""
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
 
   @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),) * 4 + (plgpu.Layout.WGMMA,))
   def store(ctx, out, bias, res0, res1, acc):
@@ -232,8 +232,8 @@ def _epilogue(out_ref, bias_ref, res0_ref, res1_ref, acc):
     def one(v, idx):
       at = [idx[1], idx[0]]
       for ref in (bias, res0, res1):
-        v = arith.addf(v, memref_dialect.load(ref, at))
-      memref_dialect.store(v, out, at)
+        v = arith.addf(v, mref.load(ref, at))
+      mref.store(v, out, at)
     acc.foreach(one)
 
   store(out_ref, bias_ref, res0_ref, res1_ref, acc)
@@ -243,7 +243,7 @@ def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc):
   """A mix item's epilogue with the short convolution: p = acc^T + bias into the ring slot
   (out_ref) and c = sum_j tap_j * window_j + cb into C, window = (older slots..., p)."""
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import memref as memref_dialect  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
   refs = (out_ref, bias_ref, *old_refs, *tap_refs, cb_ref, c_ref)
   n_old = len(old_refs)
 
@@ -254,13 +254,13 @@ def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc):
     olds, taps, (cb, c_out) = rest[:n_old], rest[n_old:-2], rest[-2:]
     def one(v, idx):
       at = [idx[1], idx[0]]
-      ld = lambda ref: memref_dialect.load(ref, at)
+      ld = lambda ref: mref.load(ref, at)
       v = arith.addf(v, ld(bias))
-      memref_dialect.store(v, out, at)
+      mref.store(v, out, at)
       c = arith.addf(ld(cb), arith.mulf(v, ld(taps[-1])))
       for old, tap in zip(olds, taps[:-1]):
         c = arith.addf(c, arith.mulf(ld(old), ld(tap)))
-      memref_dialect.store(c, c_out, at)
+      mref.store(c, c_out, at)
     args[-1].foreach(one)
 
   store(*refs, acc)
@@ -296,7 +296,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     p = jax.lax.axis_index("p")
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
     if not interpret:
-      pl.when(p == 0)(lambda: mc._zero(counters_ref.at[pl.ds(1 - parity, 1)]))  # pylint: disable=protected-access
+      pl.when(p == 0)(lambda: mc.zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
@@ -316,13 +316,13 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         col = lambda c: row[c]
         kind, pb = col(C_KIND), col(C_PBASE)
         if not interpret:
-          mc._wait(counter_ref, col(C_WAIT))  # pylint: disable=protected-access
+          mc.wait_counter(counter_ref, col(C_WAIT))
         act = functools.partial(load_from, acts_ref)
         prm = functools.partial(load_from, prm_ref)
         lay = None if interpret else layout
 
         def norm(x, scale, shift):
-          return mc._layer_norm(x, lay, g.d) * prm(pb + scale) + prm(pb + shift)  # pylint: disable=protected-access
+          return mc.layer_norm_rows(x, lay, g.d) * prm(pb + scale) + prm(pb + shift)
 
         @pl.when(kind == MIX)
         def _():
@@ -357,28 +357,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
         plgpu.commit_smem()
 
-        def product(acc_ref):
-          for c in range(N_CHUNKS):
-            s = (i * N_CHUNKS + c) % ring
-            plgpu.barrier_wait(full_ref.at[s])
-            xt = plgpu.transpose_ref(x_smem.at[:, pl.ds(c * chunk, chunk)], (1, 0))
-            plgpu.wgmma(acc_ref, ring_ref.at[s], xt)
-          return acc_ref[...]
-
-        def product_interpret():
-          acc = jnp.zeros((NB, ROWS), jnp.float32)
-          for c in range(N_CHUNKS):
-            s = (i * N_CHUNKS + c) % ring
-            plgpu.barrier_wait(full_ref.at[s])
-            acc = acc + jax.lax.dot_general(
-                x_smem[:, pl.ds(c * chunk, chunk)], ring_ref[s], (((1,), (1,)), ((), ())),
-                preferred_element_type=jnp.float32)
-          return acc
-
-        if interpret:
-          acc_t = product_interpret()
-        else:
-          acc = pl.run_scoped(product, plgpu.ACC((ROWS, NB), jnp.float32))
+        acc = mc.ring_product(ring_ref, full_ref, x_smem, i, ring, chunk, interpret)
         for c in range(N_CHUNKS):  # the slots just read are free: refill them
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
@@ -390,7 +369,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         def plain():
           if interpret:
             acts_ref[:, pl.ds(out, ROWS)] = (
-                acc_t + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
+                acc + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
                 + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
           else:
             _epilogue(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
@@ -398,7 +377,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
         def with_conv():
           if interpret:
-            v = acc_t + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
+            v = acc + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
             acts_ref[:, pl.ds(out, ROWS)] = v
             c = prm_ref[:, pl.ds(col(C_RES1), ROWS)] + v * prm_ref[:, pl.ds(taps[-1], ROWS)]
             for old, tap in zip(olds, taps[:-1]):
@@ -416,7 +395,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         else:
           plain()
         if not interpret:
-          mc._signal(counter_ref)  # pylint: disable=protected-access
+          mc.signal_counter(counter_ref)
       return carry
 
     jax.lax.fori_loop(0, per_program, step, 0)
@@ -424,7 +403,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity: int, slot: int):
     @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
                  compiler_params=plgpu.CompilerParams(),
-                 interpret=mc._interpret_params() if interpret else False)  # pylint: disable=protected-access
+                 interpret=mc.interpret_params() if interpret else False)
     def _():
       pl.run_scoped(
           functools.partial(program, items_ref, table_ref, prm_ref, acts_ref, counters_ref,

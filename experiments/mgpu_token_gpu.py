@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 import traceback
 
@@ -40,17 +39,13 @@ _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA 
 
 
 def _median_ms(fn, repeats):
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t)
-  return statistics.median(times) * 1e3
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  return common.median_seconds(fn, repeats) * 1e3
 
 
 def _reference(params, cfg):
   from flash_lcsm_jax.models import hyena  # pylint: disable=g-import-not-at-top
+  from flash_lcsm_jax.ops import pallas_layer as pal  # pylint: disable=g-import-not-at-top
   layers = hyena.split_layers(params)
 
   @jax.jit
@@ -58,7 +53,7 @@ def _reference(params, cfg):
     us, convs = [], []
     with jax.default_matmul_precision("highest"):
       for m, lp in enumerate(layers):
-        x, u, c = hyena._token_layer(cfg, lp, x, acc[m], conv[m], red[m])  # pylint: disable=protected-access
+        x, u, c = pal.reference_layer(cfg, lp, x, acc[m], conv[m], red[m])
         us.append(u)
         convs.append(c)
     return x, jnp.stack(us), jnp.stack(convs)

@@ -2,7 +2,6 @@
 the layer products they stand for, and its kernel builds for CUDA with this JAX (running it needs
 a Hopper GPU: experiments/mgpu_chain_gpu.py checks it there against the same reference)."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
