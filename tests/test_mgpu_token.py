@@ -15,7 +15,7 @@ from flash_lcsm_jax.ops import pallas_layer as pal
 
 
 @pytest.mark.parametrize("d,inner,k,layers,conv_epilogue", [
-    (64, 128, 3, 2, False),    # one down half, the short convolution on the out items' load
+    (64, 128, 3, 1, False),    # one down half, the short convolution on the out items' load
     (64, 128, 3, 2, True),     # ... in the mix items' epilogue
     (96, 200, 2, 1, True)])    # two halves, padded widths, K = 2
 def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue):
