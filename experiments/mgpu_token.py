@@ -461,12 +461,12 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
 
 
 def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
-               conv_epilogue: bool = False):
+               conv_epilogue: bool = False, interpret: bool = False):
   """jit(items, table, prm, acts0) -> acts after `tokens` kernels back to back on one buffer
   (positions 0, 1, ...: counter parity and ring slot advance), the kernels alone, for timing:
   the engine's per-token glue (the embedding into X0, acc into ACC, the unembedding) is not
   in it."""
-  kernel = token_kernel(g, programs, ring, conv_epilogue=conv_epilogue)
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue)
 
   @jax.jit
   def run(items, table, prm, acts0):

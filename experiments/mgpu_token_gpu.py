@@ -10,6 +10,8 @@ back to back less one, the kernels alone.
 
   PYTHONPATH=. python experiments/mgpu_token_gpu.py --batches=1,8
   python experiments/mgpu_token_gpu.py --lower_only   (no GPU: lowers the kernel for CUDA)
+  python experiments/mgpu_token_gpu.py --tiny         (no GPU: the whole program on a small
+      model in Mosaic GPU's interpret mode, one program; its timings mean nothing)
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA and stop.")
+_TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (CI).")
+TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
 def _median_ms(fn, repeats):
@@ -64,7 +68,9 @@ def main(argv):
   del argv
   from experiments import common  # pylint: disable=g-import-not-at-top
   from flash_lcsm_jax.ops import pallas_layer as pal  # pylint: disable=g-import-not-at-top
-  cfg = common.model_config("gpu", dtype="bfloat16")
+  tiny = _TINY.value
+  cfg = (common.model_config("cpu", **TINY_MODEL, dtype="bfloat16") if tiny
+         else common.model_config("gpu", dtype="bfloat16"))
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
   tables = {v: jnp.asarray(mt.item_table(g, v == "epilogue")) for v in _VARIANTS.value}
   if _LOWER_ONLY.value:
@@ -78,15 +84,15 @@ def main(argv):
       print(f"{v}: lowered for CUDA ({len(text)} characters)")
     return
   dev = jax.devices()[0]
-  sms = getattr(dev, "core_count", None) or 132
-  env = common.environment("gpu")
+  sms = 1 if tiny else getattr(dev, "core_count", None) or 132
+  env = common.environment("cpu" if tiny else "gpu")
   bw = env["copy_bandwidth_GBps"] * 1e9
   nbytes = pal.weight_bytes_per_token(cfg)
   params = common.random_params(cfg)
   items, prm0 = mt.prepare(params, g)
   reference = _reference(params, cfg)
   records = []
-  out = {"experiment": "mgpu_token", "environment": env, "model": cfg.to_dict(),
+  out = {"experiment": "mgpu_token", "tiny": tiny, "environment": env, "model": cfg.to_dict(),
          "weight_bytes": nbytes, "item_bytes": int(items.size * 2),
          "floor_ms": nbytes["total"] / bw * 1e3, "layers_floor_ms": nbytes["layers"] / bw * 1e3,
          "records": records}
@@ -105,15 +111,15 @@ def main(argv):
       epi, table = variant == "epilogue", tables[variant]
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(g, sms, ring, conv_epilogue=epi)(items, table, prm, x, acc,
-                                                                    conv, position=7)
+        got = mt.make_token_dense(g, sms, ring, tiny, epi)(items, table, prm, x, acc, conv,
+                                                           position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
         acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
         acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
-        chain, one = (mt.make_chain(g, sms, ring, t, epi) for t in (_TOKENS.value, 1))
+        chain, one = (mt.make_chain(g, sms, ring, t, epi, tiny) for t in (_TOKENS.value, 1))
         med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
         med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
         per = (med - med1) / (_TOKENS.value - 1)
