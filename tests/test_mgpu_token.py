@@ -16,8 +16,8 @@ from flash_lcsm_jax.ops import pallas_layer as pal
 
 @pytest.mark.parametrize("d,inner,k,layers,conv_epilogue", [
     (64, 128, 3, 1, False),    # one down half, the short convolution on the out items' load
-    (64, 128, 3, 2, True),     # ... in the mix items' epilogue
-    (96, 200, 2, 1, True)])    # two halves, padded widths, K = 2
+    (96, 200, 2, 1, True)])    # two halves, padded widths, K = 2, in the mix items' epilogue
+# (Two layers with the epilogue: tests/test_gpu_programs.py runs mgpu_token_gpu.py --tiny.)
 def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue):
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
