@@ -1,7 +1,12 @@
 """The whole-layer Mosaic GPU kernel (experiments/mgpu_token.py) on the CPU: in Mosaic GPU's
 interpret mode (one program) it computes what the model's token step computes, layer by layer,
 with the engine's state in and out; it lowers for CUDA on the paper widths; bad geometries are
-refused. (Running it on a GPU: experiments/mgpu_token_gpu.py.)"""
+refused; its GPU program (experiments/mgpu_token_gpu.py) runs in its tiny mode."""
+
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +22,7 @@ from flash_lcsm_jax.ops import pallas_layer as pal
 @pytest.mark.parametrize("d,inner,k,layers,conv_epilogue", [
     (64, 128, 3, 1, False),    # one down half, the short convolution on the out items' load
     (96, 200, 2, 1, True)])    # two halves, padded widths, K = 2, in the mix items' epilogue
-# (Two layers with the epilogue: tests/test_gpu_programs.py runs mgpu_token_gpu.py --tiny.)
+# (Two layers with the epilogue: test_the_gpu_program_in_its_tiny_mode.)
 def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue):
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
@@ -90,3 +95,23 @@ def test_refuses_more_than_two_down_halves(inner):
 def test_interpret_mode_refuses_several_programs():
   with pytest.raises(ValueError, match="one program"):
     mt.token_kernel(mt.Geometry(1, 64, 128, 3), programs=4, interpret=True)
+
+
+def test_the_gpu_program_in_its_tiny_mode(tmp_path):
+  """experiments/mgpu_token_gpu.py as the device runs it (own process, absl flags), on a small
+  model in interpret mode: its check against the model's layers and its timing path."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = tmp_path / "mgpu_token.json"
+  proc = subprocess.run(
+      [sys.executable, os.path.join("experiments", "mgpu_token_gpu.py"), "--tiny",
+       f"--out={out}", "--batches=2", "--variants=epilogue", "--tokens=2", "--repeats=1"],
+      cwd=root, env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+      timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  data = json.loads(out.read_text())
+  assert data["tiny"] and data["model"]["d_model"] == 64 and data["model"]["n_layers"] == 2
+  [rec] = data["records"]
+  assert "error" not in rec, rec.get("traceback_tail")
+  assert set(rec["rel_error"]) == {"x", "u", "conv_state"}
+  assert max(rec["rel_error"].values()) < 1e-5
+  assert rec["ms_per_token"] is not None and rec["tokens"] == 2
