@@ -108,16 +108,36 @@ def _inline(arg_types):
   return plgpu.inline_mgpu(arg_types=arg_types)
 
 
-def _store_transposed(ref, acc):
-  """acc (64, 8) in the WGMMA layout -> ref (8, 64) in GMEM: one scalar store per element."""
+def store_transposed(out_ref, acc, *addend_refs):
+  """out = acc^T + the addends: the (64, 8) WGMMA-layout accumulator into (8, 64) GMEM rows
+  (each addend an (8, 64) ref too), one scalar load / store per element."""
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
 
-  @_inline((plgpu.RefType(), plgpu.Layout.WGMMA))
-  def store(ctx, ref, acc):
+  @_inline((plgpu.RefType(),) * (1 + len(addend_refs)) + (plgpu.Layout.WGMMA,))
+  def store(ctx, out, *rest):
     del ctx
-    acc.foreach(lambda v, idx: mref.store(v, ref, [idx[1], idx[0]]))
+    *addends, acc = rest
+    def one(v, idx):
+      at = [idx[1], idx[0]]
+      for ref in addends:
+        v = arith.addf(v, mref.load(ref, at))
+      mref.store(v, out, at)
+    acc.foreach(one)
 
-  store(ref, acc)
+  store(out_ref, *addend_refs, acc)
+
+
+def fetch_chunk(items_ref, ring_ref, full_ref, p, q, *, programs: int, n_items: int, ring: int,
+                chunk: int):
+  """Chunk q of program p's stream (items p, p + programs, ...; N_CHUNKS chunks of `chunk`
+  columns each) into its ring slot q mod ring, by TMA; nothing past the last item."""
+  g = p + (q // N_CHUNKS) * programs
+  @pl.when(g < n_items)
+  def _():
+    c, slot = q % N_CHUNKS, q % ring
+    plgpu.copy_gmem_to_smem(items_ref.at[g, :, pl.ds(c * chunk, chunk)], ring_ref.at[slot],
+                            full_ref.at[slot])
 
 
 def signal_counter(counter_ref):
@@ -209,7 +229,7 @@ def layer_norm_rows(x, layout, d: int = D_MODEL):
 def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: bool = False,
                  xload: int = 0, interpret: bool = False, noload: bool = False):
   """kernel(items, table, acts, counters, parity): one token's items over GMEM refs (made with
-  jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 5) i32, acts (8, COLS) f32
+  jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 6) i32, acts (8, COLS) f32
   (updated in place), counters (2,) i32. The token counts on counters[parity], which must be
   zero, and zeroes counters[1 - parity] for the next token (the previous token, the only one
   that used it, has finished: kernels on a stream run one after the other).
@@ -236,15 +256,8 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
   wait = wait and not interpret
   load_layout = plgpu.Layout.SMEM_GMEM_COPY((NB, KP), jnp.bfloat16, swizzle=64)
 
-  def fetch(items_ref, ring_ref, full_ref, p, q):
-    """Chunk q of program p's stream into its ring slot (nothing past the last item)."""
-    g = p + (q // N_CHUNKS) * programs
-    @pl.when(g < n_items)
-    def _():
-      c = q % N_CHUNKS
-      slot = q % ring
-      plgpu.copy_gmem_to_smem(items_ref.at[g, :, pl.ds(c * CHUNK, CHUNK)], ring_ref.at[slot],
-                              full_ref.at[slot])
+  fetch = functools.partial(fetch_chunk, programs=programs, n_items=n_items, ring=ring,
+                            chunk=CHUNK)
 
   def program(items_ref, table_ref, acts_ref, counters_ref, parity, ring_ref, x_smem, full_ref):
     p = jax.lax.axis_index("p")
@@ -291,7 +304,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         if interpret:
           acts_ref[:, pl.ds(out, ROWS)] = acc
         else:
-          _store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
+          store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
           signal_counter(counter_ref)
       return carry
 

@@ -62,7 +62,8 @@ _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
 _VARIANTS = flags.DEFINE_list("variants", ["chain", "nowait"],
                               "chain (the kernel), nowait (no waiting: the stream alone, wrong "
                               "results), suffixes ring<R> / progs<G> / ln (layer norms) / "
-                              "xload<N> (wider out inputs): e.g. chain_ln_xload9.")
+                              "xload<N> (wider out inputs) / noload (zeros staged): e.g. "
+                              "chain_ln_xload9.")
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Tokens per timed chain (kernels back to back).")

@@ -216,29 +216,6 @@ def set_red(prm, red, g: Geometry):
   return prm
 
 
-def _gelu(x):
-  return 0.5 * x * (1.0 + jnp.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-
-
-def _epilogue(out_ref, bias_ref, res0_ref, res1_ref, acc):
-  """out = acc^T + bias + res0 + res1, (64, 8) WGMMA-layout acc into (8, 64) GMEM rows, one
-  scalar load / store per element (the transposed store of mgpu_chain, with its addends)."""
-  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
-
-  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),) * 4 + (plgpu.Layout.WGMMA,))
-  def store(ctx, out, bias, res0, res1, acc):
-    del ctx
-    def one(v, idx):
-      at = [idx[1], idx[0]]
-      for ref in (bias, res0, res1):
-        v = arith.addf(v, mref.load(ref, at))
-      mref.store(v, out, at)
-    acc.foreach(one)
-
-  store(out_ref, bias_ref, res0_ref, res1_ref, acc)
-
-
 def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc):
   """A mix item's epilogue with the short convolution: p = acc^T + bias into the ring slot
   (out_ref) and c = sum_j tap_j * window_j + cb into C, window = (older slots..., p)."""
@@ -283,13 +260,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   po = g.param_offsets()
   layout = plgpu.Layout.SMEM_GMEM_COPY((NB, kp), jnp.bfloat16, swizzle=64)
 
-  def fetch(items_ref, ring_ref, full_ref, p, q):
-    it = p + (q // N_CHUNKS) * programs
-    @pl.when(it < n_items)
-    def _():
-      c, s = q % N_CHUNKS, q % ring
-      plgpu.copy_gmem_to_smem(items_ref.at[it, :, pl.ds(c * chunk, chunk)], ring_ref.at[s],
-                              full_ref.at[s])
+  fetch = functools.partial(mc.fetch_chunk, programs=programs, n_items=n_items, ring=ring,
+                            chunk=chunk)
 
   def program(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity, slot, ring_ref,
               x_smem, full_ref):
@@ -353,7 +325,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
         @pl.when(kind == DOWN)
         def _():
-          stage(_gelu(act(col(C_IN0))))
+          stage(jax.nn.gelu(act(col(C_IN0)), approximate=True))  # the model's gelu
 
         plgpu.commit_smem()
 
@@ -372,8 +344,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
                 acc + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
                 + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
           else:
-            _epilogue(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
-                      rows(acts_ref, col(C_RES0)), rows(acts_ref, col(C_RES1)), acc)
+            mc.store_transposed(rows(acts_ref, out), acc, rows(prm_ref, col(C_BIAS)),
+                                rows(acts_ref, col(C_RES0)), rows(acts_ref, col(C_RES1)))
 
         def with_conv():
           if interpret:
