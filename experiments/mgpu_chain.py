@@ -108,9 +108,28 @@ def _inline(arg_types):
   return plgpu.inline_mgpu(arg_types=arg_types)
 
 
-def store_transposed(out_ref, acc, *addend_refs):
+def batch_guard(idx, rows: int, body):
+  """body() only where the batch row idx < rows (every row where rows == NB): the padded
+  rows' loads and stores skipped, so a B < 8 step moves B rows' bytes, not 8."""
+  if rows >= NB:
+    body()
+    return
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
+  index = ir.IndexType.get()
+  inside = arith.cmpi(arith.CmpIPredicate.ult, idx,
+                      arith.constant(index, ir.IntegerAttr.get(index, rows)))
+  branch = scf.IfOp(inside)
+  with ir.InsertionPoint(branch.then_block):
+    body()
+    scf.yield_([])
+
+
+def store_transposed(out_ref, acc, *addend_refs, rows: int = NB):
   """out = acc^T + the addends: the (64, 8) WGMMA-layout accumulator into (8, 64) GMEM rows
-  (each addend an (8, 64) ref too), one scalar load / store per element."""
+  (each addend an (8, 64) ref too), one scalar load / store per element; only the first
+  `rows` rows (batch_guard)."""
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
 
@@ -120,12 +139,48 @@ def store_transposed(out_ref, acc, *addend_refs):
     *addends, acc = rest
     def one(v, idx):
       at = [idx[1], idx[0]]
-      for ref in addends:
-        v = arith.addf(v, mref.load(ref, at))
-      mref.store(v, out, at)
+      def body():
+        w = v
+        for ref in addends:
+          w = arith.addf(w, mref.load(ref, at))
+        mref.store(w, out, at)
+      batch_guard(idx[1], rows, body)
     acc.foreach(one)
 
   store(out_ref, *addend_refs, acc)
+
+
+def load_rows(ref, layout, rows: int, mask: bool = True):
+  """An (NB, n) float32 GMEM ref into registers in `layout` (a plgpu.Layout.SMEM_GMEM_COPY),
+  reading only rows 0..rows-1: row r reads row min(r, rows - 1), whose addresses a warp's load
+  then shares with the rows below it, so the bytes moved are `rows` rows' (plgpu.load moves
+  all NB). mask: rows >= `rows` are zero (activations' padding); otherwise they repeat the
+  last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register."""
+  import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import vector  # pylint: disable=g-import-not-at-top
+  shape = tuple(ref.shape)
+  out_type = plgpu.ShapeDtypeStruct(shape, jnp.float32, layout=layout)
+
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
+  def load(ctx, src):
+    del ctx
+    tiled = layout.to_mgpu()
+    index, f32 = ir.IndexType.get(), ir.F32Type.get()
+    zero = mgpu.FragmentedArray.splat(arith.constant(f32, 0.0), shape, layout=tiled)
+    regs = np.empty(zero.registers.shape, dtype=object)
+    vec_type = zero.registers.flat[0].type
+    last = arith.constant(index, ir.IntegerAttr.get(index, rows - 1))
+    for (row, col), reg_idx in zip(tiled.thread_idxs(shape), np.ndindex(regs.shape)):
+      v = vector.load(vec_type, src, [arith.minui(row, last), col])
+      if mask and rows < shape[0]:
+        inside = arith.cmpi(arith.CmpIPredicate.ule, row, last)
+        v = arith.select(inside, v, zero.registers[reg_idx])
+      regs[reg_idx] = v
+    return mgpu.FragmentedArray(_registers=regs, _layout=tiled, _is_signed=None)
+
+  return load(ref)
 
 
 def fetch_chunk(items_ref, ring_ref, full_ref, p, q, *, programs: int, n_items: int, ring: int,
@@ -227,7 +282,8 @@ def layer_norm_rows(x, layout, d: int = D_MODEL):
 
 
 def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: bool = False,
-                 xload: int = 0, interpret: bool = False, noload: bool = False):
+                 xload: int = 0, interpret: bool = False, noload: bool = False,
+                 rows: int = NB):
   """kernel(items, table, acts, counters, parity): one token's items over GMEM refs (made with
   jax.new_ref inside a jit): items (n, 64, 896) bf16, table (n, 6) i32, acts (8, COLS) f32
   (updated in place), counters (2,) i32. The token counts on counters[parity], which must be
@@ -238,7 +294,8 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
   xload: out items load that many more (zero) slices, standing in for the short convolution's
   state and gating inputs (the cost of the model's widest input), the result unchanged;
   noload: items stage zeros instead of loading their inputs (wrong results: a timing probe of
-  the loads' share of a phase).
+  the loads' share of a phase); rows < NB: items load and store only the first `rows` batch
+  rows (load_rows, store_transposed), the rest staged as zeros.
 
   interpret: Mosaic GPU's interpret mode on the CPU, for one program (its items run in order,
   so nothing needs the counter): it has no GMEM loads with layouts, no inline_mgpu (atomics,
@@ -277,6 +334,8 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
           wait_counter(counter_ref, target)
         if interpret:
           load = lambda start: acts_ref[:, pl.ds(start, KP)]
+        elif rows < NB:
+          load = lambda start: load_rows(acts_ref.at[:, pl.ds(start, KP)], load_layout, rows)
         else:
           load = lambda start: plgpu.load(acts_ref.at[:, pl.ds(start, KP)], (),
                                           layout=load_layout, optimized=False)
@@ -304,7 +363,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         if interpret:
           acts_ref[:, pl.ds(out, ROWS)] = acc
         else:
-          store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc)
+          store_transposed(acts_ref.at[:, pl.ds(out, ROWS)], acc, rows=rows)
           signal_counter(counter_ref)
       return carry
 
@@ -326,7 +385,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
 def parse_variant(name: str, sms: int) -> dict:
   parts = name.split("_")
   spec = {"wait": parts[0] != "nowait", "ring": 6, "programs": sms, "ln": False, "xload": 0,
-          "noload": False}
+          "noload": False, "rows": False}
   if parts[0] not in ("chain", "nowait"):
     raise ValueError(f"unknown variant {name!r}")
   for part in parts[1:]:
@@ -334,7 +393,7 @@ def parse_variant(name: str, sms: int) -> dict:
       spec["ring"] = int(part[4:])
     elif part.startswith("progs"):
       spec["programs"] = int(part[5:])
-    elif part in ("ln", "noload"):
+    elif part in ("ln", "noload", "rows"):
       spec[part] = True
     elif part.startswith("xload"):
       spec["xload"] = int(part[5:])
@@ -344,13 +403,16 @@ def parse_variant(name: str, sms: int) -> dict:
 
 
 
-def make_runner(layers: int, spec: dict, tokens: int = 1, interpret: bool = False):
+def make_runner(layers: int, spec: dict, tokens: int = 1, interpret: bool = False,
+                batch: int = NB):
   """jit(items, table, acts0) -> acts after `tokens` tokens (acts0 is not modified): kernels
   back to back, alternating the counter parity, each token's activations feeding the next, as
   the engine chains its tokens. Unrolled in Python: JAX 0.11.2's fori_loop cannot carry the
-  GMEM refs (their memory space is lost in the loop's carry types)."""
+  GMEM refs (their memory space is lost in the loop's carry types). spec["rows"]: the kernel
+  moves only `batch` rows (chain_kernel's rows)."""
   kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"], spec["ln"],
-                        spec["xload"], interpret, spec["noload"])
+                        spec["xload"], interpret, spec["noload"],
+                        batch if spec.get("rows") else NB)
 
   @jax.jit
   def run(items, table, acts0):

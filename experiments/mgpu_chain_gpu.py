@@ -62,7 +62,8 @@ _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
 _VARIANTS = flags.DEFINE_list("variants", ["chain", "nowait"],
                               "chain (the kernel), nowait (no waiting: the stream alone, wrong "
                               "results), suffixes ring<R> / progs<G> / ln (layer norms) / "
-                              "xload<N> (wider out inputs) / noload (zeros staged): e.g. "
+                              "xload<N> (wider out inputs) / noload (zeros staged) / "
+                              "rows (only the batch's rows loaded and stored): e.g. "
                               "chain_ln_xload9.")
 _LAYERS = flags.DEFINE_integer("layers", 18, "M.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per entry.")
@@ -84,7 +85,7 @@ def main(argv):
     acts = jnp.zeros((mc.NB, mc.COLS), jnp.float32)
     for name in _VARIANTS.value:
       spec = mc.parse_variant(name, 132)
-      run = mc.make_runner(layers, spec)
+      run = mc.make_runner(layers, spec, batch=1)
       text = run.trace(items, jnp.asarray(table), acts).lower(
           lowering_platforms=("cuda",)).as_text()
       print(f"{name}: lowered for CUDA ({len(text)} characters)", spec)
@@ -130,15 +131,15 @@ def main(argv):
       rec = {"variant": name, "batch": batch, **spec, "reference_noise": noise,
              "reference_noise_1layer": noise1}
       try:
-        run1 = mc.make_runner(1, spec)
+        run1 = mc.make_runner(1, spec, batch=batch)
         rec["check_1layer"] = rel(np.asarray(run1(items[:one], table_d[:one], acts_d)), want1,
                                   batch)
-        run = mc.make_runner(layers, spec)
+        run = mc.make_runner(layers, spec, batch=batch)
         t0 = time.perf_counter()
         got = np.asarray(run(items, table_d, acts_d))
         rec["first_call_s"] = time.perf_counter() - t0
         rec["max_rel_error"] = rel(got, want, batch)
-        timed = mc.make_runner(layers, spec, _TOKENS.value)
+        timed = mc.make_runner(layers, spec, _TOKENS.value, batch=batch)
         med = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
         # The call's fixed cost (dispatch, the refs' copies of items and acts) comes out of
         # the difference with a one-token call.

@@ -216,9 +216,10 @@ def set_red(prm, red, g: Geometry):
   return prm
 
 
-def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc):
+def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc, rows: int = NB):
   """A mix item's epilogue with the short convolution: p = acc^T + bias into the ring slot
-  (out_ref) and c = sum_j tap_j * window_j + cb into C, window = (older slots..., p)."""
+  (out_ref) and c = sum_j tap_j * window_j + cb into C, window = (older slots..., p); only
+  the first `rows` batch rows (mc.batch_guard)."""
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
   refs = (out_ref, bias_ref, *old_refs, *tap_refs, cb_ref, c_ref)
@@ -232,23 +233,27 @@ def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc):
     def one(v, idx):
       at = [idx[1], idx[0]]
       ld = lambda ref: mref.load(ref, at)
-      v = arith.addf(v, ld(bias))
-      mref.store(v, out, at)
-      c = arith.addf(ld(cb), arith.mulf(v, ld(taps[-1])))
-      for old, tap in zip(olds, taps[:-1]):
-        c = arith.addf(c, arith.mulf(ld(old), ld(tap)))
-      mref.store(c, c_out, at)
+      def body():
+        p = arith.addf(v, ld(bias))
+        mref.store(p, out, at)
+        c = arith.addf(ld(cb), arith.mulf(p, ld(taps[-1])))
+        for old, tap in zip(olds, taps[:-1]):
+          c = arith.addf(c, arith.mulf(ld(old), ld(tap)))
+        mref.store(c, c_out, at)
+      mc.batch_guard(idx[1], rows, body)
     args[-1].foreach(one)
 
   store(*refs, acc)
 
 
 def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
-                 conv_epilogue: bool = False):
+                 conv_epilogue: bool = False, rows: int = NB):
   """kernel(items, table, prm, acts, counters, parity, slot): one token through every layer,
   in place on acts (see the module docstring); slot = the token's position mod K; counters as
   in mgpu_chain.chain_kernel (counters[parity] zero on entry). conv_epilogue: the table's
-  layout of the same name (item_table)."""
+  layout of the same name (item_table). rows < NB: only the first `rows` batch rows of the
+  activations are loaded and stored (mc.load_rows, mc.store_transposed; the rest are zero
+  when loaded), and parameter vectors are read from their row 0 alone."""
   g.validate()
   kp, chunk, k = g.kp, g.chunk, g.k
   n_items = g.layers * g.per_layer
@@ -272,9 +277,12 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
-    def load_from(ref, start):
+    def load_from(ref, start, params=False):
       if interpret:
         return ref[:, pl.ds(start, kp)]
+      if rows < NB:
+        return mc.load_rows(ref.at[:, pl.ds(start, kp)], layout, 1 if params else rows,
+                            mask=not params)
       return plgpu.load(ref.at[:, pl.ds(start, kp)], (), layout=layout, optimized=False)
 
     def stage(v):
@@ -290,7 +298,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         if not interpret:
           mc.wait_counter(counter_ref, col(C_WAIT))
         act = functools.partial(load_from, acts_ref)
-        prm = functools.partial(load_from, prm_ref)
+        prm = functools.partial(load_from, prm_ref, params=True)
         lay = None if interpret else layout
 
         def norm(x, scale, shift):
@@ -333,7 +341,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         for c in range(N_CHUNKS):  # the slots just read are free: refill them
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
-        rows = lambda ref, start: ref.at[:, pl.ds(start, ROWS)]
+        cols = lambda ref, start: ref.at[:, pl.ds(start, ROWS)]
         # Older ring slots of this mix item's rows, oldest first (static: slot is).
         olds = [out + ((slot - (k - 1) + j) % k - slot) * 3 * kp for j in range(k - 1)]
         taps = [col(C_RES0) + 3 * j * kp for j in range(k)]
@@ -344,8 +352,9 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
                 acc + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
                 + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
           else:
-            mc.store_transposed(rows(acts_ref, out), acc, rows(prm_ref, col(C_BIAS)),
-                                rows(acts_ref, col(C_RES0)), rows(acts_ref, col(C_RES1)))
+            mc.store_transposed(cols(acts_ref, out), acc, cols(prm_ref, col(C_BIAS)),
+                                cols(acts_ref, col(C_RES0)), cols(acts_ref, col(C_RES1)),
+                                rows=rows)
 
         def with_conv():
           if interpret:
@@ -356,10 +365,10 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
               c = c + acts_ref[:, pl.ds(old, ROWS)] * prm_ref[:, pl.ds(tap, ROWS)]
             acts_ref[:, pl.ds(col(C_AUX), ROWS)] = c
           else:
-            _epilogue_conv(rows(acts_ref, out), rows(prm_ref, col(C_BIAS)),
-                           [rows(acts_ref, o) for o in olds],
-                           [rows(prm_ref, t) for t in taps], rows(prm_ref, col(C_RES1)),
-                           rows(acts_ref, col(C_AUX)), acc)
+            _epilogue_conv(cols(acts_ref, out), cols(prm_ref, col(C_BIAS)),
+                           [cols(acts_ref, o) for o in olds],
+                           [cols(prm_ref, t) for t in taps], cols(prm_ref, col(C_RES1)),
+                           cols(acts_ref, col(C_AUX)), acc, rows)
 
         if conv_epilogue:
           pl.when(kind == MIX)(with_conv)
@@ -387,17 +396,19 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
 
 def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
-                     conv_epilogue: bool = False):
+                     conv_epilogue: bool = False, rows: int = NB):
   """jit(items, table, prm, x, acc, conv_state, position) -> (x, u, conv_state): the layers of
   `hyena.token_step` for one token (x (B, D) embedded, acc (M, B, D), conv_state
   (M, B, K-1, 3D), red already in prm via set_red), as one kernel. `position` is static
-  (its value mod K picks the ring slot)."""
-  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue)
+  (its value mod K picks the ring slot). rows: token_kernel's (at least the batch)."""
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows)
   r, kp, d, k = g.regions(), g.kp, g.d, g.k
 
   @functools.partial(jax.jit, static_argnames=("position",))
   def run(items, table, prm, x, acc, conv_state, position):
     b = x.shape[0]
+    if b > rows:
+      raise ValueError(f"batch {b} exceeds the kernel's {rows} rows")
     slot = position % k
     acts = jnp.zeros((NB, r["COLS"]), jnp.float32)
     acts = acts.at[:b, r["X0"]:r["X0"] + d].set(x.astype(jnp.float32))
@@ -433,12 +444,12 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
 
 
 def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
-               conv_epilogue: bool = False, interpret: bool = False):
+               conv_epilogue: bool = False, interpret: bool = False, rows: int = NB):
   """jit(items, table, prm, acts0) -> acts after `tokens` kernels back to back on one buffer
   (positions 0, 1, ...: counter parity and ring slot advance), the kernels alone, for timing:
   the engine's per-token glue (the embedding into X0, acc into ACC, the unembedding) is not
-  in it."""
-  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue)
+  in it. rows: token_kernel's."""
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows)
 
   @jax.jit
   def run(items, table, prm, acts0):

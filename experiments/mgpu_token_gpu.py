@@ -34,12 +34,23 @@ _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
 _RINGS = flags.DEFINE_list("rings", ["6"], "TMA ring depths (chunks) to time.")
 _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
                               "Where the short convolution runs: load (out items, from the "
-                              "ring) or epilogue (mix items; item_table's conv_epilogue).")
+                              "ring) or epilogue (mix items; item_table's conv_epilogue); a "
+                              "_rows suffix moves only the batch's rows (token_kernel's "
+                              "rows), e.g. epilogue_rows.")
+_PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA and stop.")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (CI).")
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
+
+
+def parse_variant(name: str) -> tuple[bool, bool]:
+  """(conv_epilogue, rows): 'load' / 'epilogue', optionally with the suffix '_rows'."""
+  conv, *rest = name.split("_")
+  if conv not in ("load", "epilogue") or rest not in ([], ["rows"]):
+    raise ValueError(f"unknown variant {name!r}")
+  return conv == "epilogue", bool(rest)
 
 
 def _median_ms(fn, repeats):
@@ -72,11 +83,13 @@ def main(argv):
   cfg = (common.model_config("cpu", **TINY_MODEL, dtype="bfloat16") if tiny
          else common.model_config("gpu", dtype="bfloat16"))
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
-  tables = {v: jnp.asarray(mt.item_table(g, v == "epilogue")) for v in _VARIANTS.value}
+  specs = {v: parse_variant(v) for v in _VARIANTS.value}
+  tables = {v: jnp.asarray(mt.item_table(g, epi)) for v, (epi, _) in specs.items()}
   if _LOWER_ONLY.value:
     n = g.layers * g.per_layer
     for v, table in tables.items():
-      run = mt.make_chain(g, 132, tokens=2, conv_epilogue=v == "epilogue")
+      run = mt.make_chain(g, 132, tokens=2, conv_epilogue=specs[v][0],
+                          rows=1 if specs[v][1] else mt.NB)
       text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
                        jnp.zeros((mt.NB, g.param_cols)),
                        jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
@@ -106,20 +119,24 @@ def main(argv):
     red = jnp.asarray(rng.standard_normal((M, D)), jnp.float32)
     prm = mt.set_red(prm0, red, g)
     want = [np.asarray(a) for a in reference(x, acc, conv, red)]
-    for variant, ring in ((v, int(r)) for v in _VARIANTS.value for r in _RINGS.value):
-      rec = {"variant": variant, "batch": batch, "ring": ring, "programs": sms}
-      epi, table = variant == "epilogue", tables[variant]
+    combos = [(v, int(r), int(n) or sms) for v in _VARIANTS.value for r in _RINGS.value
+              for n in _PROGRAMS.value]
+    for variant, ring, progs in combos:
+      rec = {"variant": variant, "batch": batch, "ring": ring, "programs": progs}
+      (epi, by_rows), table = specs[variant], tables[variant]
+      rows = batch if by_rows else mt.NB
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(g, sms, ring, tiny, epi)(items, table, prm, x, acc, conv,
-                                                           position=7)
+        got = mt.make_token_dense(g, progs, ring, tiny, epi, rows)(items, table, prm, x, acc,
+                                                                 conv, position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
         acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
         acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
-        chain, one = (mt.make_chain(g, sms, ring, t, epi, tiny) for t in (_TOKENS.value, 1))
+        chain, one = (mt.make_chain(g, progs, ring, t, epi, tiny, rows)
+                      for t in (_TOKENS.value, 1))
         med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
         med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
         per = (med - med1) / (_TOKENS.value - 1)
