@@ -150,6 +150,36 @@ def store_transposed(out_ref, acc, *addend_refs, rows: int = NB):
   store(out_ref, *addend_refs, acc)
 
 
+def load_transposed(ref, rows: int = NB, interpret: bool = False):
+  """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
+  layout of a product's accumulator), so an epilogue's addends can be loaded before the
+  product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
+  element. Interpret mode: the (NB, 64) values themselves (its accumulators are (NB, 64))."""
+  if interpret:
+    return ref[...]
+  import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
+  out_type = plgpu.ShapeDtypeStruct((ROWS, NB), jnp.float32, layout=plgpu.Layout.WGMMA)
+
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
+  def load(ctx, src):
+    del ctx
+    index, f32 = ir.IndexType.get(), ir.F32Type.get()
+    zero = mgpu.FragmentedArray.splat(arith.constant(f32, 0.0), (ROWS, NB),
+                                      layout=mgpu.WGMMA_LAYOUT)
+    last = arith.constant(index, ir.IntegerAttr.get(index, rows - 1))
+    def one(v, idx):
+      if rows >= NB:
+        return mref.load(src, [idx[1], idx[0]])
+      w = mref.load(src, [arith.minui(idx[1], last), idx[0]])
+      return arith.select(arith.cmpi(arith.CmpIPredicate.ule, idx[1], last), w, v)
+    return zero.foreach(one, create_array=True)
+
+  return load(ref)
+
+
 def load_rows(ref, layout, rows: int, mask: bool = True):
   """An (NB, n) float32 GMEM ref into registers in `layout` (a plgpu.Layout.SMEM_GMEM_COPY),
   reading only rows 0..rows-1: row r reads row min(r, rows - 1), whose addresses a warp's load

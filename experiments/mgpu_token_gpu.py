@@ -34,9 +34,10 @@ _BATCHES = flags.DEFINE_list("batches", ["1", "8"], "Batch sizes (<= 8).")
 _RINGS = flags.DEFINE_list("rings", ["6"], "TMA ring depths (chunks) to time.")
 _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
                               "Where the short convolution runs: load (out items, from the "
-                              "ring) or epilogue (mix items; item_table's conv_epilogue); a "
-                              "_rows suffix moves only the batch's rows (token_kernel's "
-                              "rows), e.g. epilogue_rows.")
+                              "ring) or epilogue (mix items; item_table's conv_epilogue); "
+                              "suffixes _rows (only the batch's rows moved: token_kernel's "
+                              "rows) and _pre (epilogue addends loaded before the product: "
+                              "its prefetch), e.g. epilogue_rows_pre.")
 _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
@@ -45,12 +46,12 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
-def parse_variant(name: str) -> tuple[bool, bool]:
-  """(conv_epilogue, rows): 'load' / 'epilogue', optionally with the suffix '_rows'."""
+def parse_variant(name: str) -> tuple[bool, bool, bool]:
+  """(conv_epilogue, rows, prefetch): 'load' / 'epilogue', then optionally '_rows', '_pre'."""
   conv, *rest = name.split("_")
-  if conv not in ("load", "epilogue") or rest not in ([], ["rows"]):
+  if conv not in ("load", "epilogue") or rest not in ([], ["rows"], ["pre"], ["rows", "pre"]):
     raise ValueError(f"unknown variant {name!r}")
-  return conv == "epilogue", bool(rest)
+  return conv == "epilogue", "rows" in rest, "pre" in rest
 
 
 def _median_ms(fn, repeats):
@@ -84,12 +85,12 @@ def main(argv):
          else common.model_config("gpu", dtype="bfloat16"))
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
   specs = {v: parse_variant(v) for v in _VARIANTS.value}
-  tables = {v: jnp.asarray(mt.item_table(g, epi)) for v, (epi, _) in specs.items()}
+  tables = {v: jnp.asarray(mt.item_table(g, spec[0])) for v, spec in specs.items()}
   if _LOWER_ONLY.value:
     n = g.layers * g.per_layer
     for v, table in tables.items():
       run = mt.make_chain(g, 132, tokens=2, conv_epilogue=specs[v][0],
-                          rows=1 if specs[v][1] else mt.NB)
+                          rows=1 if specs[v][1] else mt.NB, prefetch=specs[v][2])
       text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
                        jnp.zeros((mt.NB, g.param_cols)),
                        jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
@@ -123,19 +124,19 @@ def main(argv):
               for n in _PROGRAMS.value]
     for variant, ring, progs in combos:
       rec = {"variant": variant, "batch": batch, "ring": ring, "programs": progs}
-      (epi, by_rows), table = specs[variant], tables[variant]
+      (epi, by_rows, pre), table = specs[variant], tables[variant]
       rows = batch if by_rows else mt.NB
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(g, progs, ring, tiny, epi, rows)(items, table, prm, x, acc,
-                                                                 conv, position=7)
+        got = mt.make_token_dense(g, progs, ring, tiny, epi, rows, pre)(
+            items, table, prm, x, acc, conv, position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
         acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
         acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
-        chain, one = (mt.make_chain(g, progs, ring, t, epi, tiny, rows)
+        chain, one = (mt.make_chain(g, progs, ring, t, epi, tiny, rows, pre)
                       for t in (_TOKENS.value, 1))
         med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
         med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)

@@ -79,10 +79,10 @@ def test_item_table_orders_the_waits():
     assert waits[g] == np.searchsorted(waits, waits[g])
 
 
-@pytest.mark.parametrize("variant", ["chain", "nowait_ring7"])
+@pytest.mark.parametrize("variant", ["chain", "nowait_ring7", "chain_ln_rows"])
 def test_kernel_lowers_for_cuda(variant):
   spec = mc.parse_variant(variant, 132)
-  run = mc.make_runner(2, spec, tokens=3)  # both counter parities, chained
+  run = mc.make_runner(2, spec, tokens=3, batch=3)  # both counter parities, chained
   items = jnp.zeros((2 * mc.PER_LAYER, mc.ROWS, mc.KP), jnp.bfloat16)
   text = run.trace(items, jnp.asarray(mc.item_table(2)), jnp.zeros((mc.NB, mc.COLS))).lower(
       lowering_platforms=("cuda",)).as_text()

@@ -19,11 +19,12 @@ from flash_lcsm_jax.models import hyena
 from flash_lcsm_jax.ops import pallas_layer as pal
 
 
-@pytest.mark.parametrize("d,inner,k,layers,conv_epilogue", [
-    (64, 128, 3, 1, False),    # one down half, the short convolution on the out items' load
-    (96, 200, 2, 1, True)])    # two halves, padded widths, K = 2, in the mix items' epilogue
-# (Two layers with the epilogue: test_the_gpu_program_in_its_tiny_mode.)
-def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue):
+@pytest.mark.parametrize("d,inner,k,layers,conv_epilogue,prefetch", [
+    (64, 128, 3, 1, False, False),  # one down half, the short convolution on the out items' load
+    (64, 128, 3, 1, False, True),   # the same, epilogue addends loaded before the product
+    (96, 200, 2, 1, True, True)])   # two halves, padded widths, K = 2, in the mix items' epilogue
+# (Two layers with the epilogue, no prefetch: test_the_gpu_program_in_its_tiny_mode.)
+def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue, prefetch):
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
   cfg = HyenaConfig(d_model=d, n_layers=layers, d_inner=inner, short_filter_order=k,
@@ -37,7 +38,8 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
   conv = jnp.asarray(rng.standard_normal((layers, batch, k - 1, 3 * d)), jnp.float32)
   red = jnp.asarray(rng.standard_normal((layers, d)), jnp.float32)
   position = int(rng.integers(0, 100))
-  run = mt.make_token_dense(g, 1, interpret=True, conv_epilogue=conv_epilogue)
+  run = mt.make_token_dense(g, 1, interpret=True, conv_epilogue=conv_epilogue,
+                            prefetch=prefetch)
   got = run(items, jnp.asarray(mt.item_table(g, conv_epilogue)), mt.set_red(prm, red, g), x,
             acc, conv, position=position)
 
@@ -56,10 +58,12 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
     assert err < 1e-5, (name, err, seed, batch, position)
 
 
-@pytest.mark.parametrize("conv_epilogue", [False, True])
-def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue):
+@pytest.mark.parametrize("conv_epilogue,rows,prefetch", [
+    (False, mt.NB, False), (True, 1, True)])
+def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch):
   g = mt.Geometry(2, 864, 1728, 3)
-  run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue)
+  run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue, rows=rows,
+                      prefetch=prefetch)
   n = g.layers * g.per_layer
   text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16),
                    jnp.asarray(mt.item_table(g, conv_epilogue)),
