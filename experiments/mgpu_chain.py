@@ -255,6 +255,28 @@ def zero_counter(ref):
   zero(ref)
 
 
+TRACE_POINTS = ("start", "waited", "staged", "product", "stored", "signalled")
+
+
+def stamp(ref):
+  """ref[0] = this SM's cycle counter (%clock, 32 bits), written by one thread: a trace
+  point. The read is volatile, so it keeps its place among the kernel's other side effects
+  (waits, fences, stores): a stamp after a fence or a wgmma wait is taken once they are done."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+
+  @_inline((plgpu.RefType(),))
+  def write(ctx, r):
+    del ctx
+    pred = mgpu_utils.single_thread_predicate(mgpu_utils.ThreadSubset.WARPGROUP)
+    llvm.inline_asm(ir.Type.parse("!llvm.void"), [mgpu_utils.memref_ptr(r), pred],
+                    "{ .reg .u32 t; mov.u32 t, %clock; @$1 st.global.u32 [$0], t; }", "l,b",
+                    has_side_effects=True)
+
+  write(ref)
+
+
 def wait_counter(counter_ref, target):
   """One thread polls (relaxed loads) until counter >= target, then acquires; all wait."""
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top

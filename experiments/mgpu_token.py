@@ -248,9 +248,11 @@ def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc, ro
 
 def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
                  conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False):
-  """kernel(items, table, prm, acts, counters, parity, slot): one token through every layer,
-  in place on acts (see the module docstring); slot = the token's position mod K; counters as
-  in mgpu_chain.chain_kernel (counters[parity] zero on entry). conv_epilogue: the table's
+  """kernel(items, table, prm, acts, counters, parity, slot[, trace, token]): one token
+  through every layer, in place on acts (see the module docstring); slot = the token's
+  position mod K; counters as in mgpu_chain.chain_kernel (counters[parity] zero on entry);
+  trace: a (tokens, items, 8) int32 ref whose [token] row gets each item's stamps at
+  mc.TRACE_POINTS (make_chain's trace). conv_epilogue: the table's
   layout of the same name (item_table). rows < NB: only the first `rows` batch rows of the
   activations are loaded and stored (mc.load_rows, mc.store_transposed; the rest are zero
   when loaded), and parameter vectors are read from their row 0 alone. prefetch: every
@@ -271,8 +273,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   fetch = functools.partial(mc.fetch_chunk, programs=programs, n_items=n_items, ring=ring,
                             chunk=chunk)
 
-  def program(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity, slot, ring_ref,
-              x_smem, full_ref):
+  def program(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity, slot, trace_ref,
+              token, ring_ref, x_smem, full_ref):
     p = jax.lax.axis_index("p")
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
     if not interpret:
@@ -295,11 +297,16 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       it = p + i * programs
       @pl.when(it < n_items)
       def _():
+        def mark(point):  # a trace stamp (mc.TRACE_POINTS), if the kernel traces
+          if trace_ref is not None and not interpret:
+            mc.stamp(trace_ref.at[token, it, pl.ds(mc.TRACE_POINTS.index(point), 1)])
+        mark("start")
         row = table_ref.at[it]
         col = lambda c: row[c]
         kind, pb = col(C_KIND), col(C_PBASE)
         if not interpret:
           mc.wait_counter(counter_ref, col(C_WAIT))
+        mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
         if prefetch:
           addends = prefetch_addends(acts_ref, prm_ref, row, out, slot)
@@ -342,8 +349,10 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
           stage(jax.nn.gelu(act(col(C_IN0)), approximate=True))  # the model's gelu
 
         plgpu.commit_smem()
+        mark("staged")
 
         acc = mc.ring_product(ring_ref, full_ref, x_smem, i, ring, chunk, interpret)
+        mark("product")
         for c in range(N_CHUNKS):  # the slots just read are free: refill them
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
         cols = lambda ref, start: ref.at[:, pl.ds(start, ROWS)]
@@ -382,8 +391,10 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
           pl.when(kind != MIX)(plain)
         else:
           plain()
+        mark("stored")
         if not interpret:
           mc.signal_counter(counter_ref)
+        mark("signalled")
       return carry
 
     jax.lax.fori_loop(0, per_program, step, 0)
@@ -429,14 +440,15 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         c = c + old * tap
       pl.when(row[C_KIND] == MIX)(lambda: store(row[C_AUX], c))
 
-  def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity: int, slot: int):
+  def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity: int, slot: int,
+             trace_ref=None, token: int = 0):
     @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
                  compiler_params=plgpu.CompilerParams(),
                  interpret=mc.interpret_params() if interpret else False)
     def _():
       pl.run_scoped(
           functools.partial(program, items_ref, table_ref, prm_ref, acts_ref, counters_ref,
-                            parity, slot),
+                            parity, slot, trace_ref, token),
           plgpu.SMEM((ring, ROWS, chunk), jnp.bfloat16, transforms=_TRANSFORMS),
           plgpu.SMEM((NB, kp), jnp.bfloat16, transforms=_TRANSFORMS),
           plgpu.Barrier(num_arrivals=1, num_barriers=ring))
@@ -493,19 +505,53 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
 
 def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
                conv_epilogue: bool = False, interpret: bool = False, rows: int = NB,
-               prefetch: bool = False):
+               prefetch: bool = False, trace: bool = False):
   """jit(items, table, prm, acts0) -> acts after `tokens` kernels back to back on one buffer
   (positions 0, 1, ...: counter parity and ring slot advance), the kernels alone, for timing:
   the engine's per-token glue (the embedding into X0, acc into ACC, the unembedding) is not
-  in it. rows, prefetch: token_kernel's."""
+  in it. rows, prefetch: token_kernel's. trace: returns (acts, stamps), stamps (tokens,
+  items, 8) int32 SM cycle counts at each item's mc.TRACE_POINTS (summarise_trace)."""
   kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows, prefetch)
+  n_items = g.layers * g.per_layer
 
   @jax.jit
   def run(items, table, prm, acts0):
     gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
     refs = gmem(items), gmem(table), gmem(prm), gmem(acts0)
     counters = gmem(jnp.zeros((2,), jnp.int32))
+    stamps = gmem(jnp.zeros((tokens, n_items, 8), jnp.int32)) if trace else None
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
-      kernel(*refs, counters, t % 2, t % g.k)
-    return refs[3][...]
+      kernel(*refs, counters, t % 2, t % g.k, stamps, t)
+    return (refs[3][...], stamps[...]) if trace else refs[3][...]
   return run
+
+
+def summarise_trace(stamps: np.ndarray, table: np.ndarray, programs: int) -> dict:
+  """Where a phase's time goes, from make_chain's stamps (tokens after the first; each SM's
+  own clock, so only differences within an SM mean anything): per kind the median cycles of
+  each step between trace points (waited -> staged: the input loads and staging; -> product;
+  -> stored: the epilogue; -> signalled: the release), per phase the slowest item's busy
+  cycles (waited -> signalled), and each program's span over a token (its first start to its
+  last signal), which against the token's wall time gives the clock. A phase's wall time
+  beyond its slowest busy item is the hand-over: the signal reaching the counter and the next
+  phase's poll seeing it."""
+  s = stamps[1:].astype(np.int64)
+  at = lambda name: s[..., mc.TRACE_POINTS.index(name)]
+  d = lambda a, b: (at(b) - at(a)) % (1 << 32)
+  steps = {"wait": ("start", "waited"), "inputs": ("waited", "staged"),
+           "product": ("staged", "product"), "epilogue": ("product", "stored"),
+           "signal": ("stored", "signalled"), "busy": ("waited", "signalled")}
+  cycles = {k: d(a, b) for k, (a, b) in steps.items()}
+  kinds = table[:, C_KIND]
+  out = {"per_kind_median_cycles": {
+      ("mix", "out", "up", "down")[k]: {n: float(np.median(v[:, kinds == k]))
+                                        for n, v in cycles.items()} for k in range(4)}}
+  phases = np.unique(table[:, C_WAIT])
+  slowest = np.array([[cycles["busy"][t, table[:, C_WAIT] == w].max() for w in phases]
+                      for t in range(s.shape[0])])
+  out["phase_slowest_busy_cycles_median"] = float(np.median(slowest))
+  owner = np.arange(table.shape[0]) % programs
+  spans = [(at("signalled")[t, owner == q].max() - at("start")[t, owner == q].min()) % (1 << 32)
+           for t in range(s.shape[0]) for q in range(programs)]
+  out["program_span_cycles_median"] = float(np.median(spans))
+  return out

@@ -42,6 +42,8 @@ _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to ti
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA and stop.")
+_TRACE = flags.DEFINE_bool("trace", False, "Also run 4 traced tokens and record where a phase's "
+                           "time goes (mgpu_token.summarise_trace).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (CI).")
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
@@ -144,6 +146,12 @@ def main(argv):
         rec.update(ms_per_token=per, ms_one_call=med1, tokens=_TOKENS.value,
                    x_layers_floor=per / out["layers_floor_ms"],
                    us_per_phase=per * 1e3 / (4 * M))
+        if _TRACE.value and not tiny:
+          traced = mt.make_chain(g, progs, ring, 4, epi, tiny, rows, pre, trace=True)
+          stamps = np.asarray(traced(items, table, prm, acts0)[1])
+          rec["trace"] = mt.summarise_trace(stamps, np.asarray(table), progs)
+          rec["trace"]["clock_GHz_implied"] = (
+              rec["trace"]["program_span_cycles_median"] / (per * 1e6))
       except Exception as err:  # pylint: disable=broad-except
         rec["error"] = common.error_text(err, 1500)
         rec["traceback_tail"] = traceback.format_exc()[-2500:]

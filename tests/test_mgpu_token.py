@@ -58,12 +58,12 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
     assert err < 1e-5, (name, err, seed, batch, position)
 
 
-@pytest.mark.parametrize("conv_epilogue,rows,prefetch", [
-    (False, mt.NB, False), (True, 1, True)])
-def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch):
+@pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace", [
+    (False, mt.NB, False, False), (True, 1, True, True)])
+def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace):
   g = mt.Geometry(2, 864, 1728, 3)
   run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue, rows=rows,
-                      prefetch=prefetch)
+                      prefetch=prefetch, trace=trace)
   n = g.layers * g.per_layer
   text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16),
                    jnp.asarray(mt.item_table(g, conv_epilogue)),
@@ -119,3 +119,25 @@ def test_the_gpu_program_in_its_tiny_mode(tmp_path):
   assert set(rec["rel_error"]) == {"x", "u", "conv_state"}
   assert max(rec["rel_error"].values()) < 1e-5
   assert rec["ms_per_token"] is not None and rec["tokens"] == 2
+
+
+def test_summarise_trace_reads_the_steps_between_stamps():
+  g = mt.Geometry(1, 64, 128, 3)
+  table = mt.item_table(g)
+  n, programs = table.shape[0], 4
+  rng = np.random.default_rng()
+  steps = rng.integers(1, 1000, (3, n, 5))          # wait, inputs, product, epilogue, signal
+  base = rng.integers(0, 1 << 31, (3, n, 1))
+  stamps = np.concatenate([base, base + np.cumsum(steps, -1)], -1)
+  stamps = np.pad(stamps, ((0, 0), (0, 0), (0, 2))).astype(np.uint32).view(np.int32)
+  got = mt.summarise_trace(stamps, table, programs)
+  kinds = table[:, mt.C_KIND]
+  for k, name in enumerate(("mix", "out", "up", "down")):
+    for j, step in enumerate(("wait", "inputs", "product", "epilogue", "signal")):
+      want = np.median(steps[1:, kinds == k, j])
+      assert got["per_kind_median_cycles"][name][step] == want, (name, step)
+    busy = np.median(steps[1:, kinds == k, 1:].sum(-1))
+    assert got["per_kind_median_cycles"][name]["busy"] == busy
+  slowest = [max(steps[t, table[:, mt.C_WAIT] == w, 1:].sum(-1)) for t in (1, 2)
+             for w in np.unique(table[:, mt.C_WAIT])]
+  assert got["phase_slowest_busy_cycles_median"] == np.median(slowest)
