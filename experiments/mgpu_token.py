@@ -247,7 +247,8 @@ def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc, ro
 
 
 def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
-                 conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False):
+                 conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False,
+                 hoist: bool = False):
   """kernel(items, table, prm, acts, counters, parity, slot[, trace, token]): one token
   through every layer, in place on acts (see the module docstring); slot = the token's
   position mod K; counters as in mgpu_chain.chain_kernel (counters[parity] zero on entry);
@@ -258,7 +259,9 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   when loaded), and parameter vectors are read from their row 0 alone. prefetch: every
   epilogue addend (bias, residual rows; with conv_epilogue the older ring slots, taps and
   conv bias) is loaded right after the wait, beside the inputs (mc.load_transposed), instead
-  of after the product: one dependent memory round trip fewer per phase."""
+  of after the product: one dependent memory round trip fewer per phase. hoist: the item's
+  whole table row is read before the wait (the wait's acquire orders every later load after
+  it, so a column read after it costs a round trip before the loads it addresses)."""
   g.validate()
   kp, chunk, k = g.kp, g.chunk, g.k
   n_items = g.layers * g.per_layer
@@ -302,14 +305,18 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
             mc.stamp(trace_ref.at[token, it, pl.ds(mc.TRACE_POINTS.index(point), 1)])
         mark("start")
         row = table_ref.at[it]
-        col = lambda c: row[c]
+        if hoist:  # the whole row now, so no load after the wait waits for an address
+          values = [row[c] for c in range(C_AUX + 1)]
+          col = lambda c: values[c]
+        else:
+          col = lambda c: row[c]
         kind, pb = col(C_KIND), col(C_PBASE)
         if not interpret:
           mc.wait_counter(counter_ref, col(C_WAIT))
         mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
         if prefetch:
-          addends = prefetch_addends(acts_ref, prm_ref, row, out, slot)
+          addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
         act = functools.partial(load_from, acts_ref)
         prm = functools.partial(load_from, prm_ref, params=True)
         lay = None if interpret else layout
@@ -385,7 +392,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
                            cols(acts_ref, col(C_AUX)), acc, rows)
 
         if prefetch:
-          finish_prefetched(acts_ref, row, out, acc, addends)
+          finish_prefetched(acts_ref, col, out, acc, addends)
         elif conv_epilogue:
           pl.when(kind == MIX)(with_conv)
           pl.when(kind != MIX)(plain)
@@ -404,27 +411,27 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   def transposed(ref, start):
     return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret)
 
-  def prefetch_addends(acts_ref, prm_ref, row, out, slot):
+  def prefetch_addends(acts_ref, prm_ref, col, out, slot):
     """Every addend of the item's epilogue, as (64, NB) accumulator-layout values. Offsets an
     item's kind does not use point at zeros (Z, the zero parameter block), so every kind
     runs the same loads and the same sums."""
-    is_mix = row[C_KIND] == MIX
+    is_mix = col(C_KIND) == MIX
     mix_only = lambda start, zero: jnp.where(is_mix, start, zero)
     z = g.regions()["Z"]
     if not conv_epilogue:
-      return dict(bias=transposed(prm_ref, row[C_BIAS]),
-                  res=transposed(acts_ref, row[C_RES0]) + transposed(acts_ref, row[C_RES1]))
+      return dict(bias=transposed(prm_ref, col(C_BIAS)),
+                  res=transposed(acts_ref, col(C_RES0)) + transposed(acts_ref, col(C_RES1)))
     # Conv-epilogue mix rows hold the taps' base in RES0 and the conv bias in RES1 (prm).
-    res = (transposed(acts_ref, mix_only(z, row[C_RES0]))
-           + transposed(acts_ref, mix_only(z, row[C_RES1])))
+    res = (transposed(acts_ref, mix_only(z, col(C_RES0)))
+           + transposed(acts_ref, mix_only(z, col(C_RES1))))
     olds = [transposed(acts_ref, mix_only(out + ((slot - (k - 1) + j) % k - slot) * 3 * kp, z))
             for j in range(k - 1)]
-    taps = [transposed(prm_ref, mix_only(row[C_RES0] + 3 * j * kp, zero_params))
+    taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params))
             for j in range(k)]
-    return dict(bias=transposed(prm_ref, row[C_BIAS]), res=res, olds=olds, taps=taps,
-                cb=transposed(prm_ref, mix_only(row[C_RES1], zero_params)))
+    return dict(bias=transposed(prm_ref, col(C_BIAS)), res=res, olds=olds, taps=taps,
+                cb=transposed(prm_ref, mix_only(col(C_RES1), zero_params)))
 
-  def finish_prefetched(acts_ref, row, out, acc, add):
+  def finish_prefetched(acts_ref, col, out, acc, add):
     """out = acc + bias + residuals; with conv_epilogue a mix item also stores its channels'
     short convolution sum_j tap_j * window_j + cb into AUX (window = older slots, then out)."""
     def store(start, value):
@@ -438,7 +445,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       c = add["cb"] + v * add["taps"][-1]
       for old, tap in zip(add["olds"], add["taps"][:-1]):
         c = c + old * tap
-      pl.when(row[C_KIND] == MIX)(lambda: store(row[C_AUX], c))
+      pl.when(col(C_KIND) == MIX)(lambda: store(col(C_AUX), c))
 
   def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity: int, slot: int,
              trace_ref=None, token: int = 0):
@@ -456,12 +463,14 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
 
 def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
-                     conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False):
+                     conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False,
+                     hoist: bool = False):
   """jit(items, table, prm, x, acc, conv_state, position) -> (x, u, conv_state): the layers of
   `hyena.token_step` for one token (x (B, D) embedded, acc (M, B, D), conv_state
   (M, B, K-1, 3D), red already in prm via set_red), as one kernel. `position` is static
-  (its value mod K picks the ring slot). rows (at least the batch), prefetch: token_kernel's."""
-  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows, prefetch)
+  (its value mod K picks the ring slot). rows (at least the batch), prefetch, hoist:
+  token_kernel's."""
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows, prefetch, hoist)
   r, kp, d, k = g.regions(), g.kp, g.d, g.k
 
   @functools.partial(jax.jit, static_argnames=("position",))
@@ -505,13 +514,13 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
 
 def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
                conv_epilogue: bool = False, interpret: bool = False, rows: int = NB,
-               prefetch: bool = False, trace: bool = False):
+               prefetch: bool = False, trace: bool = False, hoist: bool = False):
   """jit(items, table, prm, acts0) -> acts after `tokens` kernels back to back on one buffer
   (positions 0, 1, ...: counter parity and ring slot advance), the kernels alone, for timing:
   the engine's per-token glue (the embedding into X0, acc into ACC, the unembedding) is not
-  in it. rows, prefetch: token_kernel's. trace: returns (acts, stamps), stamps (tokens,
+  in it. rows, prefetch, hoist: token_kernel's. trace: returns (acts, stamps), stamps (tokens,
   items, 8) int32 SM cycle counts at each item's mc.TRACE_POINTS (summarise_trace)."""
-  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows, prefetch)
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows, prefetch, hoist)
   n_items = g.layers * g.per_layer
 
   @jax.jit

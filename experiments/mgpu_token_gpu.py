@@ -36,8 +36,9 @@ _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
                               "Where the short convolution runs: load (out items, from the "
                               "ring) or epilogue (mix items; item_table's conv_epilogue); "
                               "suffixes _rows (only the batch's rows moved: token_kernel's "
-                              "rows) and _pre (epilogue addends loaded before the product: "
-                              "its prefetch), e.g. epilogue_rows_pre.")
+                              "rows), _pre (epilogue addends loaded before the product: "
+                              "its prefetch) and _hoist (table row read before the wait), "
+                              "in that order, e.g. epilogue_rows_pre_hoist.")
 _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
@@ -48,12 +49,17 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
-def parse_variant(name: str) -> tuple[bool, bool, bool]:
-  """(conv_epilogue, rows, prefetch): 'load' / 'epilogue', then optionally '_rows', '_pre'."""
+SUFFIXES = ("rows", "pre", "hoist")
+
+
+def parse_variant(name: str) -> tuple[bool, bool, bool, bool]:
+  """(conv_epilogue, rows, prefetch, hoist): 'load' / 'epilogue', then optionally the
+  SUFFIXES '_rows', '_pre', '_hoist' in that order."""
   conv, *rest = name.split("_")
-  if conv not in ("load", "epilogue") or rest not in ([], ["rows"], ["pre"], ["rows", "pre"]):
+  if (conv not in ("load", "epilogue") or any(r not in SUFFIXES for r in rest)
+      or rest != sorted(set(rest), key=SUFFIXES.index)):
     raise ValueError(f"unknown variant {name!r}")
-  return conv == "epilogue", "rows" in rest, "pre" in rest
+  return (conv == "epilogue",) + tuple(r in rest for r in SUFFIXES)
 
 
 def _median_ms(fn, repeats):
@@ -92,7 +98,8 @@ def main(argv):
     n = g.layers * g.per_layer
     for v, table in tables.items():
       run = mt.make_chain(g, 132, tokens=2, conv_epilogue=specs[v][0],
-                          rows=1 if specs[v][1] else mt.NB, prefetch=specs[v][2])
+                          rows=1 if specs[v][1] else mt.NB, prefetch=specs[v][2],
+                          hoist=specs[v][3])
       text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
                        jnp.zeros((mt.NB, g.param_cols)),
                        jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
@@ -126,11 +133,11 @@ def main(argv):
               for n in _PROGRAMS.value]
     for variant, ring, progs in combos:
       rec = {"variant": variant, "batch": batch, "ring": ring, "programs": progs}
-      (epi, by_rows, pre), table = specs[variant], tables[variant]
+      (epi, by_rows, pre, hoist), table = specs[variant], tables[variant]
       rows = batch if by_rows else mt.NB
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(g, progs, ring, tiny, epi, rows, pre)(
+        got = mt.make_token_dense(g, progs, ring, tiny, epi, rows, pre, hoist)(
             items, table, prm, x, acc, conv, position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
@@ -138,7 +145,7 @@ def main(argv):
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
         acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
         acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
-        chain, one = (mt.make_chain(g, progs, ring, t, epi, tiny, rows, pre)
+        chain, one = (mt.make_chain(g, progs, ring, t, epi, tiny, rows, pre, hoist=hoist)
                       for t in (_TOKENS.value, 1))
         med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
         med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
@@ -147,7 +154,8 @@ def main(argv):
                    x_layers_floor=per / out["layers_floor_ms"],
                    us_per_phase=per * 1e3 / (4 * M))
         if _TRACE.value and not tiny:
-          traced = mt.make_chain(g, progs, ring, 4, epi, tiny, rows, pre, trace=True)
+          traced = mt.make_chain(g, progs, ring, 4, epi, tiny, rows, pre, trace=True,
+                                 hoist=hoist)
           stamps = np.asarray(traced(items, table, prm, acts0)[1])
           rec["trace"] = mt.summarise_trace(stamps, np.asarray(table), progs)
           rec["trace"]["clock_GHz_implied"] = (
