@@ -92,6 +92,23 @@ def _keys(plan, per_step):
           for bl in common.block_groups(plan.blocks).values()]
 
 
+def test_copy_seconds_times_each_pass_of_the_buffer(monkeypatch):
+  # With the timer read once per call and every call 1 s of the fake clock, one pass is
+  # 1 / COPY_PASSES s: the passes are counted, not the calls.
+  clock = iter(range(1000))
+  fake_time = type("FakeTime", (), {"perf_counter": staticmethod(lambda: float(next(clock)))})
+  monkeypatch.setattr(common, "time", fake_time)  # common's clock only, not JAX's
+  median, times = common.copy_seconds(1 << 10, repeats=4, warmups=1)
+  assert times == [1.0 / common.COPY_PASSES] * 4 and median == times[0]
+
+
+def test_device_rates_reports_the_copy_spread():
+  rates = common.device_rates("cpu")
+  low, high = rates["copy_bandwidth_GBps_spread"]
+  assert 0 < low <= rates["copy_bandwidth_GBps"] <= high
+  assert rates["copy_passes"] == common.COPY_PASSES
+
+
 def test_integrate_sums_every_block_once():
   plan = mixers.make_plan("flash", 0, 256, common.BLOCK_SIZE, "fft")
   timings = _keys(plan, lambda w: 1.0)
