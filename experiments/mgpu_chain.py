@@ -126,10 +126,10 @@ def batch_guard(idx, rows: int, body):
     scf.yield_([])
 
 
-def store_transposed(out_ref, acc, *addend_refs, rows: int = NB):
+def store_transposed(out_ref, acc, *addend_refs, rows: int = NB, relaxed: bool = False):
   """out = acc^T + the addends: the (64, 8) WGMMA-layout accumulator into (8, 64) GMEM rows
   (each addend an (8, 64) ref too), one scalar load / store per element; only the first
-  `rows` rows (batch_guard)."""
+  `rows` rows (batch_guard). relaxed: GPU-scope relaxed stores (what pollers may read)."""
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
 
@@ -143,18 +143,119 @@ def store_transposed(out_ref, acc, *addend_refs, rows: int = NB):
         w = v
         for ref in addends:
           w = arith.addf(w, mref.load(ref, at))
-        mref.store(w, out, at)
+        if relaxed:
+          _store_relaxed(_element_address(out, *at), w)
+        else:
+          mref.store(w, out, at)
       batch_guard(idx[1], rows, body)
     acc.foreach(one)
 
   store(out_ref, *addend_refs, acc)
 
 
-def load_transposed(ref, rows: int = NB, interpret: bool = False):
+# ------------------------------------------------- data-carrying synchronisation (polling)
+# A polled region is filled with PENDING before its token; a producer's relaxed store of a value
+# makes that word final, and a consumer polls the words it reads (relaxed loads at GPU scope:
+# L2, never a stale L1 line) until none is PENDING. A quiet NaN whose payload float arithmetic
+# never produces (it makes canonical NaNs), so no value can read as PENDING.
+PENDING_BITS = 0x7FC5A5A5
+
+
+def _element_address(ref, row, col):
+  """i64 address of ref[row, col] (a 2-D float32 memref with static strides; index values)."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+  i64 = ir.IntegerType.get_signless(64)
+  strides, _ = ir.MemRefType(ref.type).get_strides_and_offset()
+  base = llvm.ptrtoint(i64, mgpu_utils.memref_ptr(ref))
+  at = lambda v: arith.index_cast(i64, v)
+  elems = arith.addi(arith.muli(at(row), arith.constant(i64, strides[0])), at(col))
+  return arith.addi(base, arith.muli(elems, arith.constant(i64, 4)))
+
+
+def _poll_loads(addresses, width: int):
+  """Relaxed GPU-scope loads of `width` float32 values at each address, repeated until none is
+  PENDING; one flat list of the values (this thread's: threads poll independently)."""
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
+  f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
+  n = len(addresses) * width
+  loop = scf.WhileOp([f32] * n, [])
+  before = loop.before.blocks.append()
+  with ir.InsertionPoint(before):
+    values = []
+    for address in addresses:
+      if width == 1:
+        values.append(llvm.inline_asm(f32, [address], "ld.relaxed.gpu.global.f32 $0, [$1];",
+                                      "=f,l", has_side_effects=True))
+      else:
+        regs = ", ".join(f"${j}" for j in range(width))
+        struct = llvm.inline_asm(
+            ir.Type.parse("!llvm.struct<(" + ", ".join(["f32"] * width) + ")>"), [address],
+            f"ld.relaxed.gpu.global.v{width}.f32 {{{regs}}}, [${width}];",
+            ",".join(["=f"] * width) + ",l", has_side_effects=True)
+        values += [llvm.extractvalue(f32, struct, [j]) for j in range(width)]
+    pending_bits = arith.constant(i32, PENDING_BITS)
+    pending = arith.constant(ir.IntegerType.get_signless(1), 0)
+    for v in values:
+      pending = arith.ori(pending, arith.cmpi(arith.CmpIPredicate.eq,
+                                              arith.bitcast(i32, v), pending_bits))
+    scf.condition(pending, values)
+  after = loop.after.blocks.append(*([f32] * n))
+  with ir.InsertionPoint(after):
+    scf.yield_([])
+  return list(loop.results)
+
+
+def _store_relaxed(address, value):
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+  llvm.inline_asm(ir.Type.parse("!llvm.void"), [address, value],
+                  "st.relaxed.gpu.global.f32 [$0], $1;", "l,f", has_side_effects=True)
+
+
+def fill_pending(ref, program, programs: int, rows: int):
+  """ref[:rows, cols] = PENDING for this program's share of ref's columns (a 2-D float32 GMEM
+  ref; `program` a scalar): the next token's polled regions, which this token does not use."""
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import gpu  # pylint: disable=g-import-not-at-top
+  n_cols = ref.shape[1]
+  per = -(-n_cols // programs)
+  threads = 128
+
+  @_inline((plgpu.RefType(), plgpu.Layout.WG_SPLAT))
+  def fill(ctx, dst, p):
+    del ctx
+    index, i32 = ir.IndexType.get(), ir.IntegerType.get_signless(32)
+    cst = lambda v: arith.constant(index, ir.IntegerAttr.get(index, v))
+    value = arith.bitcast(ir.F32Type.get(), arith.constant(i32, PENDING_BITS))
+    lane = arith.remui(gpu.thread_id(gpu.Dimension.x), cst(threads))
+    first = arith.muli(arith.index_cast(index, p.registers.item()), cst(per))
+    loop = scf.ForOp(lane, cst(per), cst(threads))
+    with ir.InsertionPoint(loop.body):
+      col = arith.addi(first, loop.induction_variable)
+      inside = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, col, cst(n_cols)))
+      with ir.InsertionPoint(inside.then_block):
+        for r in range(rows):
+          _store_relaxed(_element_address(dst, cst(r), col), value)
+        scf.yield_([])
+      scf.yield_([])
+
+  fill(ref, program)
+
+
+def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool = False):
   """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
   layout of a product's accumulator), so an epilogue's addends can be loaded before the
   product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
-  element. Interpret mode: the (NB, 64) values themselves (its accumulators are (NB, 64))."""
+  element (poll: relaxed loads, repeated until none is PENDING). Interpret mode: the (NB, 64)
+  values themselves (its accumulators are (NB, 64))."""
   if interpret:
     return ref[...]
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
@@ -170,22 +271,33 @@ def load_transposed(ref, rows: int = NB, interpret: bool = False):
     zero = mgpu.FragmentedArray.splat(arith.constant(f32, 0.0), (ROWS, NB),
                                       layout=mgpu.WGMMA_LAYOUT)
     last = arith.constant(index, ir.IntegerAttr.get(index, rows - 1))
+    if poll:  # every element's address first, then one polling loop over all of them
+      idxs = []
+      zero.foreach(lambda v, idx: idxs.append(idx))
+      polled = iter(_poll_loads([_element_address(src, arith.minui(i[1], last), i[0])
+                                 for i in idxs], 1))
     def one(v, idx):
-      if rows >= NB:
+      if poll:
+        w = next(polled)
+      elif rows >= NB:
         return mref.load(src, [idx[1], idx[0]])
-      w = mref.load(src, [arith.minui(idx[1], last), idx[0]])
+      else:
+        w = mref.load(src, [arith.minui(idx[1], last), idx[0]])
+      if rows >= NB:
+        return w
       return arith.select(arith.cmpi(arith.CmpIPredicate.ule, idx[1], last), w, v)
     return zero.foreach(one, create_array=True)
 
   return load(ref)
 
 
-def load_rows(ref, layout, rows: int, mask: bool = True):
+def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
   """An (NB, n) float32 GMEM ref into registers in `layout` (a plgpu.Layout.SMEM_GMEM_COPY),
   reading only rows 0..rows-1: row r reads row min(r, rows - 1), whose addresses a warp's load
   then shares with the rows below it, so the bytes moved are `rows` rows' (plgpu.load moves
   all NB). mask: rows >= `rows` are zero (activations' padding); otherwise they repeat the
-  last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register."""
+  last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register;
+  poll: relaxed 16-byte loads, repeated until no value is PENDING (data-carrying sync)."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
@@ -202,8 +314,21 @@ def load_rows(ref, layout, rows: int, mask: bool = True):
     regs = np.empty(zero.registers.shape, dtype=object)
     vec_type = zero.registers.flat[0].type
     last = arith.constant(index, ir.IntegerAttr.get(index, rows - 1))
-    for (row, col), reg_idx in zip(tiled.thread_idxs(shape), np.ndindex(regs.shape)):
-      v = vector.load(vec_type, src, [arith.minui(row, last), col])
+    places = list(zip(tiled.thread_idxs(shape), np.ndindex(regs.shape)))
+    if poll:
+      width = ir.VectorType(vec_type).shape[0]
+      four = arith.constant(index, ir.IntegerAttr.get(index, 4))
+      addresses = [_element_address(src, arith.minui(row, last), arith.addi(col, off))
+                   for (row, col), _ in places
+                   for off in [arith.muli(four, arith.constant(index, ir.IntegerAttr.get(
+                       index, q))) for q in range(width // 4)]]
+      polled = _poll_loads(addresses, 4)
+    for n, ((row, col), reg_idx) in enumerate(places):
+      if poll:
+        w = ir.VectorType(vec_type).shape[0]
+        v = vector.from_elements(vec_type, polled[n * w:(n + 1) * w])
+      else:
+        v = vector.load(vec_type, src, [arith.minui(row, last), col])
       if mask and rows < shape[0]:
         inside = arith.cmpi(arith.CmpIPredicate.ule, row, last)
         v = arith.select(inside, v, zero.registers[reg_idx])

@@ -57,6 +57,7 @@ class Geometry:
   d: int
   inner: int
   k: int
+  data: bool = False  # data-carrying synchronisation (token_kernel's sync="data")
 
   @property
   def kp(self):  # the padded width: four wgmma chunks of a multiple of 32 columns
@@ -84,16 +85,34 @@ class Geometry:
 
   # Activation buffer regions (columns).
   def regions(self):
-    kp, m = self.kp, self.layers
-    sizes = [("Z", kp), ("X0", kp), ("Y", kp), ("H", self.halves * kp),
-             ("P", self.halves * kp), ("ACC", m * kp), ("UOUT", m * kp),
-             ("RING", m * self.k * 3 * kp), ("C", 3 * kp)]
+    """Counter sync: one Y, H, P, C region reused by every layer. Data sync: the regions
+    polled for (Y, H, P, C) are write-once per token, so each layer has its own and there are
+    two sets, by token parity, from POLL on (SET columns each, LAYER_SET per layer); the
+    regions before POLL are never PENDING (inputs of the host or of earlier tokens)."""
+    kp, m, hk = self.kp, self.layers, self.halves * self.kp
+    if not self.data:
+      sizes = [("Z", kp), ("X0", kp), ("Y", kp), ("H", hk), ("P", hk), ("ACC", m * kp),
+               ("UOUT", m * kp), ("RING", m * self.k * 3 * kp), ("C", 3 * kp)]
+    else:
+      sizes = [("Z", kp), ("X0", kp), ("ACC", m * kp), ("UOUT", m * kp),
+               ("RING", m * self.k * 3 * kp), ("POLL", 0), ("Y", kp), ("H", hk), ("P", hk),
+               ("C", 3 * kp)]
     out, col = {}, 0
     for name, size in sizes:
       out[name] = col
       col += size
+    if self.data:
+      out["LAYER_SET"] = col - out["POLL"]
+      out["SET"] = m * out["LAYER_SET"]
+      col = out["POLL"] + 2 * out["SET"]
     out["COLS"] = col
     return out
+
+  def layer_regions(self, layer: int) -> dict:
+    """Y, H, P, C of a layer (its own under data sync, in the parity-0 set)."""
+    r = self.regions()
+    shift = layer * r["LAYER_SET"] if self.data else 0
+    return {name: r[name] + shift for name in ("Y", "H", "P", "C")}
 
   # Parameter buffer: per layer these blocks (widths in units of KP), then one zero block.
   def param_blocks(self):
@@ -126,8 +145,12 @@ def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
 
   conv_epilogue: mix items also finish the short convolution of their 64 channels in their
   epilogue (p's older ring slots, taps from RES0 on, bias at RES1, into C at AUX), so out items
-  load the three convolved streams from C instead of the ring's 3 K slots and the taps."""
+  load the three convolved streams from C instead of the ring's 3 K slots and the taps.
+  Data sync (g.data) needs it: the ring's current slot is not a polled region."""
   g.validate()
+  if g.data and not conv_epilogue:
+    raise ValueError("data sync needs conv_epilogue (out items would read the ring's "
+                     "current slot, which is not polled)")
   r, p = g.regions(), g.param_offsets()
   kp, t = g.kp, g.kp // ROWS
   zero_params = g.layers * p["LAYER"]
@@ -135,32 +158,37 @@ def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
   counts = g.counts()
   for layer in range(g.layers):
     pb = layer * p["LAYER"]
-    x_in = (r["X0"], r["Z"]) if layer == 0 else (r["P"], r["P"] + kp if g.halves > 1 else r["Z"])
+    lr = g.layer_regions(layer)
+    if layer == 0:
+      x_in = (r["X0"], r["Z"])
+    else:
+      prev = g.layer_regions(layer - 1)["P"]
+      x_in = (prev, prev + kp if g.halves > 1 else r["Z"])
     ring = r["RING"] + layer * g.k * 3 * kp
     for s in range(3):
       for i in range(t):
         if conv_epilogue:
           conv = (pb + p["TAPS"] + s * kp + ROWS * i, pb + p["CB"] + s * kp + ROWS * i,
-                  r["C"] + s * kp + ROWS * i)
+                  lr["C"] + s * kp + ROWS * i)
         else:
           conv = (r["Z"], r["Z"], -1)
         rows.append((done, x_in[0], x_in[1], r["Z"], ring + s * kp + ROWS * i, MIX, pb,
                      pb + p["INB"] + s * kp + ROWS * i, *conv[:2], -1, conv[2]))
     done += counts[MIX]
     for i in range(t):
-      rows.append((done, r["C"] if conv_epilogue else ring, r["ACC"] + layer * kp, r["Z"],
-                   r["Y"] + ROWS * i, OUT, pb, pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i,
+      rows.append((done, lr["C"] if conv_epilogue else ring, r["ACC"] + layer * kp, r["Z"],
+                   lr["Y"] + ROWS * i, OUT, pb, pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i,
                    x_in[1] + ROWS * i, r["UOUT"] + layer * kp if i == 0 else -1, -1))
     done += counts[OUT]
     for i in range(counts[UP]):
-      rows.append((done, r["Y"], r["Z"], r["Z"], r["H"] + ROWS * i, UP, pb,
+      rows.append((done, lr["Y"], r["Z"], r["Z"], lr["H"] + ROWS * i, UP, pb,
                    pb + p["UPB"] + ROWS * i, r["Z"], r["Z"], -1, -1))
     done += counts[UP]
     for h in range(g.halves):
       for i in range(t):
         bias = pb + p["DNB"] + ROWS * i if h == 0 else zero_params
-        res = r["Y"] + ROWS * i if h == 0 else r["Z"]
-        rows.append((done, r["H"] + h * kp, r["Z"], r["Z"], r["P"] + h * kp + ROWS * i, DOWN,
+        res = lr["Y"] + ROWS * i if h == 0 else r["Z"]
+        rows.append((done, lr["H"] + h * kp, r["Z"], r["Z"], lr["P"] + h * kp + ROWS * i, DOWN,
                      pb, bias, res, r["Z"], -1, -1))
     done += counts[DOWN]
   return np.asarray(rows, np.int32)
@@ -261,9 +289,20 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   conv bias) is loaded right after the wait, beside the inputs (mc.load_transposed), instead
   of after the product: one dependent memory round trip fewer per phase. hoist: the item's
   whole table row is read before the wait (the wait's acquire orders every later load after
-  it, so a column read after it costs a round trip before the loads it addresses)."""
+  it, so a column read after it costs a round trip before the loads it addresses).
+
+  g.data: data-carrying synchronisation instead of the counter (needs conv_epilogue's table and
+  prefetch; implies hoist): nothing waits or signals; every activation load polls its words
+  until none is PENDING (mc.load_rows / load_transposed with poll), outputs are relaxed stores,
+  and each program fills its share of the other parity's polled set with PENDING for the next
+  token (regions()). Its trace's "waited" stamp is taken after the table row: the polling is
+  in "staged"."""
   g.validate()
+  if g.data and not prefetch:
+    raise ValueError("data sync needs prefetch (its addend loads poll)")
+  hoist = hoist or g.data
   kp, chunk, k = g.kp, g.chunk, g.k
+  regions = g.regions()
   n_items = g.layers * g.per_layer
   per_program = -(-n_items // programs)
   if ring < N_CHUNKS + 1:
@@ -280,17 +319,20 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
               token, ring_ref, x_smem, full_ref):
     p = jax.lax.axis_index("p")
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
-    if not interpret:
+    if not interpret and not g.data:
       pl.when(p == 0)(lambda: mc.zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
+    if not interpret and g.data:
+      other = regions["POLL"] + (1 - parity) * regions["SET"]
+      mc.fill_pending(acts_ref.at[:, pl.ds(other, regions["SET"])], p, programs, rows)
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
     def load_from(ref, start, params=False):
       if interpret:
         return ref[:, pl.ds(start, kp)]
-      if rows < NB:
+      if rows < NB or (g.data and not params):
         return mc.load_rows(ref.at[:, pl.ds(start, kp)], layout, 1 if params else rows,
-                            mask=not params)
+                            mask=not params, poll=g.data and not params)
       return plgpu.load(ref.at[:, pl.ds(start, kp)], (), layout=layout, optimized=False)
 
     def stage(v):
@@ -307,11 +349,18 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         row = table_ref.at[it]
         if hoist:  # the whole row now, so no load after the wait waits for an address
           values = [row[c] for c in range(C_AUX + 1)]
+          if g.data and parity:  # this token's polled set (the table addresses set 0)
+            moved = (C_IN0, C_IN1, C_IN2, C_OUT, C_AUX)
+            is_mix = values[C_KIND] == MIX
+            for c in moved + (C_RES0, C_RES1):  # mix rows' RES0 / RES1 address parameters
+              v = values[c]
+              shifted = jnp.where(v >= regions["POLL"], v + regions["SET"], v)
+              values[c] = shifted if c in moved else jnp.where(is_mix, v, shifted)
           col = lambda c: values[c]
         else:
           col = lambda c: row[c]
         kind, pb = col(C_KIND), col(C_PBASE)
-        if not interpret:
+        if not interpret and not g.data:
           mc.wait_counter(counter_ref, col(C_WAIT))
         mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
@@ -399,7 +448,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         else:
           plain()
         mark("stored")
-        if not interpret:
+        if not interpret and not g.data:
           mc.signal_counter(counter_ref)
         mark("signalled")
       return carry
@@ -408,8 +457,9 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
   zero_params = g.layers * po["LAYER"]
 
-  def transposed(ref, start):
-    return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret)
+  def transposed(ref, start, params=False):
+    return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret,
+                              poll=g.data and not params)
 
   def prefetch_addends(acts_ref, prm_ref, col, out, slot):
     """Every addend of the item's epilogue, as (64, NB) accumulator-layout values. Offsets an
@@ -419,17 +469,17 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     mix_only = lambda start, zero: jnp.where(is_mix, start, zero)
     z = g.regions()["Z"]
     if not conv_epilogue:
-      return dict(bias=transposed(prm_ref, col(C_BIAS)),
+      return dict(bias=transposed(prm_ref, col(C_BIAS), True),
                   res=transposed(acts_ref, col(C_RES0)) + transposed(acts_ref, col(C_RES1)))
     # Conv-epilogue mix rows hold the taps' base in RES0 and the conv bias in RES1 (prm).
     res = (transposed(acts_ref, mix_only(z, col(C_RES0)))
            + transposed(acts_ref, mix_only(z, col(C_RES1))))
     olds = [transposed(acts_ref, mix_only(out + ((slot - (k - 1) + j) % k - slot) * 3 * kp, z))
             for j in range(k - 1)]
-    taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params))
+    taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params), True)
             for j in range(k)]
-    return dict(bias=transposed(prm_ref, col(C_BIAS)), res=res, olds=olds, taps=taps,
-                cb=transposed(prm_ref, mix_only(col(C_RES1), zero_params)))
+    return dict(bias=transposed(prm_ref, col(C_BIAS), True), res=res, olds=olds, taps=taps,
+                cb=transposed(prm_ref, mix_only(col(C_RES1), zero_params), True))
 
   def finish_prefetched(acts_ref, col, out, acc, add):
     """out = acc + bias + residuals; with conv_epilogue a mix item also stores its channels'
@@ -438,7 +488,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       if interpret:
         acts_ref[:, pl.ds(start, ROWS)] = value
       else:
-        mc.store_transposed(acts_ref.at[:, pl.ds(start, ROWS)], value, rows=rows)
+        mc.store_transposed(acts_ref.at[:, pl.ds(start, ROWS)], value, rows=rows,
+                            relaxed=g.data)
     v = acc + add["bias"] + add["res"]
     store(out, v)
     if conv_epilogue:
@@ -462,6 +513,17 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   return kernel
 
 
+def pending_first_set(acts, g: Geometry, rows: int):
+  """Under data sync, acts with the parity-0 polled set's first `rows` rows PENDING (the
+  first token's kernel fills the other set for the next one); unchanged otherwise."""
+  if not g.data:
+    return acts
+  r = g.regions()
+  pending = jax.lax.bitcast_convert_type(
+      jnp.full((rows, r["SET"]), mc.PENDING_BITS, jnp.int32), jnp.float32)
+  return acts.at[:rows, r["POLL"]:r["POLL"] + r["SET"]].set(pending)
+
+
 def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
                      conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False,
                      hoist: bool = False):
@@ -479,7 +541,7 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
     if b > rows:
       raise ValueError(f"batch {b} exceeds the kernel's {rows} rows")
     slot = position % k
-    acts = jnp.zeros((NB, r["COLS"]), jnp.float32)
+    acts = pending_first_set(jnp.zeros((NB, r["COLS"]), jnp.float32), g, rows)
     acts = acts.at[:b, r["X0"]:r["X0"] + d].set(x.astype(jnp.float32))
     for layer in range(g.layers):
       a0 = r["ACC"] + layer * kp
@@ -495,7 +557,8 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
     kernel(gmem(items), gmem(table), gmem(prm), acts_ref, gmem(jnp.zeros((2,), jnp.int32)),
            0, slot)
     acts = acts_ref[...]
-    x_out = sum(acts[:b, r["P"] + h * kp:r["P"] + h * kp + d] for h in range(g.halves))
+    last = g.layer_regions(g.layers - 1)["P"]
+    x_out = sum(acts[:b, last + h * kp:last + h * kp + d] for h in range(g.halves))
     u = jnp.stack([acts[:b, r["UOUT"] + m * kp:r["UOUT"] + m * kp + d]
                    for m in range(g.layers)])
     states = []
@@ -526,7 +589,7 @@ def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
   @jax.jit
   def run(items, table, prm, acts0):
     gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
-    refs = gmem(items), gmem(table), gmem(prm), gmem(acts0)
+    refs = gmem(items), gmem(table), gmem(prm), gmem(pending_first_set(acts0, g, rows))
     counters = gmem(jnp.zeros((2,), jnp.int32))
     stamps = gmem(jnp.zeros((tokens, n_items, 8), jnp.int32)) if trace else None
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space

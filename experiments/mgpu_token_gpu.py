@@ -16,6 +16,7 @@ back to back less one, the kernels alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -37,8 +38,9 @@ _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
                               "ring) or epilogue (mix items; item_table's conv_epilogue); "
                               "suffixes _rows (only the batch's rows moved: token_kernel's "
                               "rows), _pre (epilogue addends loaded before the product: "
-                              "its prefetch) and _hoist (table row read before the wait), "
-                              "in that order, e.g. epilogue_rows_pre_hoist.")
+                              "its prefetch), _hoist (table row read before the wait) and "
+                              "_data (data-carrying sync: epilogue with _pre only), in that "
+                              "order, e.g. epilogue_rows_pre_hoist.")
 _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
@@ -49,17 +51,22 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
-SUFFIXES = ("rows", "pre", "hoist")
+SUFFIXES = ("rows", "pre", "hoist", "data")
 
 
-def parse_variant(name: str) -> tuple[bool, bool, bool, bool]:
-  """(conv_epilogue, rows, prefetch, hoist): 'load' / 'epilogue', then optionally the
-  SUFFIXES '_rows', '_pre', '_hoist' in that order."""
+def parse_variant(name: str) -> dict:
+  """{epilogue, rows, pre, hoist, data}: 'load' / 'epilogue', then optionally the SUFFIXES
+  '_rows', '_pre', '_hoist', '_data' in that order."""
   conv, *rest = name.split("_")
   if (conv not in ("load", "epilogue") or any(r not in SUFFIXES for r in rest)
       or rest != sorted(set(rest), key=SUFFIXES.index)):
     raise ValueError(f"unknown variant {name!r}")
-  return (conv == "epilogue",) + tuple(r in rest for r in SUFFIXES)
+  return {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES}}
+
+
+def _chain(g, spec, programs, ring, tokens, rows, tiny, trace=False):
+  return mt.make_chain(dataclasses.replace(g, data=spec["data"]), programs, ring, tokens,
+                       spec["epilogue"], tiny, rows, spec["pre"], trace, spec["hoist"])
 
 
 def _median_ms(fn, repeats):
@@ -93,16 +100,16 @@ def main(argv):
          else common.model_config("gpu", dtype="bfloat16"))
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
   specs = {v: parse_variant(v) for v in _VARIANTS.value}
-  tables = {v: jnp.asarray(mt.item_table(g, spec[0])) for v, spec in specs.items()}
+  geometries = {v: dataclasses.replace(g, data=spec["data"]) for v, spec in specs.items()}
+  tables = {v: jnp.asarray(mt.item_table(geometries[v], spec["epilogue"]))
+            for v, spec in specs.items()}
   if _LOWER_ONLY.value:
     n = g.layers * g.per_layer
     for v, table in tables.items():
-      run = mt.make_chain(g, 132, tokens=2, conv_epilogue=specs[v][0],
-                          rows=1 if specs[v][1] else mt.NB, prefetch=specs[v][2],
-                          hoist=specs[v][3])
+      run = _chain(g, specs[v], 132, 6, 2, 1 if specs[v]["rows"] else mt.NB, False)
       text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
                        jnp.zeros((mt.NB, g.param_cols)),
-                       jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
+                       jnp.zeros((mt.NB, geometries[v].regions()["COLS"]))).lower(
                            lowering_platforms=("cuda",)).as_text()
       print(f"{v}: lowered for CUDA ({len(text)} characters)")
     return
@@ -133,20 +140,31 @@ def main(argv):
               for n in _PROGRAMS.value]
     for variant, ring, progs in combos:
       rec = {"variant": variant, "batch": batch, "ring": ring, "programs": progs}
-      (epi, by_rows, pre, hoist), table = specs[variant], tables[variant]
-      rows = batch if by_rows else mt.NB
+      spec, table, gv = specs[variant], tables[variant], geometries[variant]
+      rows = batch if spec["rows"] else mt.NB
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(g, progs, ring, tiny, epi, rows, pre, hoist)(
-            items, table, prm, x, acc, conv, position=7)
+        got = mt.make_token_dense(gv, progs, ring, tiny, spec["epilogue"], rows, spec["pre"],
+                                  spec["hoist"])(items, table, prm, x, acc, conv, position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
-        acts0 = jnp.zeros((mt.NB, g.regions()["COLS"]), jnp.float32)
-        acts0 = acts0.at[:batch, g.regions()["X0"]:g.regions()["X0"] + D].set(x)
-        chain, one = (mt.make_chain(g, progs, ring, t, epi, tiny, rows, pre, hoist=hoist)
-                      for t in (_TOKENS.value, 1))
+        r = gv.regions()
+        acts0 = jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[:batch, r["X0"]:r["X0"] + D].set(x)
+        if spec["data"]:  # tokens 0 and 1 (both polled sets) against the counter kernel's
+          twin = dict(spec, data=False)
+          a = np.asarray(_chain(g, spec, progs, ring, 2, rows, tiny)(items, table, prm, acts0))
+          r0 = g.regions()
+          b = np.asarray(_chain(g, twin, progs, ring, 2, rows, tiny)(
+              items, jnp.asarray(mt.item_table(g, True)), prm,
+              jnp.zeros((mt.NB, r0["COLS"])).at[:batch, r0["X0"]:r0["X0"] + D].set(x)))
+          pa = gv.layer_regions(M - 1)["P"] + r["SET"]
+          pb = g.layer_regions(M - 1)["P"]
+          xa = sum(a[:batch, pa + h * g.kp:pa + h * g.kp + D] for h in range(g.halves))
+          xb = sum(b[:batch, pb + h * g.kp:pb + h * g.kp + D] for h in range(g.halves))
+          rec["two_tokens_vs_counter"] = float(np.max(np.abs(xa - xb)) / np.max(np.abs(xb)))
+        chain, one = (_chain(g, spec, progs, ring, t, rows, tiny) for t in (_TOKENS.value, 1))
         med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
         med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
         per = (med - med1) / (_TOKENS.value - 1)
@@ -154,8 +172,7 @@ def main(argv):
                    x_layers_floor=per / out["layers_floor_ms"],
                    us_per_phase=per * 1e3 / (4 * M))
         if _TRACE.value and not tiny:
-          traced = mt.make_chain(g, progs, ring, 4, epi, tiny, rows, pre, trace=True,
-                                 hoist=hoist)
+          traced = _chain(g, spec, progs, ring, 4, rows, tiny, trace=True)
           stamps = np.asarray(traced(items, table, prm, acts0)[1])
           rec["trace"] = mt.summarise_trace(stamps, np.asarray(table), progs)
           rec["trace"]["clock_GHz_implied"] = (

@@ -58,10 +58,11 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
     assert err < 1e-5, (name, err, seed, batch, position)
 
 
-@pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace", [
-    (False, mt.NB, False, False), (True, 1, True, True)])
-def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace):
-  g = mt.Geometry(2, 864, 1728, 3)
+@pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace,data", [
+    (False, mt.NB, False, False, False), (True, 1, True, True, False),
+    (True, 2, True, False, True)])
+def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace, data):
+  g = mt.Geometry(2, 864, 1728, 3, data=data)
   run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue, rows=rows,
                       prefetch=prefetch, trace=trace)
   n = g.layers * g.per_layer
@@ -141,3 +142,47 @@ def test_summarise_trace_reads_the_steps_between_stamps():
   slowest = [max(steps[t, table[:, mt.C_WAIT] == w, 1:].sum(-1)) for t in (1, 2)
              for w in np.unique(table[:, mt.C_WAIT])]
   assert got["phase_slowest_busy_cycles_median"] == np.median(slowest)
+
+
+def test_data_sync_computes_what_the_counter_kernel_does():
+  """The data-carrying layout (per-layer polled regions, two sets by token parity, the table's
+  offsets moved for parity 1) in interpret mode: one token through the engine's glue and two
+  tokens back to back (the second in the other set) give the counter kernel's values."""
+  d, inner, k, layers = 96, 200, 2, 2
+  seed = int(np.random.default_rng().integers(1 << 30))
+  rng = np.random.default_rng(seed)
+  cfg = HyenaConfig(d_model=d, n_layers=layers, d_inner=inner, short_filter_order=k,
+                    dtype="bfloat16")
+  params = hyena.init_params(jax.random.PRNGKey(seed % 1000), cfg)
+  batch = int(rng.integers(1, mt.NB + 1))
+  x = jnp.asarray(rng.standard_normal((batch, d)), jnp.float32)
+  acc = jnp.asarray(rng.standard_normal((layers, batch, d)), jnp.float32)
+  conv = jnp.asarray(rng.standard_normal((layers, batch, k - 1, 3 * d)), jnp.float32)
+  red = jnp.asarray(rng.standard_normal((layers, d)), jnp.float32)
+  got = {}
+  for data in (False, True):
+    g = mt.Geometry(layers, d, inner, k, data=data)
+    items, prm = mt.prepare(params, g)
+    prm = mt.set_red(prm, red, g)
+    table = jnp.asarray(mt.item_table(g, True))
+    run = mt.make_token_dense(g, 1, interpret=True, conv_epilogue=True, rows=batch,
+                              prefetch=True)
+    got[data] = [np.asarray(a) for a in run(items, table, prm, x, acc, conv, position=5)]
+    r = g.regions()
+    acts0 = jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[:batch, r["X0"]:r["X0"] + d].set(x)
+    chain = mt.make_chain(g, 1, tokens=2, conv_epilogue=True, interpret=True, rows=batch,
+                          prefetch=True)
+    acts = np.asarray(chain(items, table, prm, acts0))
+    last = g.layer_regions(layers - 1)["P"] + (r["SET"] if data else 0)
+    got[data].append(sum(acts[:batch, last + h * g.kp:last + h * g.kp + d]
+                         for h in range(g.halves)))
+  for a, b in zip(got[True], got[False]):
+    assert np.any(b) and np.array_equal(a, b), seed
+
+
+def test_data_sync_needs_the_conv_epilogue_and_the_prefetch():
+  g = mt.Geometry(1, 64, 128, 3, data=True)
+  with pytest.raises(ValueError, match="conv_epilogue"):
+    mt.item_table(g, False)
+  with pytest.raises(ValueError, match="prefetch"):
+    mt.token_kernel(g, 1, conv_epilogue=True, prefetch=False)
