@@ -22,3 +22,18 @@ one() {
   run_logged $3 python3 -c "from experiments import registry; registry.run_one('$2', 'gpu', '$D/$1'$4)"
 }
 finish() { kill $KEEPER; tar czf $OUT/res.tgz -C $D .; cat $LOG; }
+# The engine's Triton persistent dense path at bfloat16 B = 1 (the Mosaic kernels' reference).
+triton_bf16_b1() {
+  run_logged $1 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
+    --phase1=fused_persistent --phase2= --python_chain= --budget_s=60 --repeats=20 \
+    --out=$D/dense_bf16_b1.json
+}
+# The first traceback recorded in each JSON under $D (an entry that failed).
+print_tracebacks() {
+  python3 -c "
+import json, glob
+for f in sorted(glob.glob('$D/*.json')):
+  for r in json.load(open(f)).get('records', []):
+    if 'traceback_tail' in r: print(r['traceback_tail'][-1800:]); break
+"
+}

@@ -16,13 +16,6 @@ run_logged 100 python3 experiments/mgpu_chain_gpu.py --batches=1 --repeats=10 --
   --variants=chain,chain_rows,chain_rows_progs66 --out=$D/mgpu_chain_rows.json
 run_logged 200 python3 experiments/mgpu_token_gpu.py --batches=1,2 --tokens=6 \
   --variants=epilogue,epilogue_rows --programs=0,66 --out=$D/mgpu_token_rows.json
-run_logged 80 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
-  --phase1=fused_persistent --phase2= --python_chain= --budget_s=60 --repeats=20 \
-  --out=$D/dense_bf16_b1.json
+triton_bf16_b1 80
 finish
-python3 -c "
-import json, glob
-for f in sorted(glob.glob('$D/*.json')):
-  for r in json.load(open(f)).get('records', []):
-    if 'traceback_tail' in r: print(r['traceback_tail'][-1800:]); break
-"
+print_tracebacks

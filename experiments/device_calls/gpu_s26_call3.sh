@@ -18,13 +18,6 @@ run_logged 170 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --tr
   --variants=epilogue_rows,epilogue_rows_pre --programs=0,66 --out=$D/mgpu_token_pre_b1.json
 run_logged 90 python3 experiments/mgpu_token_gpu.py --batches=8 --tokens=6 \
   --variants=epilogue,epilogue_pre --programs=66 --out=$D/mgpu_token_pre_b8.json
-run_logged 80 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
-  --phase1=fused_persistent --phase2= --python_chain= --budget_s=60 --repeats=20 \
-  --out=$D/dense_bf16_b1.json
+triton_bf16_b1 80
 finish
-python3 -c "
-import json, glob
-for f in sorted(glob.glob('$D/*.json')):
-  for r in json.load(open(f)).get('records', []):
-    if 'traceback_tail' in r: print(r['traceback_tail'][-1800:]); break
-"
+print_tracebacks

@@ -21,7 +21,6 @@ run_logged 150 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --tr
   --variants=epilogue_rows_pre_data --programs=0,66 --out=$D/mgpu_token_data_b1.json
 run_logged 100 python3 experiments/mgpu_token_gpu.py --batches=8 --tokens=6 \
   --variants=epilogue_pre,epilogue_pre_data --programs=66 --out=$D/mgpu_token_data_b8.json
-run_logged 80 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
-  --phase1=fused_persistent --phase2= --python_chain= --budget_s=60 --repeats=20 \
-  --out=$D/dense_bf16_b1.json
+triton_bf16_b1 80
 finish
+print_tracebacks
