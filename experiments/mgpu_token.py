@@ -598,6 +598,59 @@ def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
   return run
 
 
+def make_model_chain(g: Geometry, params, cfg, programs: int, ring: int = 6, tokens: int = 1,
+                     conv_epilogue: bool = False, interpret: bool = False, rows: int = NB,
+                     prefetch: bool = False, hoist: bool = False, feed: bool = False):
+  """The no-mixer model's whole token loop around the kernel (#4's measure): jit(items, table,
+  prm, acc, tok) -> (tokens (T, B), logits (T, B, V)): each step embeds the token into X0
+  (the buffer stays a GMEM ref across steps: the ring carries the short convolution's state),
+  runs the kernel, and takes the final norm and the unembedding of the last layer's output;
+  the next token is that step's argmax, or with feed, tok[t + 1] (tok (T, B): teacher forcing,
+  for checks). acc (M, B, D) is the long convolutions' constant contribution."""
+  kernel = token_kernel(g, programs, ring, interpret, conv_epilogue, rows, prefetch, hoist)
+  r, kp, d = g.regions(), g.kp, g.d
+  from flash_lcsm_jax.models import hyena  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def run(items, table, prm, acc, tok):
+    b = tok.shape[-1]
+    acts = pending_first_set(jnp.zeros((NB, r["COLS"]), jnp.float32), g, rows)
+    for layer in range(g.layers):
+      acts = acts.at[:b, r["ACC"] + layer * kp:r["ACC"] + layer * kp + d].set(acc[layer])
+    gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
+    refs = gmem(items), gmem(table), gmem(prm)
+    acts_ref, counters = gmem(acts), gmem(jnp.zeros((2,), jnp.int32))
+    current = tok[0] if feed else tok
+    out_tokens, out_logits = [], []
+    for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
+      acts_ref[:b, r["X0"]:r["X0"] + d] = hyena.embed(params, current)
+      kernel(*refs, acts_ref, counters, t % 2, t % g.k)
+      last = g.layer_regions(g.layers - 1)["P"] + (t % 2) * r.get("SET", 0)
+      x = sum(acts_ref[:b, last + h * kp:last + h * kp + d] for h in range(g.halves))
+      logits = hyena.logits_from_hidden(params, cfg, x)
+      nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+      out_tokens.append(nxt)
+      out_logits.append(logits)
+      current = tok[min(t + 1, tokens - 1)] if feed else nxt
+    return jnp.stack(out_tokens), jnp.stack(out_logits)
+  return run
+
+
+def reference_model_chain(params, cfg, acc, red, tok):
+  """hyena.token_step over tok (T, B), teacher-forced, conv state from zeros: (T, B, V)
+  float32 logits at HIGHEST (make_model_chain's check with feed)."""
+  from flash_lcsm_jax.models import hyena  # pylint: disable=g-import-not-at-top
+  M, K, D = cfg.n_layers, cfg.short_filter_order, cfg.d_model
+  conv = jnp.zeros((M, tok.shape[1], K - 1, 3 * D), jnp.float32)
+  consts = hyena.StepConsts(red)
+  out = []
+  with jax.default_matmul_precision("highest"):
+    for t in range(tok.shape[0]):
+      logits, _, conv = hyena.token_step(params, cfg, consts, tok[t], acc, conv)
+      out.append(logits)
+  return jnp.stack(out)
+
+
 def summarise_trace(stamps: np.ndarray, table: np.ndarray, programs: int) -> dict:
   """Where a phase's time goes, from make_chain's stamps (tokens after the first; each SM's
   own clock, so only differences within an SM mean anything): per kind the median cycles of

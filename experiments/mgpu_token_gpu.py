@@ -45,6 +45,10 @@ _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to ti
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower the kernel for CUDA and stop.")
+_MODEL = flags.DEFINE_bool("model", False, "Also the no-mixer model's whole token loop around "
+                           "the kernel (embedding, final norm, unembedding, argmax: #4's "
+                           "measure): checked teacher-forced over 4 tokens against "
+                           "hyena.token_step, then timed (mgpu_token.make_model_chain).")
 _TRACE = flags.DEFINE_bool("trace", False, "Also run 4 traced tokens and record where a phase's "
                            "time goes (mgpu_token.summarise_trace).")
 _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (CI).")
@@ -62,6 +66,12 @@ def parse_variant(name: str) -> dict:
       or rest != sorted(set(rest), key=SUFFIXES.index)):
     raise ValueError(f"unknown variant {name!r}")
   return {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES}}
+
+
+def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=False):
+  return mt.make_model_chain(dataclasses.replace(g, data=spec["data"]), params, cfg, programs,
+                             ring, tokens, spec["epilogue"], tiny, rows, spec["pre"],
+                             spec["hoist"], feed)
 
 
 def _chain(g, spec, programs, ring, tokens, rows, tiny, trace=False):
@@ -171,6 +181,19 @@ def main(argv):
         rec.update(ms_per_token=per, ms_one_call=med1, tokens=_TOKENS.value,
                    x_layers_floor=per / out["layers_floor_ms"],
                    us_per_phase=per * 1e3 / (4 * M))
+        if _MODEL.value:
+          tok = jnp.asarray(rng.integers(0, cfg.vocab_size, (4, batch)), jnp.int32)
+          want_logits = np.asarray(mt.reference_model_chain(params, cfg, acc, red, tok))
+          _, logits = _model_chain(g, params, cfg, spec, progs, ring, 4, rows, tiny,
+                                   feed=True)(items, table, prm, acc, tok)
+          rec["model_logits_rel_error"] = float(np.max(np.abs(np.asarray(logits) - want_logits))
+                                                / np.max(np.abs(want_logits)))
+          m_chain, m_one = (_model_chain(g, params, cfg, spec, progs, ring, t, rows, tiny)
+                            for t in (_TOKENS.value, 1))
+          m_med = _median_ms(lambda: m_chain(items, table, prm, acc, tok[0]), _REPEATS.value)
+          m_med1 = _median_ms(lambda: m_one(items, table, prm, acc, tok[0]), _REPEATS.value)
+          m_per = (m_med - m_med1) / (_TOKENS.value - 1)
+          rec.update(model_ms_per_token=m_per, model_x_floor=m_per / out["floor_ms"])
         if _TRACE.value and not tiny:
           traced = _chain(g, spec, progs, ring, 4, rows, tiny, trace=True)
           stamps = np.asarray(traced(items, table, prm, acts0)[1])

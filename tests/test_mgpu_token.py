@@ -22,8 +22,9 @@ from flash_lcsm_jax.ops import pallas_layer as pal
 @pytest.mark.parametrize("d,inner,k,layers,conv_epilogue,prefetch", [
     (64, 128, 3, 1, False, False),  # one down half, the short convolution on the out items' load
     (64, 128, 3, 1, False, True),   # the same, epilogue addends loaded before the product
-    (96, 200, 2, 1, True, True)])   # two halves, padded widths, K = 2, in the mix items' epilogue
-# (Two layers with the epilogue, no prefetch: test_the_gpu_program_in_its_tiny_mode.)
+    (96, 200, 2, 1, True, False),   # two halves, padded widths, K = 2, in the mix items' epilogue
+    (96, 200, 2, 1, True, True)])
+# (Two layers, data sync: test_the_gpu_program_in_its_tiny_mode.)
 def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue, prefetch):
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
@@ -109,17 +110,23 @@ def test_the_gpu_program_in_its_tiny_mode(tmp_path):
   out = tmp_path / "mgpu_token.json"
   proc = subprocess.run(
       [sys.executable, os.path.join("experiments", "mgpu_token_gpu.py"), "--tiny",
-       f"--out={out}", "--batches=2", "--variants=epilogue", "--tokens=2", "--repeats=1"],
+       f"--out={out}", "--batches=2", "--variants=epilogue_rows_pre_data", "--model",
+       "--tokens=2", "--repeats=1"],
       cwd=root, env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
       timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   data = json.loads(out.read_text())
   assert data["tiny"] and data["model"]["d_model"] == 64 and data["model"]["n_layers"] == 2
-  [rec] = data["records"]
-  assert "error" not in rec, rec.get("traceback_tail")
-  assert set(rec["rel_error"]) == {"x", "u", "conv_state"}
-  assert max(rec["rel_error"].values()) < 1e-5
-  assert rec["ms_per_token"] is not None and rec["tokens"] == 2
+  assert [rec["variant"] for rec in data["records"]] == ["epilogue_rows_pre_data"]
+  for rec in data["records"]:
+    assert "error" not in rec, rec.get("traceback_tail")
+    assert set(rec["rel_error"]) == {"x", "u", "conv_state"}
+    assert max(rec["rel_error"].values()) < 1e-5
+    # The model's token loop around the kernel, teacher-forced, against hyena.token_step.
+    assert rec["model_logits_rel_error"] < 1e-5
+    assert rec["ms_per_token"] is not None and rec["tokens"] == 2
+    assert rec["model_ms_per_token"] is not None
+  assert data["records"][0]["two_tokens_vs_counter"] < 1e-6
 
 
 def test_summarise_trace_reads_the_steps_between_stamps():

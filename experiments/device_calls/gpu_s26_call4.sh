@@ -11,13 +11,16 @@
 #    against the counter kernel over two tokens (two_tokens_vs_counter, both sets). Prediction:
 #    the release (2.2-3.2k cycles) and the hand-over (~1-1.5k) go: ~2.5-4 us per phase,
 #    0.18-0.29 ms/token. Its own process last: a wrong fill would hang it (the timeout ends it).
+#    --model: the no-mixer model's whole token loop around it (embedding, final norm,
+#    unembedding, argmax; checked teacher-forced against hyena.token_step): #4's own measure,
+#    model_x_floor against the JSON's floor (<= 2 asked).
 # 3. The engine's Triton dense path at bf16 B = 1, same card (call 3: 0.3373 ms/token).
 D=/tmp/res_s26c4
 source experiments/device_calls/gpu_common.sh
 run_logged 130 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --trace \
   --variants=epilogue_rows_pre,epilogue_rows_pre_hoist --programs=66 \
   --out=$D/mgpu_token_hoist_b1.json
-run_logged 150 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --trace \
+run_logged 200 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --trace --model \
   --variants=epilogue_rows_pre_data --programs=0,66 --out=$D/mgpu_token_data_b1.json
 run_logged 100 python3 experiments/mgpu_token_gpu.py --batches=8 --tokens=6 \
   --variants=epilogue_pre,epilogue_pre_data --programs=66 --out=$D/mgpu_token_data_b8.json
