@@ -15,13 +15,20 @@ the kernel computes exactly what `hyena._token_layer` does, layer after layer:
                                                                      . (other halves)
 The next layer's x is the sum of the down halves. Out item 0 also stores u = x1 * v (the
 long convolution's input). The short convolution's state is a ring of the last K p's per
-layer (slot = position mod K), so no item copies it; `token_dense` converts the engine's
+layer (slot = position mod K), so no item copies it; `make_token_dense` converts the engine's
 (M, B, K - 1, 3D) state to and from the ring.
 
 All activations live in one (8, COLS) float32 buffer (batch rows, B <= 8 padded); parameter
 vectors in an (8, PCOLS) float32 buffer (rows repeated, so every load has the same shape).
-Padding is zero everywhere and stays zero through every step (padded weights, biases, norm
-scales and shifts are zero; gelu(0) = 0).
+Padding is zero in weights, biases, norm scales and shifts; padded batch rows carry values
+nobody reads.
+
+Options of token_kernel, each measured side by side on the GPU (experiments/NOTES.md,
+sessions 25-26): conv_epilogue (where the short convolution runs), rows (only the batch's rows
+moved), prefetch (epilogue addends loaded beside the inputs), hoist (the table row read before
+the wait), Geometry.data (data-carrying synchronisation instead of the counter) and a trace
+of SM clock stamps (summarise_trace). make_chain times kernels back to back; make_model_chain
+wraps them in the no-mixer model's token loop (embedding, final norm, unembedding).
 """
 
 from __future__ import annotations
