@@ -20,8 +20,8 @@ layer (slot = position mod K), so no item copies it; `make_token_dense` converts
 
 All activations live in one (8, COLS) float32 buffer (batch rows, B <= 8 padded); parameter
 vectors in an (8, PCOLS) float32 buffer (rows repeated, so every load has the same shape).
-Padding is zero in weights, biases, norm scales and shifts; padded batch rows carry values
-nobody reads.
+Padded columns are zero in weights, biases, norm scales and shifts, so they stay zero through
+every step (gelu(0) = 0); padded batch rows carry values nobody reads.
 
 Options of token_kernel, each measured side by side on the GPU (experiments/NOTES.md,
 sessions 25-26): conv_epilogue (where the short convolution runs), rows (only the batch's rows
