@@ -114,12 +114,11 @@ def batch_guard(idx, rows: int, body):
   if rows >= NB:
     body()
     return
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
-  index = ir.IndexType.get()
-  inside = arith.cmpi(arith.CmpIPredicate.ult, idx,
-                      arith.constant(index, ir.IntegerAttr.get(index, rows)))
+  inside = arith.cmpi(arith.CmpIPredicate.ult, idx, mgpu_utils.c(rows, ir.IndexType.get()))
   branch = scf.IfOp(inside)
   with ir.InsertionPoint(branch.then_block):
     body()
@@ -221,6 +220,7 @@ def _store_relaxed(address, value):
 def fill_pending(ref, program, programs: int, rows: int):
   """ref[:rows, cols] = PENDING for this program's share of ref's columns (a 2-D float32 GMEM
   ref; `program` a scalar): the next token's polled regions, which this token does not use."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
@@ -233,8 +233,8 @@ def fill_pending(ref, program, programs: int, rows: int):
   def fill(ctx, dst, p):
     del ctx
     index, i32 = ir.IndexType.get(), ir.IntegerType.get_signless(32)
-    cst = lambda v: arith.constant(index, ir.IntegerAttr.get(index, v))
-    value = arith.bitcast(ir.F32Type.get(), arith.constant(i32, PENDING_BITS))
+    cst = lambda v: mgpu_utils.c(v, index)
+    value = arith.bitcast(ir.F32Type.get(), mgpu_utils.c(PENDING_BITS, i32))
     lane = arith.remui(gpu.thread_id(gpu.Dimension.x), cst(threads))
     first = arith.muli(arith.index_cast(index, p.registers.item()), cst(per))
     loop = scf.ForOp(lane, cst(per), cst(threads))
@@ -259,6 +259,7 @@ def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool = F
   if interpret:
     return ref[...]
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
@@ -267,22 +268,16 @@ def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool = F
   @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
   def load(ctx, src):
     del ctx
-    index, f32 = ir.IndexType.get(), ir.F32Type.get()
-    zero = mgpu.FragmentedArray.splat(arith.constant(f32, 0.0), (ROWS, NB),
+    zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), (ROWS, NB),
                                       layout=mgpu.WGMMA_LAYOUT)
-    last = arith.constant(index, ir.IntegerAttr.get(index, rows - 1))
+    last = mgpu_utils.c(rows - 1, ir.IndexType.get())
+    batch_row = lambda idx: idx[1] if rows >= NB else arith.minui(idx[1], last)
     if poll:  # every element's address first, then one polling loop over all of them
       idxs = []
       zero.foreach(lambda v, idx: idxs.append(idx))
-      polled = iter(_poll_loads([_element_address(src, arith.minui(i[1], last), i[0])
-                                 for i in idxs], 1))
+      polled = iter(_poll_loads([_element_address(src, batch_row(i), i[0]) for i in idxs], 1))
     def one(v, idx):
-      if poll:
-        w = next(polled)
-      elif rows >= NB:
-        return mref.load(src, [idx[1], idx[0]])
-      else:
-        w = mref.load(src, [arith.minui(idx[1], last), idx[0]])
+      w = next(polled) if poll else mref.load(src, [batch_row(idx), idx[0]])
       if rows >= NB:
         return w
       return arith.select(arith.cmpi(arith.CmpIPredicate.ule, idx[1], last), w, v)
@@ -299,6 +294,7 @@ def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
   last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register;
   poll: relaxed 16-byte loads, repeated until no value is PENDING (data-carrying sync)."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import vector  # pylint: disable=g-import-not-at-top
@@ -309,24 +305,21 @@ def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
   def load(ctx, src):
     del ctx
     tiled = layout.to_mgpu()
-    index, f32 = ir.IndexType.get(), ir.F32Type.get()
-    zero = mgpu.FragmentedArray.splat(arith.constant(f32, 0.0), shape, layout=tiled)
+    index = ir.IndexType.get()
+    zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), shape,
+                                      layout=tiled)
     regs = np.empty(zero.registers.shape, dtype=object)
     vec_type = zero.registers.flat[0].type
-    last = arith.constant(index, ir.IntegerAttr.get(index, rows - 1))
+    width = ir.VectorType(vec_type).shape[0]
+    last = mgpu_utils.c(rows - 1, index)
     places = list(zip(tiled.thread_idxs(shape), np.ndindex(regs.shape)))
-    if poll:
-      width = ir.VectorType(vec_type).shape[0]
-      four = arith.constant(index, ir.IntegerAttr.get(index, 4))
-      addresses = [_element_address(src, arith.minui(row, last), arith.addi(col, off))
-                   for (row, col), _ in places
-                   for off in [arith.muli(four, arith.constant(index, ir.IntegerAttr.get(
-                       index, q))) for q in range(width // 4)]]
-      polled = _poll_loads(addresses, 4)
+    if poll:  # every register's 16-byte pieces, then one polling loop over all of them
+      polled = _poll_loads([_element_address(src, arith.minui(row, last),
+                                             arith.addi(col, mgpu_utils.c(q, index)))
+                            for (row, col), _ in places for q in range(0, width, 4)], 4)
     for n, ((row, col), reg_idx) in enumerate(places):
       if poll:
-        w = ir.VectorType(vec_type).shape[0]
-        v = vector.from_elements(vec_type, polled[n * w:(n + 1) * w])
+        v = vector.from_elements(vec_type, polled[n * width:(n + 1) * width])
       else:
         v = vector.load(vec_type, src, [arith.minui(row, last), col])
       if mask and rows < shape[0]:
@@ -336,6 +329,19 @@ def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
     return mgpu.FragmentedArray(_registers=regs, _layout=tiled, _is_signed=None)
 
   return load(ref)
+
+
+def load_slice(ref, start, width: int, layout, rows: int, interpret: bool,
+               params: bool = False, poll: bool = False):
+  """ref[:, start:start + width] in `layout`, the kernels' one way to read a slice: the ref
+  itself in interpret mode; load_rows where fewer than NB rows are wanted or the words are
+  polled (params: a parameter vector, read from row 0 and never polled); else plgpu.load."""
+  view = ref.at[:, pl.ds(start, width)]
+  if interpret:
+    return ref[:, pl.ds(start, width)]
+  if rows < NB or poll:
+    return load_rows(view, layout, 1 if params else rows, mask=not params, poll=poll)
+  return plgpu.load(view, (), layout=layout, optimized=False)
 
 
 def fetch_chunk(items_ref, ring_ref, full_ref, p, q, *, programs: int, n_items: int, ring: int,
@@ -509,13 +515,7 @@ def chain_kernel(layers: int, programs: int, ring: int, wait: bool = True, ln: b
         target, i0, i1, i2, out, kind = (row[j] for j in range(6))
         if wait:
           wait_counter(counter_ref, target)
-        if interpret:
-          load = lambda start: acts_ref[:, pl.ds(start, KP)]
-        elif rows < NB:
-          load = lambda start: load_rows(acts_ref.at[:, pl.ds(start, KP)], load_layout, rows)
-        else:
-          load = lambda start: plgpu.load(acts_ref.at[:, pl.ds(start, KP)], (),
-                                          layout=load_layout, optimized=False)
+        load = lambda start: load_slice(acts_ref, start, KP, load_layout, rows, interpret)
         if noload:
           x = jnp.zeros((NB, KP), jnp.float32)
           x = x if interpret else plgpu.layout_cast(x, load_layout)
@@ -589,7 +589,7 @@ def make_runner(layers: int, spec: dict, tokens: int = 1, interpret: bool = Fals
   moves only `batch` rows (chain_kernel's rows)."""
   kernel = chain_kernel(layers, spec["programs"], spec["ring"], spec["wait"], spec["ln"],
                         spec["xload"], interpret, spec["noload"],
-                        batch if spec.get("rows") else NB)
+                        batch if spec["rows"] else NB)
 
   @jax.jit
   def run(items, table, acts0):

@@ -294,7 +294,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   when loaded), and parameter vectors are read from their row 0 alone. prefetch: every
   epilogue addend (bias, residual rows; with conv_epilogue the older ring slots, taps and
   conv bias) is loaded right after the wait, beside the inputs (mc.load_transposed), instead
-  of after the product: one dependent memory round trip fewer per phase. hoist: the item's
+  of after the product: one dependent memory round trip fewer per phase (interpret mode always
+  takes this epilogue: its transposed loads are plain reads of the same values). hoist: the item's
   whole table row is read before the wait (the wait's acquire orders every later load after
   it, so a column read after it costs a round trip before the loads it addresses).
 
@@ -335,12 +336,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       fetch(items_ref, ring_ref, full_ref, p, q)
 
     def load_from(ref, start, params=False):
-      if interpret:
-        return ref[:, pl.ds(start, kp)]
-      if rows < NB or (g.data and not params):
-        return mc.load_rows(ref.at[:, pl.ds(start, kp)], layout, 1 if params else rows,
-                            mask=not params, poll=g.data and not params)
-      return plgpu.load(ref.at[:, pl.ds(start, kp)], (), layout=layout, optimized=False)
+      return mc.load_slice(ref, start, kp, layout, rows, interpret, params,
+                           poll=g.data and not params)
 
     def stage(v):
       x_smem[...] = v.astype(jnp.bfloat16)
@@ -371,7 +368,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
           mc.wait_counter(counter_ref, col(C_WAIT))
         mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
-        if prefetch:
+        if prefetch or interpret:  # (interpret mode: the same values, loaded earlier)
           addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
         act = functools.partial(load_from, acts_ref)
         prm = functools.partial(load_from, prm_ref, params=True)
@@ -419,35 +416,20 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         for c in range(N_CHUNKS):  # the slots just read are free: refill them
           fetch(items_ref, ring_ref, full_ref, p, i * N_CHUNKS + c + ring)
         cols = lambda ref, start: ref.at[:, pl.ds(start, ROWS)]
-        # Older ring slots of this mix item's rows, oldest first (static: slot is).
-        olds = [out + ((slot - (k - 1) + j) % k - slot) * 3 * kp for j in range(k - 1)]
-        taps = [col(C_RES0) + 3 * j * kp for j in range(k)]
 
         def plain():
-          if interpret:
-            acts_ref[:, pl.ds(out, ROWS)] = (
-                acc + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
-                + acts_ref[:, pl.ds(col(C_RES0), ROWS)] + acts_ref[:, pl.ds(col(C_RES1), ROWS)])
-          else:
-            mc.store_transposed(cols(acts_ref, out), acc, cols(prm_ref, col(C_BIAS)),
-                                cols(acts_ref, col(C_RES0)), cols(acts_ref, col(C_RES1)),
-                                rows=rows)
+          mc.store_transposed(cols(acts_ref, out), acc, cols(prm_ref, col(C_BIAS)),
+                              cols(acts_ref, col(C_RES0)), cols(acts_ref, col(C_RES1)),
+                              rows=rows)
 
         def with_conv():
-          if interpret:
-            v = acc + prm_ref[:, pl.ds(col(C_BIAS), ROWS)]
-            acts_ref[:, pl.ds(out, ROWS)] = v
-            c = prm_ref[:, pl.ds(col(C_RES1), ROWS)] + v * prm_ref[:, pl.ds(taps[-1], ROWS)]
-            for old, tap in zip(olds, taps[:-1]):
-              c = c + acts_ref[:, pl.ds(old, ROWS)] * prm_ref[:, pl.ds(tap, ROWS)]
-            acts_ref[:, pl.ds(col(C_AUX), ROWS)] = c
-          else:
-            _epilogue_conv(cols(acts_ref, out), cols(prm_ref, col(C_BIAS)),
-                           [cols(acts_ref, o) for o in olds],
-                           [cols(prm_ref, t) for t in taps], cols(prm_ref, col(C_RES1)),
-                           cols(acts_ref, col(C_AUX)), acc, rows)
+          taps = [col(C_RES0) + 3 * j * kp for j in range(k)]
+          _epilogue_conv(cols(acts_ref, out), cols(prm_ref, col(C_BIAS)),
+                         [cols(acts_ref, o) for o in older_slots(out, slot)],
+                         [cols(prm_ref, t) for t in taps], cols(prm_ref, col(C_RES1)),
+                         cols(acts_ref, col(C_AUX)), acc, rows)
 
-        if prefetch:
+        if prefetch or interpret:
           finish_prefetched(acts_ref, col, out, acc, addends)
         elif conv_epilogue:
           pl.when(kind == MIX)(with_conv)
@@ -463,6 +445,11 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     jax.lax.fori_loop(0, per_program, step, 0)
 
   zero_params = g.layers * po["LAYER"]
+
+  def older_slots(out, slot):
+    """A mix item's rows in the layer ring's older slots, oldest first (out: its current slot's
+    offset; slot static)."""
+    return [out + ((slot - (k - 1) + j) % k - slot) * 3 * kp for j in range(k - 1)]
 
   def transposed(ref, start, params=False):
     return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret,
@@ -481,8 +468,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     # Conv-epilogue mix rows hold the taps' base in RES0 and the conv bias in RES1 (prm).
     res = (transposed(acts_ref, mix_only(z, col(C_RES0)))
            + transposed(acts_ref, mix_only(z, col(C_RES1))))
-    olds = [transposed(acts_ref, mix_only(out + ((slot - (k - 1) + j) % k - slot) * 3 * kp, z))
-            for j in range(k - 1)]
+    olds = [transposed(acts_ref, mix_only(o, z)) for o in older_slots(out, slot)]
     taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params), True)
             for j in range(k)]
     return dict(bias=transposed(prm_ref, col(C_BIAS), True), res=res, olds=olds, taps=taps,
@@ -518,6 +504,13 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
           plgpu.SMEM((NB, kp), jnp.bfloat16, transforms=_TRANSFORMS),
           plgpu.Barrier(num_arrivals=1, num_barriers=ring))
   return kernel
+
+
+def final_x(acts, g: Geometry, batch: int, parity: int = 0):
+  """The token's output x (batch, d): the sum of the last layer's down halves in `acts` (an
+  array or a ref; under data sync, in the set of the token's parity)."""
+  last = g.layer_regions(g.layers - 1)["P"] + (parity * g.regions()["SET"] if g.data else 0)
+  return sum(acts[:batch, last + h * g.kp:last + h * g.kp + g.d] for h in range(g.halves))
 
 
 def pending_first_set(acts, g: Geometry, rows: int):
@@ -564,8 +557,7 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
     kernel(gmem(items), gmem(table), gmem(prm), acts_ref, gmem(jnp.zeros((2,), jnp.int32)),
            0, slot)
     acts = acts_ref[...]
-    last = g.layer_regions(g.layers - 1)["P"]
-    x_out = sum(acts[:b, last + h * kp:last + h * kp + d] for h in range(g.halves))
+    x_out = final_x(acts, g, b)
     u = jnp.stack([acts[:b, r["UOUT"] + m * kp:r["UOUT"] + m * kp + d]
                    for m in range(g.layers)])
     states = []
@@ -632,8 +624,7 @@ def make_model_chain(g: Geometry, params, cfg, programs: int, ring: int = 6, tok
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
       acts_ref[:b, r["X0"]:r["X0"] + d] = hyena.embed(params, current)
       kernel(*refs, acts_ref, counters, t % 2, t % g.k)
-      last = g.layer_regions(g.layers - 1)["P"] + (t % 2) * r.get("SET", 0)
-      x = sum(acts_ref[:b, last + h * kp:last + h * kp + d] for h in range(g.halves))
+      x = final_x(acts_ref, g, b, t % 2)
       logits = hyena.logits_from_hidden(params, cfg, x)
       nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
       out_tokens.append(nxt)

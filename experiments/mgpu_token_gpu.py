@@ -68,6 +68,14 @@ def parse_variant(name: str) -> dict:
   return {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES}}
 
 
+def _marginal_ms(build, args) -> tuple[float, float]:
+  """(ms per token, ms of a one-token call): build(T) runs T tokens back to back; the
+  difference between T = --tokens and T = 1 leaves out each call's fixed cost."""
+  tokens = _TOKENS.value
+  med, med1 = (_median_ms(lambda f=build(t): f(*args), _REPEATS.value) for t in (tokens, 1))
+  return (med - med1) / (tokens - 1), med1
+
+
 def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=False):
   return mt.make_model_chain(dataclasses.replace(g, data=spec["data"]), params, cfg, programs,
                              ring, tokens, spec["epilogue"], tiny, rows, spec["pre"],
@@ -160,24 +168,20 @@ def main(argv):
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
-        r = gv.regions()
-        acts0 = jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[:batch, r["X0"]:r["X0"] + D].set(x)
+        def first_acts(geometry):  # x in X0, the rest zero
+          r = geometry.regions()
+          return jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[
+              :batch, r["X0"]:r["X0"] + D].set(x)
+        acts0 = first_acts(gv)
         if spec["data"]:  # tokens 0 and 1 (both polled sets) against the counter kernel's
-          twin = dict(spec, data=False)
-          a = np.asarray(_chain(g, spec, progs, ring, 2, rows, tiny)(items, table, prm, acts0))
-          r0 = g.regions()
-          b = np.asarray(_chain(g, twin, progs, ring, 2, rows, tiny)(
-              items, jnp.asarray(mt.item_table(g, True)), prm,
-              jnp.zeros((mt.NB, r0["COLS"])).at[:batch, r0["X0"]:r0["X0"] + D].set(x)))
-          pa = gv.layer_regions(M - 1)["P"] + r["SET"]
-          pb = g.layer_regions(M - 1)["P"]
-          xa = sum(a[:batch, pa + h * g.kp:pa + h * g.kp + D] for h in range(g.halves))
-          xb = sum(b[:batch, pb + h * g.kp:pb + h * g.kp + D] for h in range(g.halves))
+          a = _chain(g, spec, progs, ring, 2, rows, tiny)(items, table, prm, acts0)
+          b = _chain(g, dict(spec, data=False), progs, ring, 2, rows, tiny)(
+              items, jnp.asarray(mt.item_table(g, True)), prm, first_acts(g))
+          xa = np.asarray(mt.final_x(a, gv, batch, parity=1))
+          xb = np.asarray(mt.final_x(b, g, batch))
           rec["two_tokens_vs_counter"] = float(np.max(np.abs(xa - xb)) / np.max(np.abs(xb)))
-        chain, one = (_chain(g, spec, progs, ring, t, rows, tiny) for t in (_TOKENS.value, 1))
-        med = _median_ms(lambda: chain(items, table, prm, acts0), _REPEATS.value)
-        med1 = _median_ms(lambda: one(items, table, prm, acts0), _REPEATS.value)
-        per = (med - med1) / (_TOKENS.value - 1)
+        per, med1 = _marginal_ms(lambda t: _chain(g, spec, progs, ring, t, rows, tiny),
+                                 (items, table, prm, acts0))
         rec.update(ms_per_token=per, ms_one_call=med1, tokens=_TOKENS.value,
                    x_layers_floor=per / out["layers_floor_ms"],
                    us_per_phase=per * 1e3 / (4 * M))
@@ -188,11 +192,9 @@ def main(argv):
                                    feed=True)(items, table, prm, acc, tok)
           rec["model_logits_rel_error"] = float(np.max(np.abs(np.asarray(logits) - want_logits))
                                                 / np.max(np.abs(want_logits)))
-          m_chain, m_one = (_model_chain(g, params, cfg, spec, progs, ring, t, rows, tiny)
-                            for t in (_TOKENS.value, 1))
-          m_med = _median_ms(lambda: m_chain(items, table, prm, acc, tok[0]), _REPEATS.value)
-          m_med1 = _median_ms(lambda: m_one(items, table, prm, acc, tok[0]), _REPEATS.value)
-          m_per = (m_med - m_med1) / (_TOKENS.value - 1)
+          m_per, _ = _marginal_ms(
+              lambda t: _model_chain(g, params, cfg, spec, progs, ring, t, rows, tiny),
+              (items, table, prm, acc, tok[0]))
           rec.update(model_ms_per_token=m_per, model_x_floor=m_per / out["floor_ms"])
         if _TRACE.value and not tiny:
           traced = _chain(g, spec, progs, ring, 4, rows, tiny, trace=True)
