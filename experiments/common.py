@@ -205,6 +205,16 @@ def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
   return statistics.median(times)
 
 
+def marginal_ms(many: Callable[[], Any], one: Callable[[], Any], tokens: int,
+                repeats: int) -> tuple[float, float, float]:
+  """(ms per token, ms of `many`, ms of `one`): `many` runs `tokens` dependent tokens in one
+  call, `one` a single token; their difference leaves out each call's fixed cost (dispatch,
+  buffer copies). Medians of `repeats` calls each, `many` first."""
+  many_ms = median_seconds(many, repeats) * 1e3
+  one_ms = median_seconds(one, repeats) * 1e3
+  return (many_ms - one_ms) / (tokens - 1), many_ms, one_ms
+
+
 COPY_PASSES = 8
 
 

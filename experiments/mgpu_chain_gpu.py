@@ -71,11 +71,6 @@ _TOKENS = flags.DEFINE_integer("tokens", 16, "Tokens per timed chain (kernels ba
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower every variant for CUDA and stop.")
 
 
-def _median_ms(fn, repeats):
-  from experiments import common  # pylint: disable=g-import-not-at-top
-  return common.median_seconds(fn, repeats) * 1e3
-
-
 def main(argv):
   del argv
   layers = _LAYERS.value
@@ -140,14 +135,14 @@ def main(argv):
         rec["first_call_s"] = time.perf_counter() - t0
         rec["max_rel_error"] = rel(got, want, batch)
         timed = mc.make_runner(layers, spec, _TOKENS.value, batch=batch)
-        med = _median_ms(lambda: timed(items, table_d, acts_d), _REPEATS.value)
+        tokens = _TOKENS.value
         # The call's fixed cost (dispatch, the refs' copies of items and acts) comes out of
         # the difference with a one-token call.
-        med1 = _median_ms(lambda: run(items, table_d, acts_d), _REPEATS.value)
-        tokens = _TOKENS.value
+        per, med, med1 = common.marginal_ms(lambda: timed(items, table_d, acts_d),
+                                            lambda: run(items, table_d, acts_d), tokens,
+                                            _REPEATS.value)
         rec.update(ms_per_token=med / tokens, ms_one_token_call=med1,
-                   ms_per_token_marginal=(med - med1) / (tokens - 1),
-                   us_per_phase=(med - med1) / (tokens - 1) * 1e3 / (4 * layers),
+                   ms_per_token_marginal=per, us_per_phase=per * 1e3 / (4 * layers),
                    tokens=tokens)
       except Exception as err:  # pylint: disable=broad-except
         rec["error"] = common.error_text(err, 1500)

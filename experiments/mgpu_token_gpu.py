@@ -69,11 +69,13 @@ def parse_variant(name: str) -> dict:
 
 
 def _marginal_ms(build, args) -> tuple[float, float]:
-  """(ms per token, ms of a one-token call): build(T) runs T tokens back to back; the
-  difference between T = --tokens and T = 1 leaves out each call's fixed cost."""
-  tokens = _TOKENS.value
-  med, med1 = (_median_ms(lambda f=build(t): f(*args), _REPEATS.value) for t in (tokens, 1))
-  return (med - med1) / (tokens - 1), med1
+  """(ms per token, ms of a one-token call): build(T) runs T tokens back to back
+  (common.marginal_ms with T = --tokens and T = 1)."""
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  many, one = build(_TOKENS.value), build(1)
+  per, _, one_ms = common.marginal_ms(lambda: many(*args), lambda: one(*args), _TOKENS.value,
+                                      _REPEATS.value)
+  return per, one_ms
 
 
 def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=False):
@@ -85,11 +87,6 @@ def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=
 def _chain(g, spec, programs, ring, tokens, rows, tiny, trace=False):
   return mt.make_chain(dataclasses.replace(g, data=spec["data"]), programs, ring, tokens,
                        spec["epilogue"], tiny, rows, spec["pre"], trace, spec["hoist"])
-
-
-def _median_ms(fn, repeats):
-  from experiments import common  # pylint: disable=g-import-not-at-top
-  return common.median_seconds(fn, repeats) * 1e3
 
 
 def _reference(params, cfg):

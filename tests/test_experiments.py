@@ -102,6 +102,19 @@ def test_copy_seconds_times_each_pass_of_the_buffer(monkeypatch):
   assert times == [1.0 / common.COPY_PASSES] * 4 and median == times[0]
 
 
+def test_marginal_ms_leaves_out_the_fixed_cost_of_a_call(monkeypatch):
+  # A call of T tokens costs 2 + T (fake) seconds: the marginal cost is 1 s per token.
+  now = [0.0]
+  fake_time = type("FakeTime", (), {"perf_counter": staticmethod(lambda: now[0])})
+  monkeypatch.setattr(common, "time", fake_time)
+  def call(tokens):
+    def run():
+      now[0] += 2 + tokens
+    return run
+  per, many, one = common.marginal_ms(call(5), call(1), 5, repeats=3)
+  assert (per, many, one) == (1000.0, 7000.0, 3000.0)
+
+
 def test_device_rates_reports_the_copy_spread():
   rates = common.device_rates("cpu")
   low, high = rates["copy_bandwidth_GBps_spread"]
