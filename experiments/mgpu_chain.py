@@ -174,17 +174,23 @@ def _element_address(ref, row, col):
   return arith.addi(base, arith.muli(elems, arith.constant(i64, 4)))
 
 
+# Polls give up after this many reads (~1 s at L2 latency) and go on with what they read, so a
+# word no producer writes makes a kernel's values NaN (its check fails) instead of hanging it.
+POLL_LIMIT = 1 << 20
+
+
 def _poll_loads(addresses, width: int):
   """Relaxed GPU-scope loads of `width` float32 values at each address, repeated until none is
-  PENDING; one flat list of the values (this thread's: threads poll independently)."""
+  PENDING (or POLL_LIMIT reads); one flat list of the values (this thread's: threads poll
+  independently)."""
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
   f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
   n = len(addresses) * width
-  loop = scf.WhileOp([f32] * n, [])
-  before = loop.before.blocks.append()
+  loop = scf.WhileOp([f32] * n + [i32], [arith.constant(i32, 0)])
+  before = loop.before.blocks.append(i32)
   with ir.InsertionPoint(before):
     values = []
     for address in addresses:
@@ -203,11 +209,13 @@ def _poll_loads(addresses, width: int):
     for v in values:
       pending = arith.ori(pending, arith.cmpi(arith.CmpIPredicate.eq,
                                               arith.bitcast(i32, v), pending_bits))
-    scf.condition(pending, values)
-  after = loop.after.blocks.append(*([f32] * n))
+    reads = arith.addi(before.arguments[0], arith.constant(i32, 1))
+    more = arith.cmpi(arith.CmpIPredicate.slt, reads, arith.constant(i32, POLL_LIMIT))
+    scf.condition(arith.andi(pending, more), values + [reads])
+  after = loop.after.blocks.append(*([f32] * n + [i32]))
   with ir.InsertionPoint(after):
-    scf.yield_([])
-  return list(loop.results)
+    scf.yield_([after.arguments[n]])
+  return list(loop.results)[:n]
 
 
 def _store_relaxed(address, value):
@@ -217,16 +225,25 @@ def _store_relaxed(address, value):
                   "st.relaxed.gpu.global.f32 [$0], $1;", "l,f", has_side_effects=True)
 
 
-def fill_pending(ref, program, programs: int, rows: int):
+def fill_pending(ref, program, programs: int, rows: int, period: int = 0, gap=(0, 0)):
   """ref[:rows, cols] = PENDING for this program's share of ref's columns (a 2-D float32 GMEM
-  ref; `program` a scalar): the next token's polled regions, which this token does not use."""
+  ref; `program` a scalar): the next token's polled regions, which this token does not use.
+  With a period, ref is blocks of `period` columns and the columns [gap[0], gap[0] + gap[1])
+  of each block are left alone (read by consumers, written by no producer: a PENDING there
+  would never clear)."""
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import gpu  # pylint: disable=g-import-not-at-top
-  n_cols = ref.shape[1]
-  per = -(-n_cols // programs)
+  period = period or ref.shape[1]
+  gap_start, gap_width = gap
+  if ref.shape[1] % period or not 0 <= gap_start <= gap_start + gap_width <= period:
+    raise ValueError(f"{ref.shape[1]} columns, period {period}, gap {gap}: not blocks with a "
+                     "gap inside each")
+  written = period - gap_width  # the filled columns of a block: the fill's virtual index
+  n_virtual = ref.shape[1] // period * written
+  per = -(-n_virtual // programs)
   threads = 128
 
   @_inline((plgpu.RefType(), plgpu.Layout.WG_SPLAT))
@@ -239,9 +256,13 @@ def fill_pending(ref, program, programs: int, rows: int):
     first = arith.muli(arith.index_cast(index, p.registers.item()), cst(per))
     loop = scf.ForOp(lane, cst(per), cst(threads))
     with ir.InsertionPoint(loop.body):
-      col = arith.addi(first, loop.induction_variable)
-      inside = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, col, cst(n_cols)))
+      virtual = arith.addi(first, loop.induction_variable)
+      inside = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, virtual, cst(n_virtual)))
       with ir.InsertionPoint(inside.then_block):
+        block, w = arith.divui(virtual, cst(written)), arith.remui(virtual, cst(written))
+        past_gap = arith.cmpi(arith.CmpIPredicate.uge, w, cst(gap_start))
+        w = arith.select(past_gap, arith.addi(w, cst(gap_width)), w)
+        col = arith.addi(arith.muli(block, cst(period)), w)
         for r in range(rows):
           _store_relaxed(_element_address(dst, cst(r), col), value)
         scf.yield_([])

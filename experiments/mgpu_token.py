@@ -115,6 +115,23 @@ class Geometry:
     out["COLS"] = col
     return out
 
+  def unwritten_gap(self):
+    """(start, width) of the columns of a layer's polled set (from its Y) that no item writes:
+    H's padding past the inner width, which the last down half reads (zero weights). It must
+    never be PENDING (it would never clear), so fills skip it and the host keeps it zero."""
+    r = self.regions()
+    return r["H"] - r["Y"] + self.ip, self.halves * self.kp - self.ip
+
+  def pending_runs(self):
+    """(start, width) runs, relative to a polled set, of the columns a fill makes PENDING."""
+    gap_start, gap_width = self.unwritten_gap()
+    per_layer = self.regions()["LAYER_SET"]
+    runs = []
+    for layer in range(self.layers):
+      runs += [(layer * per_layer, gap_start),
+               (layer * per_layer + gap_start + gap_width, per_layer - gap_start - gap_width)]
+    return [run for run in runs if run[1]]
+
   def layer_regions(self, layer: int) -> dict:
     """Y, H, P, C of a layer (its own under data sync, in the parity-0 set)."""
     r = self.regions()
@@ -329,9 +346,14 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
     if not interpret and not g.data:
       pl.when(p == 0)(lambda: mc.zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
-    if not interpret and g.data:
+    if g.data:  # the other parity's polled set, for the next token
       other = regions["POLL"] + (1 - parity) * regions["SET"]
-      mc.fill_pending(acts_ref.at[:, pl.ds(other, regions["SET"])], p, programs, rows)
+      if interpret:
+        for start, width in g.pending_runs():
+          acts_ref[:rows, pl.ds(other + start, width)] = _pending((rows, width))
+      else:
+        mc.fill_pending(acts_ref.at[:, pl.ds(other, regions["SET"])], p, programs, rows,
+                        regions["LAYER_SET"], g.unwritten_gap())
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
@@ -513,15 +535,20 @@ def final_x(acts, g: Geometry, batch: int, parity: int = 0):
   return sum(acts[:batch, last + h * g.kp:last + h * g.kp + g.d] for h in range(g.halves))
 
 
+def _pending(shape):
+  return jax.lax.bitcast_convert_type(jnp.full(shape, mc.PENDING_BITS, jnp.int32), jnp.float32)
+
+
 def pending_first_set(acts, g: Geometry, rows: int):
-  """Under data sync, acts with the parity-0 polled set's first `rows` rows PENDING (the
-  first token's kernel fills the other set for the next one); unchanged otherwise."""
+  """Under data sync, acts with the parity-0 polled set's first `rows` rows PENDING but for
+  each layer's unwritten gap (the first token's kernel fills the other set for the next one);
+  unchanged otherwise."""
   if not g.data:
     return acts
-  r = g.regions()
-  pending = jax.lax.bitcast_convert_type(
-      jnp.full((rows, r["SET"]), mc.PENDING_BITS, jnp.int32), jnp.float32)
-  return acts.at[:rows, r["POLL"]:r["POLL"] + r["SET"]].set(pending)
+  poll = g.regions()["POLL"]
+  for start, width in g.pending_runs():
+    acts = acts.at[:rows, poll + start:poll + start + width].set(_pending((rows, width)))
+  return acts
 
 
 def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,

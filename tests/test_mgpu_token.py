@@ -154,8 +154,10 @@ def test_summarise_trace_reads_the_steps_between_stamps():
 def test_data_sync_computes_what_the_counter_kernel_does():
   """The data-carrying layout (per-layer polled regions, two sets by token parity, the table's
   offsets moved for parity 1) in interpret mode: one token through the engine's glue and two
-  tokens back to back (the second in the other set) give the counter kernel's values."""
-  d, inner, k, layers = 96, 200, 2, 2
+  tokens back to back (the second in the other set) give the counter kernel's values. The
+  inner width leaves H a padding no item writes (a PENDING there would never clear: NaN here)."""
+  d, inner, k, layers = 96, 160, 2, 2
+  assert mt.Geometry(layers, d, inner, k, data=True).unwritten_gap()[1] > 0
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
   cfg = HyenaConfig(d_model=d, n_layers=layers, d_inner=inner, short_filter_order=k,
