@@ -179,31 +179,39 @@ def _element_address(ref, row, col):
 POLL_LIMIT = 1 << 20
 
 
-def _poll_loads(addresses, width: int):
+def _relaxed_load(address, width: int):
+  """`width` float32 values at address by one relaxed GPU-scope load (L2, never L1)."""
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+  f32 = ir.F32Type.get()
+  if width == 1:
+    return [llvm.inline_asm(f32, [address], "ld.relaxed.gpu.global.f32 $0, [$1];", "=f,l",
+                            has_side_effects=True)]
+  regs = ", ".join(f"${j}" for j in range(width))
+  struct = llvm.inline_asm(
+      ir.Type.parse("!llvm.struct<(" + ", ".join(["f32"] * width) + ")>"), [address],
+      f"ld.relaxed.gpu.global.v{width}.f32 {{{regs}}}, [${width}];",
+      ",".join(["=f"] * width) + ",l", has_side_effects=True)
+  return [llvm.extractvalue(f32, struct, [j]) for j in range(width)]
+
+
+def _poll_loads(addresses, width: int, spin: bool = False):
   """Relaxed GPU-scope loads of `width` float32 values at each address, repeated until none is
   PENDING (or POLL_LIMIT reads); one flat list of the values (this thread's: threads poll
-  independently)."""
+  independently). spin: first poll the first address alone (one load per try instead of all
+  of them: less L2 traffic from items that wait), then all of them (the producers' stores are
+  relaxed, so the first word's arrival orders nothing)."""
+  if spin:
+    _poll_loads(addresses[:1], width)
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
   f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
   n = len(addresses) * width
   loop = scf.WhileOp([f32] * n + [i32], [arith.constant(i32, 0)])
   before = loop.before.blocks.append(i32)
   with ir.InsertionPoint(before):
-    values = []
-    for address in addresses:
-      if width == 1:
-        values.append(llvm.inline_asm(f32, [address], "ld.relaxed.gpu.global.f32 $0, [$1];",
-                                      "=f,l", has_side_effects=True))
-      else:
-        regs = ", ".join(f"${j}" for j in range(width))
-        struct = llvm.inline_asm(
-            ir.Type.parse("!llvm.struct<(" + ", ".join(["f32"] * width) + ")>"), [address],
-            f"ld.relaxed.gpu.global.v{width}.f32 {{{regs}}}, [${width}];",
-            ",".join(["=f"] * width) + ",l", has_side_effects=True)
-        values += [llvm.extractvalue(f32, struct, [j]) for j in range(width)]
+    values = [v for address in addresses for v in _relaxed_load(address, width)]
     pending_bits = arith.constant(i32, PENDING_BITS)
     pending = arith.constant(ir.IntegerType.get_signless(1), 0)
     for v in values:
@@ -271,7 +279,7 @@ def fill_pending(ref, program, programs: int, rows: int, period: int = 0, gap=(0
   fill(ref, program)
 
 
-def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool = False):
+def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool | str = False):
   """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
   layout of a product's accumulator), so an epilogue's addends can be loaded before the
   product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
@@ -296,7 +304,8 @@ def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool = F
     if poll:  # every element's address first, then one polling loop over all of them
       idxs = []
       zero.foreach(lambda v, idx: idxs.append(idx))
-      polled = iter(_poll_loads([_element_address(src, batch_row(i), i[0]) for i in idxs], 1))
+      polled = iter(_poll_loads([_element_address(src, batch_row(i), i[0]) for i in idxs], 1,
+                                spin=poll == "spin"))
     def one(v, idx):
       w = next(polled) if poll else mref.load(src, [batch_row(idx), idx[0]])
       if rows >= NB:
@@ -307,13 +316,14 @@ def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool = F
   return load(ref)
 
 
-def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
+def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool | str = False):
   """An (NB, n) float32 GMEM ref into registers in `layout` (a plgpu.Layout.SMEM_GMEM_COPY),
   reading only rows 0..rows-1: row r reads row min(r, rows - 1), whose addresses a warp's load
   then shares with the rows below it, so the bytes moved are `rows` rows' (plgpu.load moves
   all NB). mask: rows >= `rows` are zero (activations' padding); otherwise they repeat the
   last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register;
-  poll: relaxed 16-byte loads, repeated until no value is PENDING (data-carrying sync)."""
+  poll: relaxed 16-byte loads, repeated until no value is PENDING (data-carrying sync; "spin":
+  _poll_loads' spin)."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
@@ -337,7 +347,8 @@ def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
     if poll:  # every register's 16-byte pieces, then one polling loop over all of them
       polled = _poll_loads([_element_address(src, arith.minui(row, last),
                                              arith.addi(col, mgpu_utils.c(q, index)))
-                            for (row, col), _ in places for q in range(0, width, 4)], 4)
+                            for (row, col), _ in places for q in range(0, width, 4)], 4,
+                           spin=poll == "spin")
     for n, ((row, col), reg_idx) in enumerate(places):
       if poll:
         v = vector.from_elements(vec_type, polled[n * width:(n + 1) * width])
@@ -353,7 +364,7 @@ def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool = False):
 
 
 def load_slice(ref, start, width: int, layout, rows: int, interpret: bool,
-               params: bool = False, poll: bool = False):
+               params: bool = False, poll: bool | str = False):
   """ref[:, start:start + width] in `layout`, the kernels' one way to read a slice: the ref
   itself in interpret mode; load_rows where fewer than NB rows are wanted or the words are
   polled (params: a parameter vector, read from row 0 and never polled); else plgpu.load."""

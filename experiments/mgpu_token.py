@@ -64,7 +64,9 @@ class Geometry:
   d: int
   inner: int
   k: int
-  data: bool = False  # data-carrying synchronisation (token_kernel's sync="data")
+  # Data-carrying synchronisation instead of the counter (token_kernel); "spin": its polls
+  # first spin on one word (mc._poll_loads' spin).
+  data: bool | str = False
 
   @property
   def kp(self):  # the padded width: four wgmma chunks of a multiple of 32 columns
@@ -359,7 +361,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
     def load_from(ref, start, params=False):
       return mc.load_slice(ref, start, kp, layout, rows, interpret, params,
-                           poll=g.data and not params)
+                           poll=False if params else g.data)
 
     def stage(v):
       x_smem[...] = v.astype(jnp.bfloat16)
@@ -475,7 +477,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
   def transposed(ref, start, params=False):
     return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret,
-                              poll=g.data and not params)
+                              poll=False if params else g.data)
 
   def prefetch_addends(acts_ref, prm_ref, col, out, slot):
     """Every addend of the item's epilogue, as (64, NB) accumulator-layout values. Offsets an

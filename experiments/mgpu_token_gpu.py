@@ -55,17 +55,22 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
-SUFFIXES = ("rows", "pre", "hoist", "data")
+SUFFIXES = ("rows", "pre", "hoist", "data", "spin")
 
 
 def parse_variant(name: str) -> dict:
   """{epilogue, rows, pre, hoist, data}: 'load' / 'epilogue', then optionally the SUFFIXES
-  '_rows', '_pre', '_hoist', '_data' in that order."""
+  '_rows', '_pre', '_hoist', '_data', '_spin' in that order ('_spin' after '_data': data is
+  then "spin", Geometry.data's)."""
   conv, *rest = name.split("_")
   if (conv not in ("load", "epilogue") or any(r not in SUFFIXES for r in rest)
-      or rest != sorted(set(rest), key=SUFFIXES.index)):
+      or rest != sorted(set(rest), key=SUFFIXES.index)
+      or ("spin" in rest and "data" not in rest)):
     raise ValueError(f"unknown variant {name!r}")
-  return {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES}}
+  spec = {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES[:-1]}}
+  if "spin" in rest:
+    spec["data"] = "spin"
+  return spec
 
 
 def _marginal_ms(build, args) -> tuple[float, float]:

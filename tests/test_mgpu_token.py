@@ -54,14 +54,17 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
                                                         jnp.stack(convs))):
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape, (name, a.shape, b.shape)
-    # Same bfloat16 staging on both sides; float32 sums in another order: ~1e-7.
+    # Same bfloat16 staging on both sides; float32 sums in another order: ~1e-7, but now and
+    # then (1 seed in ~60) a sum lands on the other side of a bfloat16 rounding boundary and
+    # one staged value differs by an ulp, which the next product spreads: up to ~2e-5 (seed
+    # 958923493: 1.8e-5). A wrong slot, tap or addend is ~1e-1.
     err = np.max(np.abs(a - b)) / np.max(np.abs(b))
-    assert err < 1e-5, (name, err, seed, batch, position)
+    assert err < 1e-4, (name, err, seed, batch, position)
 
 
 @pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace,data", [
     (False, mt.NB, False, False, False), (True, 1, True, True, False),
-    (True, 2, True, False, True)])
+    (True, 2, True, False, True), (True, mt.NB, True, False, "spin")])
 def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace, data):
   g = mt.Geometry(2, 864, 1728, 3, data=data)
   run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue, rows=rows,
