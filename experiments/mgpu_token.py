@@ -57,6 +57,14 @@ def _up(n: int, m: int) -> int:
   return -(-n // m) * m
 
 
+def window_slot(slot, j: int, k: int):
+  """The ring slot of entry j of the short convolution's window (0 = the oldest; K - 1 = the
+  token's own, `slot`): (slot - (K - 1) + j) mod K, with a compare instead of a remainder where
+  slot is traced (the kernel reads it at run time)."""
+  w = slot + 1 + j
+  return w % k if isinstance(slot, int) else jnp.where(w >= k, w - k, w)
+
+
 @dataclasses.dataclass(frozen=True)
 class Geometry:
   """Static shapes and buffer offsets for M layers of width D, inner width I, short order K."""
@@ -303,11 +311,13 @@ def _epilogue_conv(out_ref, bias_ref, old_refs, tap_refs, cb_ref, c_ref, acc, ro
 def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
                  conv_epilogue: bool = False, rows: int = NB, prefetch: bool = False,
                  hoist: bool = False):
-  """kernel(items, table, prm, acts, counters, parity, slot[, trace, token]): one token
-  through every layer, in place on acts (see the module docstring); slot = the token's
-  position mod K; counters as in mgpu_chain.chain_kernel (counters[parity] zero on entry);
-  trace: a (tokens, items, 8) int32 ref whose [token] row gets each item's stamps at
-  mc.TRACE_POINTS (make_chain's trace). conv_epilogue: the table's
+  """kernel(items, table, prm, acts, counters, where[, trace]): one token through every
+  layer, in place on acts (see the module docstring); where: a (3,) int32 ref (token_where)
+  holding the token's parity, its ring slot (position mod K) and its index in a trace, read by
+  the kernel, so every token runs the same compiled kernel (a Mosaic kernel compiles in ~4.5 s;
+  with these static, each (parity, slot) pair was another); counters as in
+  mgpu_chain.chain_kernel (counters[parity] zero on entry); trace: a (tokens, items, 8) int32
+  ref whose [token] row gets each item's stamps at mc.TRACE_POINTS (make_chain's trace). conv_epilogue: the table's
   layout of the same name (item_table). rows < NB: only the first `rows` batch rows of the
   activations are loaded and stored (mc.load_rows, mc.store_transposed; the rest are zero
   when loaded), and parameter vectors are read from their row 0 alone. prefetch: every
@@ -342,9 +352,10 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   fetch = functools.partial(mc.fetch_chunk, programs=programs, n_items=n_items, ring=ring,
                             chunk=chunk)
 
-  def program(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity, slot, trace_ref,
-              token, ring_ref, x_smem, full_ref):
+  def program(items_ref, table_ref, prm_ref, acts_ref, counters_ref, where_ref, trace_ref,
+              ring_ref, x_smem, full_ref):
     p = jax.lax.axis_index("p")
+    parity, slot, token = where_ref[0], where_ref[1], where_ref[2]
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
     if not interpret and not g.data:
       pl.when(p == 0)(lambda: mc.zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
@@ -377,12 +388,13 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         row = table_ref.at[it]
         if hoist:  # the whole row now, so no load after the wait waits for an address
           values = [row[c] for c in range(C_AUX + 1)]
-          if g.data and parity:  # this token's polled set (the table addresses set 0)
+          if g.data:  # this token's polled set (the table addresses set 0)
             moved = (C_IN0, C_IN1, C_IN2, C_OUT, C_AUX)
             is_mix = values[C_KIND] == MIX
             for c in moved + (C_RES0, C_RES1):  # mix rows' RES0 / RES1 address parameters
               v = values[c]
-              shifted = jnp.where(v >= regions["POLL"], v + regions["SET"], v)
+              shifted = jnp.where((parity == 1) & (v >= regions["POLL"]),
+                                  v + regions["SET"], v)
               values[c] = shifted if c in moved else jnp.where(is_mix, v, shifted)
           col = lambda c: values[c]
         else:
@@ -413,8 +425,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
               return act(ring0 + s * kp)
             c = prm(pb + po["CB"] + s * kp)
             for j in range(k):
-              pos = (slot - (k - 1) + j) % k
-              c = c + act(ring0 + (3 * pos + s) * kp) * prm(pb + po["TAPS"] + (3 * j + s) * kp)
+              c = c + (act(ring0 + (3 * window_slot(slot, j, k) + s) * kp)
+                       * prm(pb + po["TAPS"] + (3 * j + s) * kp))
             return c
           x0, x1, v = conv(0), conv(1), conv(2)
           u = x1 * v
@@ -472,8 +484,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
 
   def older_slots(out, slot):
     """A mix item's rows in the layer ring's older slots, oldest first (out: its current slot's
-    offset; slot static)."""
-    return [out + ((slot - (k - 1) + j) % k - slot) * 3 * kp for j in range(k - 1)]
+    offset)."""
+    return [out + (window_slot(slot, j, k) - slot) * 3 * kp for j in range(k - 1)]
 
   def transposed(ref, start, params=False):
     return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret,
@@ -515,19 +527,24 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         c = c + old * tap
       pl.when(col(C_KIND) == MIX)(lambda: store(col(C_AUX), c))
 
-  def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, parity: int, slot: int,
-             trace_ref=None, token: int = 0):
+  def kernel(items_ref, table_ref, prm_ref, acts_ref, counters_ref, where_ref, trace_ref=None):
     @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
                  compiler_params=plgpu.CompilerParams(),
                  interpret=mc.interpret_params() if interpret else False)
     def _():
       pl.run_scoped(
           functools.partial(program, items_ref, table_ref, prm_ref, acts_ref, counters_ref,
-                            parity, slot, trace_ref, token),
+                            where_ref, trace_ref),
           plgpu.SMEM((ring, ROWS, chunk), jnp.bfloat16, transforms=_TRANSFORMS),
           plgpu.SMEM((NB, kp), jnp.bfloat16, transforms=_TRANSFORMS),
           plgpu.Barrier(num_arrivals=1, num_barriers=ring))
   return kernel
+
+
+def token_where(g: Geometry, t: int):
+  """The kernel's `where` for the t-th token of a run whose buffer starts at parity 0 and slot
+  0 (a GMEM ref): [parity, ring slot, trace index]."""
+  return jax.new_ref(jnp.asarray([t % 2, t % g.k, t], jnp.int32), memory_space=plgpu.GMEM)
 
 
 def final_x(acts, g: Geometry, batch: int, parity: int = 0):
@@ -576,15 +593,15 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
       a0 = r["ACC"] + layer * kp
       acts = acts.at[:b, a0:a0 + d].set(acc[layer].astype(jnp.float32))
       base = r["RING"] + layer * k * 3 * kp
-      for j in range(k - 1):  # state entry j (oldest first) -> slot (slot - (k-1) + j) mod k
-        pos = (slot - (k - 1) + j) % k
+      for j in range(k - 1):  # state entry j (oldest first) -> window entry j
+        pos = window_slot(slot, j, k)
         for s in range(3):
           c0 = base + (3 * pos + s) * kp
           acts = acts.at[:b, c0:c0 + d].set(conv_state[layer, :, j, s * d:(s + 1) * d])
     gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
     acts_ref = gmem(acts)
     kernel(gmem(items), gmem(table), gmem(prm), acts_ref, gmem(jnp.zeros((2,), jnp.int32)),
-           0, slot)
+           gmem(jnp.asarray([0, slot, 0], jnp.int32)))
     acts = acts_ref[...]
     x_out = final_x(acts, g, b)
     u = jnp.stack([acts[:b, r["UOUT"] + m * kp:r["UOUT"] + m * kp + d]
@@ -594,7 +611,7 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
       base = r["RING"] + layer * k * 3 * kp
       entries = []
       for j in range(k - 1):  # new entry j = window entry j + 1
-        pos = (slot - (k - 1) + j + 1) % k
+        pos = window_slot(slot, j + 1, k)
         entries.append(jnp.concatenate(
             [acts[:b, base + (3 * pos + s) * kp:base + (3 * pos + s) * kp + d]
              for s in range(3)], -1))
@@ -621,7 +638,7 @@ def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
     counters = gmem(jnp.zeros((2,), jnp.int32))
     stamps = gmem(jnp.zeros((tokens, n_items, 8), jnp.int32)) if trace else None
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
-      kernel(*refs, counters, t % 2, t % g.k, stamps, t)
+      kernel(*refs, counters, token_where(g, t), stamps)
     return (refs[3][...], stamps[...]) if trace else refs[3][...]
   return run
 
@@ -652,7 +669,7 @@ def make_model_chain(g: Geometry, params, cfg, programs: int, ring: int = 6, tok
     out_tokens, out_logits = [], []
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
       acts_ref[:b, r["X0"]:r["X0"] + d] = hyena.embed(params, current)
-      kernel(*refs, acts_ref, counters, t % 2, t % g.k)
+      kernel(*refs, acts_ref, counters, token_where(g, t))
       x = final_x(acts_ref, g, b, t % 2)
       logits = hyena.logits_from_hidden(params, cfg, x)
       nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
