@@ -159,7 +159,15 @@ def main(argv):
     combos = [(v, int(r), int(n) or sms) for v in _VARIANTS.value for r in _RINGS.value
               for n in _PROGRAMS.value]
     for variant, ring, progs in combos:
-      rec = {"variant": variant, "batch": batch, "ring": ring, "programs": progs}
+      rec = {"variant": variant, "batch": batch, "ring": ring, "programs": progs,
+             "elapsed_s": {}}  # seconds from the variant's start to the end of each stage
+      records.append(rec)
+      start = time.perf_counter()
+
+      def stage_done(name):  # the record so far on disk: a run cut short keeps what it has
+        rec["elapsed_s"][name] = round(time.perf_counter() - start, 2)
+        common.write_json_file(path, out)
+
       spec, table, gv = specs[variant], tables[variant], geometries[variant]
       rows = batch if spec["rows"] else mt.NB
       try:
@@ -182,11 +190,13 @@ def main(argv):
           xa = np.asarray(mt.final_x(a, gv, batch, parity=1))
           xb = np.asarray(mt.final_x(b, g, batch))
           rec["two_tokens_vs_counter"] = float(np.max(np.abs(xa - xb)) / np.max(np.abs(xb)))
+        stage_done("check")
         per, med1 = _marginal_ms(lambda t: _chain(g, spec, progs, ring, t, rows, tiny),
                                  (items, table, prm, acts0))
         rec.update(ms_per_token=per, ms_one_call=med1, tokens=_TOKENS.value,
                    x_layers_floor=per / out["layers_floor_ms"],
                    us_per_phase=per * 1e3 / (4 * M))
+        stage_done("timing")
         if _MODEL.value:
           tok = jnp.asarray(rng.integers(0, cfg.vocab_size, (4, batch)), jnp.int32)
           want_logits = np.asarray(mt.reference_model_chain(params, cfg, acc, red, tok))
@@ -198,6 +208,7 @@ def main(argv):
               lambda t: _model_chain(g, params, cfg, spec, progs, ring, t, rows, tiny),
               (items, table, prm, acc, tok[0]))
           rec.update(model_ms_per_token=m_per, model_x_floor=m_per / out["floor_ms"])
+          stage_done("model")
         if _TRACE.value and not tiny:
           traced = _chain(g, spec, progs, ring, 4, rows, tiny, trace=True)
           stamps = np.asarray(traced(items, table, prm, acts0)[1])
@@ -208,8 +219,7 @@ def main(argv):
         rec["error"] = common.error_text(err, 1500)
         rec["traceback_tail"] = traceback.format_exc()[-2500:]
       print(json.dumps(rec), flush=True)
-      records.append(rec)
-      common.write_json_file(path, out)
+      stage_done("all")
   print("wrote", path)
 
 

@@ -129,6 +129,10 @@ def test_the_gpu_program_in_its_tiny_mode(tmp_path):
     assert rec["model_logits_rel_error"] < 1e-5
     assert rec["ms_per_token"] is not None and rec["tokens"] == 2
     assert rec["model_ms_per_token"] is not None
+    # Each stage's end, in order (what a run cut short by its timeout leaves on disk).
+    stages = rec["elapsed_s"]
+    assert list(stages) == ["check", "timing", "model", "all"]
+    assert list(stages.values()) == sorted(stages.values())
   assert data["records"][0]["two_tokens_vs_counter"] < 1e-6
 
 
