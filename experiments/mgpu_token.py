@@ -317,16 +317,16 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   the kernel, so every token runs the same compiled kernel (a Mosaic kernel compiles in ~4.5 s;
   with these static, each (parity, slot) pair was another); counters as in
   mgpu_chain.chain_kernel (counters[parity] zero on entry); trace: a (tokens, items, 8) int32
-  ref whose [token] row gets each item's stamps at mc.TRACE_POINTS (make_chain's trace). conv_epilogue: the table's
-  layout of the same name (item_table). rows < NB: only the first `rows` batch rows of the
-  activations are loaded and stored (mc.load_rows, mc.store_transposed; the rest are zero
-  when loaded), and parameter vectors are read from their row 0 alone. prefetch: every
-  epilogue addend (bias, residual rows; with conv_epilogue the older ring slots, taps and
-  conv bias) is loaded right after the wait, beside the inputs (mc.load_transposed), instead
-  of after the product: one dependent memory round trip fewer per phase (interpret mode always
-  takes this epilogue: its transposed loads are plain reads of the same values). hoist: the item's
-  whole table row is read before the wait (the wait's acquire orders every later load after
-  it, so a column read after it costs a round trip before the loads it addresses).
+  ref whose [token] row gets each item's stamps at mc.TRACE_POINTS (make_chain's trace).
+  conv_epilogue: the table's layout of the same name (item_table). rows < NB: only the first
+  `rows` batch rows of the activations are loaded and stored (mc.load_rows, mc.store_transposed;
+  the rest are zero when loaded), and parameter vectors are read from their row 0 alone.
+  prefetch: every epilogue addend (bias, residual rows; with conv_epilogue the older ring slots,
+  taps and conv bias) is loaded right after the wait, beside the inputs (mc.load_transposed),
+  instead of after the product: one dependent memory round trip fewer per phase (interpret mode
+  always takes this epilogue: its transposed loads are plain reads of the same values). hoist:
+  the item's whole table row is read before the wait (the wait's acquire orders every later load
+  after it, so a column read after it costs a round trip before the loads it addresses).
 
   g.data: data-carrying synchronisation instead of the counter (needs conv_epilogue's table and
   prefetch; implies hoist): nothing waits or signals; every activation load polls its words
@@ -541,10 +541,9 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   return kernel
 
 
-def token_where(g: Geometry, t: int):
-  """The kernel's `where` for the t-th token of a run whose buffer starts at parity 0 and slot
-  0 (a GMEM ref): [parity, ring slot, trace index]."""
-  return jax.new_ref(jnp.asarray([t % 2, t % g.k, t], jnp.int32), memory_space=plgpu.GMEM)
+def token_where(parity: int, slot: int, index: int = 0):
+  """The kernel's `where`, a GMEM ref: [parity, ring slot, trace index]."""
+  return jax.new_ref(jnp.asarray([parity, slot, index], jnp.int32), memory_space=plgpu.GMEM)
 
 
 def final_x(acts, g: Geometry, batch: int, parity: int = 0):
@@ -601,7 +600,7 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
     gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
     acts_ref = gmem(acts)
     kernel(gmem(items), gmem(table), gmem(prm), acts_ref, gmem(jnp.zeros((2,), jnp.int32)),
-           gmem(jnp.asarray([0, slot, 0], jnp.int32)))
+           token_where(0, slot))
     acts = acts_ref[...]
     x_out = final_x(acts, g, b)
     u = jnp.stack([acts[:b, r["UOUT"] + m * kp:r["UOUT"] + m * kp + d]
@@ -638,7 +637,7 @@ def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
     counters = gmem(jnp.zeros((2,), jnp.int32))
     stamps = gmem(jnp.zeros((tokens, n_items, 8), jnp.int32)) if trace else None
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
-      kernel(*refs, counters, token_where(g, t), stamps)
+      kernel(*refs, counters, token_where(t % 2, t % g.k, t), stamps)
     return (refs[3][...], stamps[...]) if trace else refs[3][...]
   return run
 
@@ -669,7 +668,7 @@ def make_model_chain(g: Geometry, params, cfg, programs: int, ring: int = 6, tok
     out_tokens, out_logits = [], []
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
       acts_ref[:b, r["X0"]:r["X0"] + d] = hyena.embed(params, current)
-      kernel(*refs, acts_ref, counters, token_where(g, t))
+      kernel(*refs, acts_ref, counters, token_where(t % 2, t % g.k))
       x = final_x(acts_ref, g, b, t % 2)
       logits = hyena.logits_from_hidden(params, cfg, x)
       nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
