@@ -563,10 +563,13 @@ def pending_first_set(acts, g: Geometry, rows: int):
   unchanged otherwise."""
   if not g.data:
     return acts
-  poll = g.regions()["POLL"]
+  r = g.regions()
+  mask = np.zeros(r["SET"], bool)  # one select over the set, not a kernel per run
   for start, width in g.pending_runs():
-    acts = acts.at[:rows, poll + start:poll + start + width].set(_pending((rows, width)))
-  return acts
+    mask[start:start + width] = True
+  polled = acts[:rows, r["POLL"]:r["POLL"] + r["SET"]]
+  return acts.at[:rows, r["POLL"]:r["POLL"] + r["SET"]].set(
+      jnp.where(mask, _pending(polled.shape), polled))
 
 
 def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,

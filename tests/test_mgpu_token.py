@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import mgpu_chain as mc
 from experiments import mgpu_token as mt
 from flash_lcsm_jax.config import HyenaConfig
 from flash_lcsm_jax.models import hyena
@@ -202,3 +203,30 @@ def test_data_sync_needs_the_conv_epilogue_and_the_prefetch():
     mt.item_table(g, False)
   with pytest.raises(ValueError, match="prefetch"):
     mt.token_kernel(g, 1, conv_epilogue=True, prefetch=False)
+
+
+def test_the_first_polled_set_is_pending_but_for_the_unwritten_gap():
+  """pending_first_set marks set 0's first `rows` rows PENDING except H's padding past the
+  inner width in every layer (read, never written: it must stay as the host left it), and
+  touches nothing else."""
+  rng = np.random.default_rng()
+  g = mt.Geometry(3, 96, 160, 3, data=True)
+  r = g.regions()
+  gap_start, gap_width = g.unwritten_gap()
+  assert gap_width == g.halves * g.kp - g.ip > 0
+  rows = int(rng.integers(1, mt.NB + 1))
+  acts = rng.standard_normal((mt.NB, r["COLS"])).astype(np.float32)
+  got = np.asarray(mt.pending_first_set(jnp.asarray(acts), g, rows))
+  pending = got.view(np.int32) == mc.PENDING_BITS
+  want = np.zeros_like(pending)
+  for layer in range(g.layers):
+    h = g.layer_regions(layer)["H"]
+    assert h + g.ip == r["POLL"] + layer * r["LAYER_SET"] + gap_start
+    start = r["POLL"] + layer * r["LAYER_SET"]
+    want[:rows, start:start + r["LAYER_SET"]] = True
+    want[:rows, h + g.ip:h + g.ip + gap_width] = False
+  np.testing.assert_array_equal(pending, want)
+  np.testing.assert_array_equal(got[~want], acts[~want])
+  counter = mt.Geometry(3, 96, 160, 3)
+  np.testing.assert_array_equal(mt.pending_first_set(jnp.asarray(acts[:, :counter.regions()[
+      "COLS"]]), counter, rows), acts[:, :counter.regions()["COLS"]])
