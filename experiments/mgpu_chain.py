@@ -195,23 +195,24 @@ def _relaxed_load(address, width: int):
   return [llvm.extractvalue(f32, struct, [j]) for j in range(width)]
 
 
-def _poll_loads(addresses, width: int, spin: bool = False):
-  """Relaxed GPU-scope loads of `width` float32 values at each address, repeated until none is
-  PENDING (or POLL_LIMIT reads); one flat list of the values (this thread's: threads poll
-  independently). spin: first poll the first address alone (one load per try instead of all
-  of them: less L2 traffic from items that wait), then all of them (the producers' stores are
-  relaxed, so the first word's arrival orders nothing)."""
+def _poll_loads(pieces, spin: bool = False):
+  """Relaxed GPU-scope loads of `width` float32 values at each (address, width) piece, all
+  issued on every try and repeated until none is PENDING (or POLL_LIMIT reads); one flat list
+  of the values (this thread's: threads poll independently). spin: first poll the first piece
+  alone (one load per try instead of all of them: less L2 traffic from items that wait), then
+  all of them (the producers' stores are relaxed, so the first word's arrival orders
+  nothing)."""
   if spin:
-    _poll_loads(addresses[:1], width)
+    _poll_loads(pieces[:1])
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
   f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
-  n = len(addresses) * width
+  n = sum(width for _, width in pieces)
   loop = scf.WhileOp([f32] * n + [i32], [arith.constant(i32, 0)])
   before = loop.before.blocks.append(i32)
   with ir.InsertionPoint(before):
-    values = [v for address in addresses for v in _relaxed_load(address, width)]
+    values = [v for address, width in pieces for v in _relaxed_load(address, width)]
     pending_bits = arith.constant(i32, PENDING_BITS)
     pending = arith.constant(ir.IntegerType.get_signless(1), 0)
     for v in values:
@@ -279,39 +280,145 @@ def fill_pending(ref, program, programs: int, rows: int, period: int = 0, gap=(0
   fill(ref, program)
 
 
-def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool | str = False):
-  """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
-  layout of a product's accumulator), so an epilogue's addends can be loaded before the
-  product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
-  element (poll: relaxed loads, repeated until none is PENDING). Interpret mode: the (NB, 64)
-  values themselves (its accumulators are (NB, 64))."""
-  if interpret:
-    return ref[...]
+def _transposed_form(rows: int):
+  """load_transposed's form for a polled load: (pieces(src), assemble(values)) to be called
+  inside an inline_mgpu body. One scalar per element of the (64, NB) WGMMA-layout array."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+
+  made = []  # built once per form, in the inline body that uses it
+
+  def zero_and_last():
+    if not made:
+      made.append((mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), (ROWS, NB),
+                                              layout=mgpu.WGMMA_LAYOUT),
+                   mgpu_utils.c(rows - 1, ir.IndexType.get())))
+    return made[0]
+
+  def batch_row(idx, last):
+    return idx[1] if rows >= NB else arith.minui(idx[1], last)
+
+  def pieces(src):
+    zero, last = zero_and_last()
+    idxs = []
+    zero.foreach(lambda v, idx: idxs.append(idx))
+    return [(_element_address(src, batch_row(i, last), i[0]), 1) for i in idxs]
+
+  def assemble(values, load=None):
+    """values: the pieces' values in order, or None and load(row, col) for plain loads."""
+    zero, last = zero_and_last()
+    it = iter(values or ())
+    def one(v, idx):
+      w = next(it) if values is not None else load(batch_row(idx, last), idx[0])
+      if rows >= NB:
+        return w
+      return arith.select(arith.cmpi(arith.CmpIPredicate.ule, idx[1], last), w, v)
+    return zero.foreach(one, create_array=True)
+
+  return pieces, assemble
+
+
+def _rows_form(shape, layout, rows: int, mask: bool):
+  """load_rows's form (see there) for a polled load: (pieces(src), assemble(values)) to be
+  called inside an inline_mgpu body; one 16-byte piece per four values of a register."""
+  import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import vector  # pylint: disable=g-import-not-at-top
+
+  made = []  # built once per form, in the inline body that uses it
+
+  def setup():
+    if not made:
+      tiled = layout.to_mgpu()
+      zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), shape,
+                                        layout=tiled)
+      vec_type = zero.registers.flat[0].type
+      places = list(zip(tiled.thread_idxs(shape), np.ndindex(zero.registers.shape)))
+      last = mgpu_utils.c(rows - 1, ir.IndexType.get())
+      made.append((tiled, zero, vec_type, ir.VectorType(vec_type).shape[0], places, last))
+    return made[0]
+
+  def pieces(src):
+    _, _, _, width, places, last = setup()
+    index = ir.IndexType.get()
+    return [(_element_address(src, arith.minui(row, last),
+                              arith.addi(col, mgpu_utils.c(q, index))), 4)
+            for (row, col), _ in places for q in range(0, width, 4)]
+
+  def assemble(values, load=None):
+    """values: the pieces' values in order, or None and load(vec_type, row, col) for plain
+    vector loads."""
+    tiled, zero, vec_type, width, places, last = setup()
+    regs = np.empty(zero.registers.shape, dtype=object)
+    for n, ((row, col), reg_idx) in enumerate(places):
+      if values is not None:
+        v = vector.from_elements(vec_type, values[n * width:(n + 1) * width])
+      else:
+        v = load(vec_type, arith.minui(row, last), col)
+      if mask and rows < shape[0]:
+        inside = arith.cmpi(arith.CmpIPredicate.ule, row, last)
+        v = arith.select(inside, v, zero.registers[reg_idx])
+      regs[reg_idx] = v
+    return mgpu.FragmentedArray(_registers=regs, _layout=tiled, _is_signed=None)
+
+  return pieces, assemble
+
+
+def poll_group(row_refs, transposed_refs, layout, rows: int, interpret: bool = False,
+               spin: bool = False):
+  """Several polled loads in ONE polling loop: each of row_refs ((NB, n) float32 GMEM) as
+  load_rows(ref, layout, rows, poll=True) gives it and each of transposed_refs ((NB, 64)) as
+  load_transposed(ref, rows, poll=True) does. Every word's load is issued on each try, so an
+  item whose inputs are ready pays one memory round trip, not one per load (a loop's exit
+  waits for its loads: separate loops run one after another). Returns (row arrays, transposed
+  arrays); interpret mode: the refs' values."""
+  if interpret:
+    return [r[...] for r in row_refs], [r[...] for r in transposed_refs]
+  forms = ([_rows_form(tuple(r.shape), layout, rows, True) for r in row_refs]
+           + [_transposed_form(rows) for _ in transposed_refs])
+  types = ([plgpu.ShapeDtypeStruct(tuple(r.shape), jnp.float32, layout=layout)
+            for r in row_refs]
+           + [plgpu.ShapeDtypeStruct((ROWS, NB), jnp.float32, layout=plgpu.Layout.WGMMA)
+              for _ in transposed_refs])
+
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),) * len(forms), return_type=tuple(types))
+  def load(ctx, *srcs):
+    del ctx
+    per_ref = [pieces(src) for (pieces, _), src in zip(forms, srcs)]
+    values = _poll_loads([piece for ps in per_ref for piece in ps], spin=spin)
+    out, at = [], 0
+    for (_, assemble), ps in zip(forms, per_ref):
+      n = sum(width for _, width in ps)
+      out.append(assemble(values[at:at + n]))
+      at += n
+    return tuple(out)
+
+  got = load(*row_refs, *transposed_refs)
+  return list(got[:len(row_refs)]), list(got[len(row_refs):])
+
+
+def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool | str = False):
+  """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
+  layout of a product's accumulator), so an epilogue's addends can be loaded before the
+  product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
+  element (poll: relaxed loads, repeated until none is PENDING; "spin": _poll_loads' spin).
+  Interpret mode: the (NB, 64) values themselves (its accumulators are (NB, 64))."""
+  if interpret:
+    return ref[...]
+  if poll:
+    return poll_group([], [ref], None, rows, spin=poll == "spin")[1][0]
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
+  _, assemble = _transposed_form(rows)
   out_type = plgpu.ShapeDtypeStruct((ROWS, NB), jnp.float32, layout=plgpu.Layout.WGMMA)
 
   @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
   def load(ctx, src):
     del ctx
-    zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), (ROWS, NB),
-                                      layout=mgpu.WGMMA_LAYOUT)
-    last = mgpu_utils.c(rows - 1, ir.IndexType.get())
-    batch_row = lambda idx: idx[1] if rows >= NB else arith.minui(idx[1], last)
-    if poll:  # every element's address first, then one polling loop over all of them
-      idxs = []
-      zero.foreach(lambda v, idx: idxs.append(idx))
-      polled = iter(_poll_loads([_element_address(src, batch_row(i), i[0]) for i in idxs], 1,
-                                spin=poll == "spin"))
-    def one(v, idx):
-      w = next(polled) if poll else mref.load(src, [batch_row(idx), idx[0]])
-      if rows >= NB:
-        return w
-      return arith.select(arith.cmpi(arith.CmpIPredicate.ule, idx[1], last), w, v)
-    return zero.foreach(one, create_array=True)
+    return assemble(None, lambda row, col: mref.load(src, [row, col]))
 
   return load(ref)
 
@@ -322,43 +429,20 @@ def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool | str = Fals
   then shares with the rows below it, so the bytes moved are `rows` rows' (plgpu.load moves
   all NB). mask: rows >= `rows` are zero (activations' padding); otherwise they repeat the
   last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register;
-  poll: relaxed 16-byte loads, repeated until no value is PENDING (data-carrying sync; "spin":
-  _poll_loads' spin)."""
-  import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
-  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  poll (with mask): relaxed 16-byte loads, repeated until no value is PENDING (data-carrying
+  sync; "spin": _poll_loads' spin)."""
+  if poll:
+    if not mask:
+      raise ValueError("polled loads are activations: mask=True")
+    return poll_group([ref], [], layout, rows, spin=poll == "spin")[0][0]
   from jax._src.lib.mlir.dialects import vector  # pylint: disable=g-import-not-at-top
-  shape = tuple(ref.shape)
-  out_type = plgpu.ShapeDtypeStruct(shape, jnp.float32, layout=layout)
+  _, assemble = _rows_form(tuple(ref.shape), layout, rows, mask)
+  out_type = plgpu.ShapeDtypeStruct(tuple(ref.shape), jnp.float32, layout=layout)
 
   @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
   def load(ctx, src):
     del ctx
-    tiled = layout.to_mgpu()
-    index = ir.IndexType.get()
-    zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), shape,
-                                      layout=tiled)
-    regs = np.empty(zero.registers.shape, dtype=object)
-    vec_type = zero.registers.flat[0].type
-    width = ir.VectorType(vec_type).shape[0]
-    last = mgpu_utils.c(rows - 1, index)
-    places = list(zip(tiled.thread_idxs(shape), np.ndindex(regs.shape)))
-    if poll:  # every register's 16-byte pieces, then one polling loop over all of them
-      polled = _poll_loads([_element_address(src, arith.minui(row, last),
-                                             arith.addi(col, mgpu_utils.c(q, index)))
-                            for (row, col), _ in places for q in range(0, width, 4)], 4,
-                           spin=poll == "spin")
-    for n, ((row, col), reg_idx) in enumerate(places):
-      if poll:
-        v = vector.from_elements(vec_type, polled[n * width:(n + 1) * width])
-      else:
-        v = vector.load(vec_type, src, [arith.minui(row, last), col])
-      if mask and rows < shape[0]:
-        inside = arith.cmpi(arith.CmpIPredicate.ule, row, last)
-        v = arith.select(inside, v, zero.registers[reg_idx])
-      regs[reg_idx] = v
-    return mgpu.FragmentedArray(_registers=regs, _layout=tiled, _is_signed=None)
+    return assemble(None, lambda vec_type, row, col: vector.load(vec_type, src, [row, col]))
 
   return load(ref)
 

@@ -75,6 +75,9 @@ class Geometry:
   # Data-carrying synchronisation instead of the counter (token_kernel); "spin": its polls
   # first spin on one word (mc._poll_loads' spin).
   data: bool | str = False
+  # With data: every activation load of an item in one polling loop (mc.poll_group) instead of
+  # one loop per load, whose exits wait for their loads one after another.
+  group: bool = False
 
   @property
   def kp(self):  # the padded width: four wgmma chunks of a multiple of 32 columns
@@ -172,6 +175,8 @@ class Geometry:
                        "kernel takes at most 2 (d_inner <= 2 * padded d_model)")
     if self.k < 1:
       raise ValueError(f"short order must be >= 1, got {self.k}")
+    if self.group and not self.data:
+      raise ValueError("group is a form of data sync: it needs data")
 
 
 def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
@@ -329,11 +334,11 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   after it, so a column read after it costs a round trip before the loads it addresses).
 
   g.data: data-carrying synchronisation instead of the counter (needs conv_epilogue's table and
-  prefetch; implies hoist): nothing waits or signals; every activation load polls its words
-  until none is PENDING (mc.load_rows / load_transposed with poll), outputs are relaxed stores,
-  and each program fills its share of the other parity's polled set with PENDING for the next
-  token (regions()). Its trace's "waited" stamp is taken after the table row: the polling is
-  in "staged"."""
+  prefetch; implies hoist; g.group: grouped_loads): nothing waits or signals; every activation
+  load polls its words until none is PENDING (mc.load_rows / load_transposed with poll), outputs
+  are relaxed stores, and each program fills its share of the other parity's polled set with
+  PENDING for the next token (regions()). Its trace's "waited" stamp is taken after the table
+  row: the polling is in "staged"."""
   g.validate()
   if g.data and not prefetch:
     raise ValueError("data sync needs prefetch (its addend loads poll)")
@@ -404,45 +409,61 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
           mc.wait_counter(counter_ref, col(C_WAIT))
         mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
-        if prefetch or interpret:  # (interpret mode: the same values, loaded earlier)
-          addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
-        act = functools.partial(load_from, acts_ref)
-        prm = functools.partial(load_from, prm_ref, params=True)
         lay = None if interpret else layout
+        if g.group:
+          (s0, s1, s2, s3), (p0, p1), addends = grouped_loads(acts_ref, prm_ref, col, out, slot)
+          pl.when(kind == MIX)(lambda: stage(mc.layer_norm_rows(s0 + s1, lay, g.d) * p0 + p1))
 
-        def norm(x, scale, shift):
-          return mc.layer_norm_rows(x, lay, g.d) * prm(pb + scale) + prm(pb + shift)
-
-        @pl.when(kind == MIX)
-        def _():
-          stage(norm(act(col(C_IN0)) + act(col(C_IN1)), po["LN1S"], po["LN1B"]))
-
-        @pl.when(kind == OUT)
-        def _():
-          ring0 = col(C_IN0)
-          def conv(s):
-            if conv_epilogue:  # convolved by the mix items: C holds the three streams
-              return act(ring0 + s * kp)
-            c = prm(pb + po["CB"] + s * kp)
-            for j in range(k):
-              c = c + (act(ring0 + (3 * window_slot(slot, j, k) + s) * kp)
-                       * prm(pb + po["TAPS"] + (3 * j + s) * kp))
-            return c
-          x0, x1, v = conv(0), conv(1), conv(2)
-          u = x1 * v
-          stage(x0 * (act(col(C_IN1)) + prm(pb + po["RED"]) * u))
-          uout = col(C_UOUT)
-          @pl.when(uout >= 0)
+          @pl.when(kind == OUT)
           def _():
-            acts_ref[:, pl.ds(uout, kp)] = u
+            u = s1 * s2  # C's three streams: x0, x1, v
+            stage(s0 * (s3 + p0 * u))
+            uout = col(C_UOUT)
+            @pl.when(uout >= 0)
+            def _():
+              acts_ref[:, pl.ds(uout, kp)] = u
 
-        @pl.when(kind == UP)
-        def _():
-          stage(norm(act(col(C_IN0)), po["LN2S"], po["LN2B"]))
+          pl.when(kind == UP)(lambda: stage(mc.layer_norm_rows(s0, lay, g.d) * p0 + p1))
+          pl.when(kind == DOWN)(lambda: stage(jax.nn.gelu(s0, approximate=True)))
+        else:  # each load on its own (polled one after another under data sync)
+          if prefetch or interpret:  # (interpret mode: the same values, loaded earlier)
+            addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
+          act = functools.partial(load_from, acts_ref)
+          prm = functools.partial(load_from, prm_ref, params=True)
 
-        @pl.when(kind == DOWN)
-        def _():
-          stage(jax.nn.gelu(act(col(C_IN0)), approximate=True))  # the model's gelu
+          def norm(x, scale, shift):
+            return mc.layer_norm_rows(x, lay, g.d) * prm(pb + scale) + prm(pb + shift)
+
+          @pl.when(kind == MIX)
+          def _():
+            stage(norm(act(col(C_IN0)) + act(col(C_IN1)), po["LN1S"], po["LN1B"]))
+
+          @pl.when(kind == OUT)
+          def _():
+            ring0 = col(C_IN0)
+            def conv(s):
+              if conv_epilogue:  # convolved by the mix items: C holds the three streams
+                return act(ring0 + s * kp)
+              c = prm(pb + po["CB"] + s * kp)
+              for j in range(k):
+                c = c + (act(ring0 + (3 * window_slot(slot, j, k) + s) * kp)
+                         * prm(pb + po["TAPS"] + (3 * j + s) * kp))
+              return c
+            x0, x1, v = conv(0), conv(1), conv(2)
+            u = x1 * v
+            stage(x0 * (act(col(C_IN1)) + prm(pb + po["RED"]) * u))
+            uout = col(C_UOUT)
+            @pl.when(uout >= 0)
+            def _():
+              acts_ref[:, pl.ds(uout, kp)] = u
+
+          @pl.when(kind == UP)
+          def _():
+            stage(norm(act(col(C_IN0)), po["LN2S"], po["LN2B"]))
+
+          @pl.when(kind == DOWN)
+          def _():
+            stage(jax.nn.gelu(act(col(C_IN0)), approximate=True))  # the model's gelu
 
         plgpu.commit_smem()
         mark("staged")
@@ -509,6 +530,38 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
             for j in range(k)]
     return dict(bias=transposed(prm_ref, col(C_BIAS), True), res=res, olds=olds, taps=taps,
                 cb=transposed(prm_ref, mix_only(col(C_RES1), zero_params), True))
+
+  def grouped_loads(acts_ref, prm_ref, col, out, slot):
+    """Every load of an item under g.group, the same for every kind (offsets a kind does not
+    use point at zeros: Z, the zero parameter block): the parameters first (plain loads, in
+    flight during the poll), then all activations in one polling loop (mc.poll_group). Returns
+    (s0..s3, p0 and p1, the epilogue's addends as prefetch_addends gives them), where
+      mix: s0 + s1 = x, p0 / p1 = LN1 scale / shift;  out: s0..s2 = C's three convolved
+      streams, s3 = acc, p0 = red;  up: s0 = y, p0 / p1 = LN2's;  down: s0 = h's half."""
+    kind, pb, z = col(C_KIND), col(C_PBASE), regions["Z"]
+    is_mix, is_out, is_up = kind == MIX, kind == OUT, kind == UP
+    mix_only = lambda start, zero: jnp.where(is_mix, start, zero)
+    param_starts = [
+        jnp.where(is_mix, pb + po["LN1S"], jnp.where(
+            is_up, pb + po["LN2S"], jnp.where(is_out, pb + po["RED"], zero_params))),
+        jnp.where(is_mix, pb + po["LN1B"], jnp.where(is_up, pb + po["LN2B"], zero_params))]
+    params = [mc.load_slice(prm_ref, start, kp, layout, rows, interpret, params=True)
+              for start in param_starts]
+    taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params), True)
+            for j in range(k)]
+    bias = transposed(prm_ref, col(C_BIAS), True)
+    cb = transposed(prm_ref, mix_only(col(C_RES1), zero_params), True)
+    in0, in1 = col(C_IN0), col(C_IN1)
+    starts = [in0, jnp.where(is_mix, in1, jnp.where(is_out, in0 + kp, z)),
+              jnp.where(is_out, in0 + 2 * kp, z), jnp.where(is_out, in1, z)]
+    addend_starts = ([mix_only(z, col(C_RES0)), mix_only(z, col(C_RES1))]
+                     + [mix_only(o, z) for o in older_slots(out, slot)])
+    inputs, addends = mc.poll_group(
+        [acts_ref.at[:, pl.ds(start, kp)] for start in starts],
+        [acts_ref.at[:, pl.ds(start, ROWS)] for start in addend_starts],
+        None if interpret else layout, rows, interpret, spin=g.data == "spin")
+    return inputs, params, dict(bias=bias, res=addends[0] + addends[1], olds=addends[2:],
+                                taps=taps, cb=cb)
 
   def finish_prefetched(acts_ref, col, out, acc, add):
     """out = acc + bias + residuals; with conv_epilogue a mix item also stores its channels'

@@ -55,22 +55,28 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
-SUFFIXES = ("rows", "pre", "hoist", "data", "spin")
+SUFFIXES = ("rows", "pre", "hoist", "data", "spin", "group")
 
 
 def parse_variant(name: str) -> dict:
-  """{epilogue, rows, pre, hoist, data}: 'load' / 'epilogue', then optionally the SUFFIXES
-  '_rows', '_pre', '_hoist', '_data', '_spin' in that order ('_spin' after '_data': data is
-  then "spin", Geometry.data's)."""
+  """{epilogue, rows, pre, hoist, data, group}: 'load' / 'epilogue', then optionally the
+  SUFFIXES '_rows', '_pre', '_hoist', '_data', '_spin', '_group' in that order ('_spin' and
+  '_group' after '_data': data is then "spin", and group Geometry.group)."""
   conv, *rest = name.split("_")
   if (conv not in ("load", "epilogue") or any(r not in SUFFIXES for r in rest)
       or rest != sorted(set(rest), key=SUFFIXES.index)
-      or ("spin" in rest and "data" not in rest)):
+      or (("spin" in rest or "group" in rest) and "data" not in rest)):
     raise ValueError(f"unknown variant {name!r}")
-  spec = {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES[:-1]}}
+  spec = {"epilogue": conv == "epilogue",
+          **{r: r in rest for r in SUFFIXES if r != "spin"}}
   if "spin" in rest:
     spec["data"] = "spin"
   return spec
+
+
+def geometry(g, spec: dict):
+  """g with the variant's synchronisation (Geometry.data and .group)."""
+  return dataclasses.replace(g, data=spec["data"], group=spec["group"])
 
 
 def _marginal_ms(build, args) -> tuple[float, float]:
@@ -84,13 +90,13 @@ def _marginal_ms(build, args) -> tuple[float, float]:
 
 
 def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=False):
-  return mt.make_model_chain(dataclasses.replace(g, data=spec["data"]), params, cfg, programs,
+  return mt.make_model_chain(geometry(g, spec), params, cfg, programs,
                              ring, tokens, spec["epilogue"], tiny, rows, spec["pre"],
                              spec["hoist"], feed)
 
 
 def _chain(g, spec, programs, ring, tokens, rows, tiny, trace=False):
-  return mt.make_chain(dataclasses.replace(g, data=spec["data"]), programs, ring, tokens,
+  return mt.make_chain(geometry(g, spec), programs, ring, tokens,
                        spec["epilogue"], tiny, rows, spec["pre"], trace, spec["hoist"])
 
 
@@ -120,7 +126,7 @@ def main(argv):
          else common.model_config("gpu", dtype="bfloat16"))
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
   specs = {v: parse_variant(v) for v in _VARIANTS.value}
-  geometries = {v: dataclasses.replace(g, data=spec["data"]) for v, spec in specs.items()}
+  geometries = {v: geometry(g, spec) for v, spec in specs.items()}
   tables = {v: jnp.asarray(mt.item_table(geometries[v], spec["epilogue"]))
             for v, spec in specs.items()}
   if _LOWER_ONLY.value:
@@ -185,7 +191,7 @@ def main(argv):
         acts0 = first_acts(gv)
         if spec["data"]:  # tokens 0 and 1 (both polled sets) against the counter kernel's
           a = _chain(g, spec, progs, ring, 2, rows, tiny)(items, table, prm, acts0)
-          b = _chain(g, dict(spec, data=False), progs, ring, 2, rows, tiny)(
+          b = _chain(g, dict(spec, data=False, group=False), progs, ring, 2, rows, tiny)(
               items, jnp.asarray(mt.item_table(g, True)), prm, first_acts(g))
           xa = np.asarray(mt.final_x(a, gv, batch, parity=1))
           xb = np.asarray(mt.final_x(b, g, batch))

@@ -65,9 +65,13 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
 
 @pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace,data", [
     (False, mt.NB, False, False, False), (True, 1, True, True, False),
-    (True, 2, True, False, True), (True, mt.NB, True, False, "spin")])
+    (True, 2, True, False, True), (True, mt.NB, True, False, "spin"),
+    (True, 1, True, True, "group"), (True, mt.NB, True, False, "spin group")])
 def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace, data):
-  g = mt.Geometry(2, 864, 1728, 3, data=data)
+  group = isinstance(data, str) and "group" in data
+  if isinstance(data, str):
+    data = "spin" if "spin" in data else True
+  g = mt.Geometry(2, 864, 1728, 3, data=data, group=group)
   run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue, rows=rows,
                       prefetch=prefetch, trace=trace)
   n = g.layers * g.per_layer
@@ -159,7 +163,8 @@ def test_summarise_trace_reads_the_steps_between_stamps():
   assert got["phase_slowest_busy_cycles_median"] == np.median(slowest)
 
 
-def test_data_sync_computes_what_the_counter_kernel_does():
+@pytest.mark.parametrize("group", [False, True])
+def test_data_sync_computes_what_the_counter_kernel_does(group):
   """The data-carrying layout (per-layer polled regions, two sets by token parity, the table's
   offsets moved for parity 1) in interpret mode: one token through the engine's glue and two
   tokens back to back (the second in the other set) give the counter kernel's values. The
@@ -178,7 +183,7 @@ def test_data_sync_computes_what_the_counter_kernel_does():
   red = jnp.asarray(rng.standard_normal((layers, d)), jnp.float32)
   got = {}
   for data in (False, True):
-    g = mt.Geometry(layers, d, inner, k, data=data)
+    g = mt.Geometry(layers, d, inner, k, data=data, group=group and data)
     items, prm = mt.prepare(params, g)
     prm = mt.set_red(prm, red, g)
     table = jnp.asarray(mt.item_table(g, True))
@@ -198,6 +203,9 @@ def test_data_sync_computes_what_the_counter_kernel_does():
 
 
 def test_data_sync_needs_the_conv_epilogue_and_the_prefetch():
+  with pytest.raises(ValueError, match="needs data"):
+    mt.token_kernel(mt.Geometry(1, 64, 128, 3, group=True), 1, conv_epilogue=True,
+                    prefetch=True)
   g = mt.Geometry(1, 64, 128, 3, data=True)
   with pytest.raises(ValueError, match="conv_epilogue"):
     mt.item_table(g, False)
