@@ -281,8 +281,9 @@ def fill_pending(ref, program, programs: int, rows: int, period: int = 0, gap=(0
 
 
 def _transposed_form(rows: int):
-  """load_transposed's form for a polled load: (pieces(src), assemble(values)) to be called
-  inside an inline_mgpu body. One scalar per element of the (64, NB) WGMMA-layout array."""
+  """How load_transposed reads a ref, for use inside an inline_mgpu body: pieces(src), the
+  (address, 1) of every element of the (64, NB) WGMMA-layout array this thread holds (what a
+  poll loads), and assemble(values) of those, or assemble(None, load) with plain loads."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
@@ -321,8 +322,9 @@ def _transposed_form(rows: int):
 
 
 def _rows_form(shape, layout, rows: int, mask: bool):
-  """load_rows's form (see there) for a polled load: (pieces(src), assemble(values)) to be
-  called inside an inline_mgpu body; one 16-byte piece per four values of a register."""
+  """How load_rows reads a ref (see there), for use inside an inline_mgpu body: pieces(src),
+  one (address, 4) per 16 bytes of this thread's registers (what a poll loads), and
+  assemble(values) of those, or assemble(None, load) with plain vector loads."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
