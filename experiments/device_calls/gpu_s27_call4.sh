@@ -1,5 +1,5 @@
 # Session 27, call 4 (not run in session 27: calls 3 and 4 got no machine; next session's
-# first call, ~6 min, either card). Call 2 (H100): the fixed data-sync kernel is exact (two
+# first call, ~8-9 min with its timeouts, either card). Call 2 (H100): the fixed data-sync kernel is exact (two
 # tokens against the counter kernel: 0.0) but slower at B = 8: 0.584 vs hoist 0.473 ms/token
 # (8.1 vs 6.6 us per phase); its B = 1 runs ran out of time compiling one Mosaic kernel (~4.5 s)
 # per (parity, slot) pair. The kernels now read parity and slot at run time (mt.token_where),
@@ -16,7 +16,8 @@
 #    (ungrouped) >= hoist; the model's loop adds ~0.03 ms.
 # 2. B = 8 side by side: hoist, data_group, data_spin_group, data_spin.
 #    Prediction: data_group below hoist's ~0.47 (call 2: data 0.584).
-# 3. The engine's Triton kernel, same card (0.344-0.347 ms/token on the H100).
+# 3. data_group at B = 1 traced (SM clock stamps: where its phase goes, if not where predicted).
+# 4. The engine's Triton kernel, same card (0.344-0.347 ms/token on the H100).
 D=/tmp/res_s27c4
 source experiments/device_calls/gpu_common.sh
 run_logged 200 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --programs=66 \
@@ -25,6 +26,8 @@ epilogue_rows_pre_data_spin_group,epilogue_rows_pre_data --out=$D/mgpu_token_b1.
 run_logged 150 python3 experiments/mgpu_token_gpu.py --batches=8 --tokens=6 --programs=66 \
   --variants=epilogue_pre_hoist,epilogue_pre_data_group,epilogue_pre_data_spin_group,\
 epilogue_pre_data_spin --out=$D/mgpu_token_b8.json
+run_logged 70 python3 experiments/mgpu_token_gpu.py --batches=1 --tokens=6 --programs=66 \
+  --trace --variants=epilogue_rows_pre_data_group --out=$D/mgpu_token_b1_trace.json
 triton_bf16_b1 80
 finish
 print_tracebacks
