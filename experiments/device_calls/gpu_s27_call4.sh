@@ -1,6 +1,7 @@
 # Session 27, call 4 (not run in session 27: calls 3 and 4 got no machine; next session's
-# first call, ~8-9 min with its timeouts, either card). Call 2 (H100): the fixed data-sync kernel is exact (two
-# tokens against the counter kernel: 0.0) but slower at B = 8: 0.584 vs hoist 0.473 ms/token
+# first call, ~8-9 min with its timeouts, either card). Call 2 (H100): the fixed data-sync
+# kernel is exact (two tokens against the counter kernel: 0.0) but slower at B = 8: 0.584 vs
+# hoist 0.473 ms/token
 # (8.1 vs 6.6 us per phase); its B = 1 runs ran out of time compiling one Mosaic kernel (~4.5 s)
 # per (parity, slot) pair. The kernels now read parity and slot at run time (mt.token_where),
 # so a variant should compile ~2 kernels if the custom call's cache (kernel_hash) holds:
