@@ -366,7 +366,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       pl.when(p == 0)(lambda: mc.zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
     if g.data:  # the other parity's polled set, for the next token
       other = regions["POLL"] + (1 - parity) * regions["SET"]
-      if interpret:
+      if interpret:  # (a kernel takes no array constants: one write per run, not a mask)
         for start, width in g.pending_runs():
           acts_ref[:rows, pl.ds(other + start, width)] = _pending((rows, width))
       else:
@@ -410,33 +410,38 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
         lay = None if interpret else layout
+
+        # What each kind stages for its product, from its loaded inputs.
+        def stage_norm(x, scale, shift):  # mix: LN1(x), up: LN2(y)
+          stage(mc.layer_norm_rows(x, lay, g.d) * scale + shift)
+
+        def stage_gate(x0, x1, v, acc_in, red):  # out; u = x1 * v is the long conv's input
+          u = x1 * v
+          stage(x0 * (acc_in + red * u))
+          uout = col(C_UOUT)
+          @pl.when(uout >= 0)
+          def _():
+            acts_ref[:, pl.ds(uout, kp)] = u
+
+        def stage_gelu(h):  # down
+          stage(jax.nn.gelu(h, approximate=True))  # the model's gelu
+
         if g.group:
           (s0, s1, s2, s3), (p0, p1), addends = grouped_loads(acts_ref, prm_ref, col, out, slot)
-          pl.when(kind == MIX)(lambda: stage(mc.layer_norm_rows(s0 + s1, lay, g.d) * p0 + p1))
-
-          @pl.when(kind == OUT)
-          def _():
-            u = s1 * s2  # C's three streams: x0, x1, v
-            stage(s0 * (s3 + p0 * u))
-            uout = col(C_UOUT)
-            @pl.when(uout >= 0)
-            def _():
-              acts_ref[:, pl.ds(uout, kp)] = u
-
-          pl.when(kind == UP)(lambda: stage(mc.layer_norm_rows(s0, lay, g.d) * p0 + p1))
-          pl.when(kind == DOWN)(lambda: stage(jax.nn.gelu(s0, approximate=True)))
+          pl.when(kind == MIX)(lambda: stage_norm(s0 + s1, p0, p1))
+          pl.when(kind == OUT)(lambda: stage_gate(s0, s1, s2, s3, p0))
+          pl.when(kind == UP)(lambda: stage_norm(s0, p0, p1))
+          pl.when(kind == DOWN)(lambda: stage_gelu(s0))
         else:  # each load on its own (polled one after another under data sync)
           if prefetch or interpret:  # (interpret mode: the same values, loaded earlier)
             addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
           act = functools.partial(load_from, acts_ref)
           prm = functools.partial(load_from, prm_ref, params=True)
 
-          def norm(x, scale, shift):
-            return mc.layer_norm_rows(x, lay, g.d) * prm(pb + scale) + prm(pb + shift)
-
           @pl.when(kind == MIX)
           def _():
-            stage(norm(act(col(C_IN0)) + act(col(C_IN1)), po["LN1S"], po["LN1B"]))
+            stage_norm(act(col(C_IN0)) + act(col(C_IN1)), prm(pb + po["LN1S"]),
+                       prm(pb + po["LN1B"]))
 
           @pl.when(kind == OUT)
           def _():
@@ -449,21 +454,11 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
                 c = c + (act(ring0 + (3 * window_slot(slot, j, k) + s) * kp)
                          * prm(pb + po["TAPS"] + (3 * j + s) * kp))
               return c
-            x0, x1, v = conv(0), conv(1), conv(2)
-            u = x1 * v
-            stage(x0 * (act(col(C_IN1)) + prm(pb + po["RED"]) * u))
-            uout = col(C_UOUT)
-            @pl.when(uout >= 0)
-            def _():
-              acts_ref[:, pl.ds(uout, kp)] = u
+            stage_gate(conv(0), conv(1), conv(2), act(col(C_IN1)), prm(pb + po["RED"]))
 
-          @pl.when(kind == UP)
-          def _():
-            stage(norm(act(col(C_IN0)), po["LN2S"], po["LN2B"]))
-
-          @pl.when(kind == DOWN)
-          def _():
-            stage(jax.nn.gelu(act(col(C_IN0)), approximate=True))  # the model's gelu
+          pl.when(kind == UP)(lambda: stage_norm(act(col(C_IN0)), prm(pb + po["LN2S"]),
+                                                 prm(pb + po["LN2B"])))
+          pl.when(kind == DOWN)(lambda: stage_gelu(act(col(C_IN0))))
 
         plgpu.commit_smem()
         mark("staged")
@@ -516,20 +511,30 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     """Every addend of the item's epilogue, as (64, NB) accumulator-layout values. Offsets an
     item's kind does not use point at zeros (Z, the zero parameter block), so every kind
     runs the same loads and the same sums."""
-    is_mix = col(C_KIND) == MIX
-    mix_only = lambda start, zero: jnp.where(is_mix, start, zero)
-    z = g.regions()["Z"]
     if not conv_epilogue:
       return dict(bias=transposed(prm_ref, col(C_BIAS), True),
                   res=transposed(acts_ref, col(C_RES0)) + transposed(acts_ref, col(C_RES1)))
-    # Conv-epilogue mix rows hold the taps' base in RES0 and the conv bias in RES1 (prm).
-    res = (transposed(acts_ref, mix_only(z, col(C_RES0)))
-           + transposed(acts_ref, mix_only(z, col(C_RES1))))
-    olds = [transposed(acts_ref, mix_only(o, z)) for o in older_slots(out, slot)]
-    taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params), True)
-            for j in range(k)]
-    return dict(bias=transposed(prm_ref, col(C_BIAS), True), res=res, olds=olds, taps=taps,
-                cb=transposed(prm_ref, mix_only(col(C_RES1), zero_params), True))
+    res0, res1, *olds = [transposed(acts_ref, start)
+                         for start in conv_addend_starts(col, out, slot)]
+    return dict(res=res0 + res1, olds=olds, **conv_param_addends(prm_ref, col))
+
+  def conv_addend_starts(col, out, slot):
+    """Where a conv-epilogue item's activation addends start: its two residual rows, then the
+    layer ring's older slots (mix items: Z for the residuals, their RES0 / RES1 being
+    parameters; other kinds: Z for the slots)."""
+    is_mix, z = col(C_KIND) == MIX, regions["Z"]
+    return ([jnp.where(is_mix, z, col(C_RES0)), jnp.where(is_mix, z, col(C_RES1))]
+            + [jnp.where(is_mix, o, z) for o in older_slots(out, slot)])
+
+  def conv_param_addends(prm_ref, col):
+    """The parameters of a conv-epilogue item's epilogue: bias, and for mix items the taps and
+    the conv bias (its rows hold the taps' base in RES0 and the conv bias in RES1; other kinds
+    read the zero parameter block)."""
+    mix_only = lambda start: jnp.where(col(C_KIND) == MIX, start, zero_params)
+    return dict(bias=transposed(prm_ref, col(C_BIAS), True),
+                taps=[transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp), True)
+                      for j in range(k)],
+                cb=transposed(prm_ref, mix_only(col(C_RES1)), True))
 
   def grouped_loads(acts_ref, prm_ref, col, out, slot):
     """Every load of an item under g.group, the same for every kind (offsets a kind does not
@@ -540,28 +545,22 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       streams, s3 = acc, p0 = red;  up: s0 = y, p0 / p1 = LN2's;  down: s0 = h's half."""
     kind, pb, z = col(C_KIND), col(C_PBASE), regions["Z"]
     is_mix, is_out, is_up = kind == MIX, kind == OUT, kind == UP
-    mix_only = lambda start, zero: jnp.where(is_mix, start, zero)
     param_starts = [
         jnp.where(is_mix, pb + po["LN1S"], jnp.where(
             is_up, pb + po["LN2S"], jnp.where(is_out, pb + po["RED"], zero_params))),
         jnp.where(is_mix, pb + po["LN1B"], jnp.where(is_up, pb + po["LN2B"], zero_params))]
     params = [mc.load_slice(prm_ref, start, kp, layout, rows, interpret, params=True)
               for start in param_starts]
-    taps = [transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp, zero_params), True)
-            for j in range(k)]
-    bias = transposed(prm_ref, col(C_BIAS), True)
-    cb = transposed(prm_ref, mix_only(col(C_RES1), zero_params), True)
+    param_addends = conv_param_addends(prm_ref, col)
     in0, in1 = col(C_IN0), col(C_IN1)
     starts = [in0, jnp.where(is_mix, in1, jnp.where(is_out, in0 + kp, z)),
               jnp.where(is_out, in0 + 2 * kp, z), jnp.where(is_out, in1, z)]
-    addend_starts = ([mix_only(z, col(C_RES0)), mix_only(z, col(C_RES1))]
-                     + [mix_only(o, z) for o in older_slots(out, slot)])
     inputs, addends = mc.poll_group(
         [acts_ref.at[:, pl.ds(start, kp)] for start in starts],
-        [acts_ref.at[:, pl.ds(start, ROWS)] for start in addend_starts],
+        [acts_ref.at[:, pl.ds(start, ROWS)] for start in conv_addend_starts(col, out, slot)],
         None if interpret else layout, rows, interpret, spin=g.data == "spin")
-    return inputs, params, dict(bias=bias, res=addends[0] + addends[1], olds=addends[2:],
-                                taps=taps, cb=cb)
+    return inputs, params, dict(res=addends[0] + addends[1], olds=addends[2:],
+                                **param_addends)
 
   def finish_prefetched(acts_ref, col, out, acc, add):
     """out = acc + bias + residuals; with conv_epilogue a mix item also stores its channels'

@@ -38,9 +38,11 @@ _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
                               "ring) or epilogue (mix items; item_table's conv_epilogue); "
                               "suffixes _rows (only the batch's rows moved: token_kernel's "
                               "rows), _pre (epilogue addends loaded before the product: "
-                              "its prefetch), _hoist (table row read before the wait) and "
-                              "_data (data-carrying sync: epilogue with _pre only), in that "
-                              "order, e.g. epilogue_rows_pre_hoist.")
+                              "its prefetch), _hoist (table row read before the wait), "
+                              "_data (data-carrying sync: epilogue with _pre only), then with "
+                              "_data _spin and _group (Geometry.data / .group), in that "
+                              "order, e.g. epilogue_rows_pre_hoist or "
+                              "epilogue_rows_pre_data_group.")
 _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
@@ -184,8 +186,8 @@ def main(argv):
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
-        def first_acts(geometry):  # x in X0, the rest zero
-          r = geometry.regions()
+        def first_acts(geom):  # x in X0, the rest zero
+          r = geom.regions()
           return jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[
               :batch, r["X0"]:r["X0"] + D].set(x)
         acts0 = first_acts(gv)
