@@ -125,10 +125,10 @@ def batch_guard(idx, rows: int, body):
     scf.yield_([])
 
 
-def store_transposed(out_ref, acc, *addend_refs, rows: int = NB, relaxed: bool = False):
+def store_transposed(out_ref, acc, *addend_refs, rows: int = NB):
   """out = acc^T + the addends: the (64, 8) WGMMA-layout accumulator into (8, 64) GMEM rows
   (each addend an (8, 64) ref too), one scalar load / store per element; only the first
-  `rows` rows (batch_guard). relaxed: GPU-scope relaxed stores (what pollers may read)."""
+  `rows` rows (batch_guard)."""
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
 
@@ -142,323 +142,87 @@ def store_transposed(out_ref, acc, *addend_refs, rows: int = NB, relaxed: bool =
         w = v
         for ref in addends:
           w = arith.addf(w, mref.load(ref, at))
-        if relaxed:
-          _store_relaxed(_element_address(out, *at), w)
-        else:
-          mref.store(w, out, at)
+        mref.store(w, out, at)
       batch_guard(idx[1], rows, body)
     acc.foreach(one)
 
   store(out_ref, *addend_refs, acc)
 
 
-# ------------------------------------------------- data-carrying synchronisation (polling)
-# A polled region is filled with PENDING before its token; a producer's relaxed store of a value
-# makes that word final, and a consumer polls the words it reads (relaxed loads at GPU scope:
-# L2, never a stale L1 line) until none is PENDING. A quiet NaN whose payload float arithmetic
-# never produces (it makes canonical NaNs), so no value can read as PENDING.
-PENDING_BITS = 0x7FC5A5A5
-
-
-def _element_address(ref, row, col):
-  """i64 address of ref[row, col] (a 2-D float32 memref with static strides; index values)."""
-  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
-  i64 = ir.IntegerType.get_signless(64)
-  strides, _ = ir.MemRefType(ref.type).get_strides_and_offset()
-  base = llvm.ptrtoint(i64, mgpu_utils.memref_ptr(ref))
-  at = lambda v: arith.index_cast(i64, v)
-  elems = arith.addi(arith.muli(at(row), arith.constant(i64, strides[0])), at(col))
-  return arith.addi(base, arith.muli(elems, arith.constant(i64, 4)))
-
-
-# Polls give up after this many reads (~1 s at L2 latency) and go on with what they read, so a
-# word no producer writes makes a kernel's values NaN (its check fails) instead of hanging it.
-POLL_LIMIT = 1 << 20
-
-
-def _relaxed_load(address, width: int):
-  """`width` float32 values at address by one relaxed GPU-scope load (L2, never L1)."""
-  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
-  f32 = ir.F32Type.get()
-  if width == 1:
-    return [llvm.inline_asm(f32, [address], "ld.relaxed.gpu.global.f32 $0, [$1];", "=f,l",
-                            has_side_effects=True)]
-  regs = ", ".join(f"${j}" for j in range(width))
-  struct = llvm.inline_asm(
-      ir.Type.parse("!llvm.struct<(" + ", ".join(["f32"] * width) + ")>"), [address],
-      f"ld.relaxed.gpu.global.v{width}.f32 {{{regs}}}, [${width}];",
-      ",".join(["=f"] * width) + ",l", has_side_effects=True)
-  return [llvm.extractvalue(f32, struct, [j]) for j in range(width)]
-
-
-def _poll_loads(pieces, spin: bool = False):
-  """Relaxed GPU-scope loads of `width` float32 values at each (address, width) piece, all
-  issued on every try and repeated until none is PENDING (or POLL_LIMIT reads); one flat list
-  of the values (this thread's: threads poll independently). spin: first poll the first piece
-  alone (one load per try instead of all of them: less L2 traffic from items that wait), then
-  all of them (the producers' stores are relaxed, so the first word's arrival orders
-  nothing)."""
-  if spin:
-    _poll_loads(pieces[:1])
-  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
-  f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
-  n = sum(width for _, width in pieces)
-  loop = scf.WhileOp([f32] * n + [i32], [arith.constant(i32, 0)])
-  before = loop.before.blocks.append(i32)
-  with ir.InsertionPoint(before):
-    values = [v for address, width in pieces for v in _relaxed_load(address, width)]
-    pending_bits = arith.constant(i32, PENDING_BITS)
-    pending = arith.constant(ir.IntegerType.get_signless(1), 0)
-    for v in values:
-      pending = arith.ori(pending, arith.cmpi(arith.CmpIPredicate.eq,
-                                              arith.bitcast(i32, v), pending_bits))
-    reads = arith.addi(before.arguments[0], arith.constant(i32, 1))
-    more = arith.cmpi(arith.CmpIPredicate.slt, reads, arith.constant(i32, POLL_LIMIT))
-    scf.condition(arith.andi(pending, more), values + [reads])
-  after = loop.after.blocks.append(*([f32] * n + [i32]))
-  with ir.InsertionPoint(after):
-    scf.yield_([after.arguments[n]])
-  return list(loop.results)[:n]
-
-
-def _store_relaxed(address, value):
-  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
-  llvm.inline_asm(ir.Type.parse("!llvm.void"), [address, value],
-                  "st.relaxed.gpu.global.f32 [$0], $1;", "l,f", has_side_effects=True)
-
-
-def fill_pending(ref, program, programs: int, rows: int, period: int = 0, gap=(0, 0)):
-  """ref[:rows, cols] = PENDING for this program's share of ref's columns (a 2-D float32 GMEM
-  ref; `program` a scalar): the next token's polled regions, which this token does not use.
-  With a period, ref is blocks of `period` columns and the columns [gap[0], gap[0] + gap[1])
-  of each block are left alone (read by consumers, written by no producer: a PENDING there
-  would never clear)."""
-  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import scf  # pylint: disable=g-import-not-at-top
-  from jax._src.lib.mlir.dialects import gpu  # pylint: disable=g-import-not-at-top
-  period = period or ref.shape[1]
-  gap_start, gap_width = gap
-  if ref.shape[1] % period or not 0 <= gap_start <= gap_start + gap_width <= period:
-    raise ValueError(f"{ref.shape[1]} columns, period {period}, gap {gap}: not blocks with a "
-                     "gap inside each")
-  written = period - gap_width  # the filled columns of a block: the fill's virtual index
-  n_virtual = ref.shape[1] // period * written
-  per = -(-n_virtual // programs)
-  threads = 128
-
-  @_inline((plgpu.RefType(), plgpu.Layout.WG_SPLAT))
-  def fill(ctx, dst, p):
-    del ctx
-    index, i32 = ir.IndexType.get(), ir.IntegerType.get_signless(32)
-    cst = lambda v: mgpu_utils.c(v, index)
-    value = arith.bitcast(ir.F32Type.get(), mgpu_utils.c(PENDING_BITS, i32))
-    lane = arith.remui(gpu.thread_id(gpu.Dimension.x), cst(threads))
-    first = arith.muli(arith.index_cast(index, p.registers.item()), cst(per))
-    loop = scf.ForOp(lane, cst(per), cst(threads))
-    with ir.InsertionPoint(loop.body):
-      virtual = arith.addi(first, loop.induction_variable)
-      inside = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, virtual, cst(n_virtual)))
-      with ir.InsertionPoint(inside.then_block):
-        block, w = arith.divui(virtual, cst(written)), arith.remui(virtual, cst(written))
-        past_gap = arith.cmpi(arith.CmpIPredicate.uge, w, cst(gap_start))
-        w = arith.select(past_gap, arith.addi(w, cst(gap_width)), w)
-        col = arith.addi(arith.muli(block, cst(period)), w)
-        for r in range(rows):
-          _store_relaxed(_element_address(dst, cst(r), col), value)
-        scf.yield_([])
-      scf.yield_([])
-
-  fill(ref, program)
-
-
-def _transposed_form(rows: int):
-  """How load_transposed reads a ref, for use inside an inline_mgpu body: pieces(src), the
-  (address, 1) of every element of the (64, NB) WGMMA-layout array this thread holds (what a
-  poll loads), and assemble(values) of those, or assemble(None, load) with plain loads."""
+def load_transposed(ref, rows: int = NB, interpret: bool = False):
+  """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
+  layout of a product's accumulator), so an epilogue's addends can be loaded before the
+  product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
+  element. Interpret mode: the (NB, 64) values themselves (its accumulators are (NB, 64))."""
+  if interpret:
+    return ref[...]
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
+  out_type = plgpu.ShapeDtypeStruct((ROWS, NB), jnp.float32, layout=plgpu.Layout.WGMMA)
 
-  made = []  # built once per form, in the inline body that uses it
-
-  def zero_and_last():
-    if not made:
-      made.append((mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), (ROWS, NB),
-                                              layout=mgpu.WGMMA_LAYOUT),
-                   mgpu_utils.c(rows - 1, ir.IndexType.get())))
-    return made[0]
-
-  def batch_row(idx, last):
-    return idx[1] if rows >= NB else arith.minui(idx[1], last)
-
-  def pieces(src):
-    zero, last = zero_and_last()
-    idxs = []
-    zero.foreach(lambda v, idx: idxs.append(idx))
-    return [(_element_address(src, batch_row(i, last), i[0]), 1) for i in idxs]
-
-  def assemble(values, load=None):
-    """values: the pieces' values in order, or None and load(row, col) for plain loads."""
-    zero, last = zero_and_last()
-    it = iter(values or ())
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
+  def load(ctx, src):
+    del ctx
+    zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), (ROWS, NB),
+                                      layout=mgpu.WGMMA_LAYOUT)
+    last = mgpu_utils.c(rows - 1, ir.IndexType.get())
     def one(v, idx):
-      w = next(it) if values is not None else load(batch_row(idx, last), idx[0])
+      row = idx[1] if rows >= NB else arith.minui(idx[1], last)
+      w = mref.load(src, [row, idx[0]])
       if rows >= NB:
         return w
       return arith.select(arith.cmpi(arith.CmpIPredicate.ule, idx[1], last), w, v)
     return zero.foreach(one, create_array=True)
 
-  return pieces, assemble
+  return load(ref)
 
 
-def _rows_form(shape, layout, rows: int, mask: bool):
-  """How load_rows reads a ref (see there), for use inside an inline_mgpu body: pieces(src),
-  one (address, 4) per 16 bytes of this thread's registers (what a poll loads), and
-  assemble(values) of those, or assemble(None, load) with plain vector loads."""
+def load_rows(ref, layout, rows: int, mask: bool = True):
+  """An (NB, n) float32 GMEM ref into registers in `layout` (a plgpu.Layout.SMEM_GMEM_COPY),
+  reading only rows 0..rows-1: row r reads row min(r, rows - 1), whose addresses a warp's load
+  then shares with the rows below it, so the bytes moved are `rows` rows' (plgpu.load moves
+  all NB). mask: rows >= `rows` are zero (activations' padding); otherwise they repeat the
+  last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register."""
   import jax.experimental.mosaic.gpu as mgpu  # pylint: disable=g-import-not-at-top
   from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import arith  # pylint: disable=g-import-not-at-top
   from jax._src.lib.mlir.dialects import vector  # pylint: disable=g-import-not-at-top
+  shape = tuple(ref.shape)
+  out_type = plgpu.ShapeDtypeStruct(shape, jnp.float32, layout=layout)
 
-  made = []  # built once per form, in the inline body that uses it
-
-  def setup():
-    if not made:
-      tiled = layout.to_mgpu()
-      zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), shape,
-                                        layout=tiled)
-      vec_type = zero.registers.flat[0].type
-      places = list(zip(tiled.thread_idxs(shape), np.ndindex(zero.registers.shape)))
-      last = mgpu_utils.c(rows - 1, ir.IndexType.get())
-      made.append((tiled, zero, vec_type, ir.VectorType(vec_type).shape[0], places, last))
-    return made[0]
-
-  def pieces(src):
-    _, _, _, width, places, last = setup()
-    index = ir.IndexType.get()
-    return [(_element_address(src, arith.minui(row, last),
-                              arith.addi(col, mgpu_utils.c(q, index))), 4)
-            for (row, col), _ in places for q in range(0, width, 4)]
-
-  def assemble(values, load=None):
-    """values: the pieces' values in order, or None and load(vec_type, row, col) for plain
-    vector loads."""
-    tiled, zero, vec_type, width, places, last = setup()
+  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
+  def load(ctx, src):
+    del ctx
+    tiled = layout.to_mgpu()
+    zero = mgpu.FragmentedArray.splat(mgpu_utils.c(0.0, ir.F32Type.get()), shape, layout=tiled)
+    vec_type = zero.registers.flat[0].type
+    last = mgpu_utils.c(rows - 1, ir.IndexType.get())
     regs = np.empty(zero.registers.shape, dtype=object)
-    for n, ((row, col), reg_idx) in enumerate(places):
-      if values is not None:
-        v = vector.from_elements(vec_type, values[n * width:(n + 1) * width])
-      else:
-        v = load(vec_type, arith.minui(row, last), col)
+    for (row, col), reg_idx in zip(tiled.thread_idxs(shape), np.ndindex(zero.registers.shape)):
+      v = vector.load(vec_type, src, [arith.minui(row, last), col])
       if mask and rows < shape[0]:
         inside = arith.cmpi(arith.CmpIPredicate.ule, row, last)
         v = arith.select(inside, v, zero.registers[reg_idx])
       regs[reg_idx] = v
     return mgpu.FragmentedArray(_registers=regs, _layout=tiled, _is_signed=None)
 
-  return pieces, assemble
-
-
-def poll_group(row_refs, transposed_refs, layout, rows: int, interpret: bool = False,
-               spin: bool = False):
-  """Several polled loads in ONE polling loop: each of row_refs ((NB, n) float32 GMEM) as
-  load_rows(ref, layout, rows, poll=True) gives it and each of transposed_refs ((NB, 64)) as
-  load_transposed(ref, rows, poll=True) does. Every word's load is issued on each try, so an
-  item whose inputs are ready pays one memory round trip, not one per load (a loop's exit
-  waits for its loads: separate loops run one after another). Returns (row arrays, transposed
-  arrays); interpret mode: the refs' values."""
-  if interpret:
-    return [r[...] for r in row_refs], [r[...] for r in transposed_refs]
-  forms = ([_rows_form(tuple(r.shape), layout, rows, True) for r in row_refs]
-           + [_transposed_form(rows) for _ in transposed_refs])
-  types = ([plgpu.ShapeDtypeStruct(tuple(r.shape), jnp.float32, layout=layout)
-            for r in row_refs]
-           + [plgpu.ShapeDtypeStruct((ROWS, NB), jnp.float32, layout=plgpu.Layout.WGMMA)
-              for _ in transposed_refs])
-
-  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),) * len(forms), return_type=tuple(types))
-  def load(ctx, *srcs):
-    del ctx
-    per_ref = [pieces(src) for (pieces, _), src in zip(forms, srcs)]
-    values = _poll_loads([piece for ps in per_ref for piece in ps], spin=spin)
-    out, at = [], 0
-    for (_, assemble), ps in zip(forms, per_ref):
-      n = sum(width for _, width in ps)
-      out.append(assemble(values[at:at + n]))
-      at += n
-    return tuple(out)
-
-  got = load(*row_refs, *transposed_refs)
-  return list(got[:len(row_refs)]), list(got[len(row_refs):])
-
-
-def load_transposed(ref, rows: int = NB, interpret: bool = False, poll: bool | str = False):
-  """An (NB, 64) float32 GMEM ref as the (64, NB) WGMMA-layout array of its transpose (the
-  layout of a product's accumulator), so an epilogue's addends can be loaded before the
-  product and added to it in registers; rows >= `rows` zero, never read. One scalar load per
-  element (poll: relaxed loads, repeated until none is PENDING; "spin": _poll_loads' spin).
-  Interpret mode: the (NB, 64) values themselves (its accumulators are (NB, 64))."""
-  if interpret:
-    return ref[...]
-  if poll:
-    return poll_group([], [ref], None, rows, spin=poll == "spin")[1][0]
-  from jax._src.lib.mlir.dialects import memref as mref  # pylint: disable=g-import-not-at-top
-  _, assemble = _transposed_form(rows)
-  out_type = plgpu.ShapeDtypeStruct((ROWS, NB), jnp.float32, layout=plgpu.Layout.WGMMA)
-
-  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
-  def load(ctx, src):
-    del ctx
-    return assemble(None, lambda row, col: mref.load(src, [row, col]))
-
-  return load(ref)
-
-
-def load_rows(ref, layout, rows: int, mask: bool = True, poll: bool | str = False):
-  """An (NB, n) float32 GMEM ref into registers in `layout` (a plgpu.Layout.SMEM_GMEM_COPY),
-  reading only rows 0..rows-1: row r reads row min(r, rows - 1), whose addresses a warp's load
-  then shares with the rows below it, so the bytes moved are `rows` rows' (plgpu.load moves
-  all NB). mask: rows >= `rows` are zero (activations' padding); otherwise they repeat the
-  last row (rows = 1: a parameter vector broadcast from row 0). One vector load per register;
-  poll (with mask): relaxed 16-byte loads, repeated until no value is PENDING (data-carrying
-  sync; "spin": _poll_loads' spin)."""
-  if poll:
-    if not mask:
-      raise ValueError("polled loads are activations: mask=True")
-    return poll_group([ref], [], layout, rows, spin=poll == "spin")[0][0]
-  from jax._src.lib.mlir.dialects import vector  # pylint: disable=g-import-not-at-top
-  _, assemble = _rows_form(tuple(ref.shape), layout, rows, mask)
-  out_type = plgpu.ShapeDtypeStruct(tuple(ref.shape), jnp.float32, layout=layout)
-
-  @plgpu.inline_mgpu(arg_types=(plgpu.RefType(),), return_type=out_type)
-  def load(ctx, src):
-    del ctx
-    return assemble(None, lambda vec_type, row, col: vector.load(vec_type, src, [row, col]))
-
   return load(ref)
 
 
 def load_slice(ref, start, width: int, layout, rows: int, interpret: bool,
-               params: bool = False, poll: bool | str = False):
+               params: bool = False):
   """ref[:, start:start + width] in `layout`, the kernels' one way to read a slice: the ref
-  itself in interpret mode; load_rows where fewer than NB rows are wanted or the words are
-  polled (params: a parameter vector, read from row 0 and never polled); else plgpu.load."""
+  itself in interpret mode; load_rows where fewer than NB rows are wanted (params: a parameter
+  vector, read from row 0); else plgpu.load."""
   view = ref.at[:, pl.ds(start, width)]
   if interpret:
     return ref[:, pl.ds(start, width)]
-  if rows < NB or poll:
-    return load_rows(view, layout, 1 if params else rows, mask=not params, poll=poll)
+  if rows < NB:
+    return load_rows(view, layout, 1 if params else rows, mask=not params)
   return plgpu.load(view, (), layout=layout, optimized=False)
 
 

@@ -24,11 +24,13 @@ Padded columns are zero in weights, biases, norm scales and shifts, so they stay
 every step (gelu(0) = 0); padded batch rows carry values nobody reads.
 
 Options of token_kernel, each measured side by side on the GPU (experiments/NOTES.md,
-sessions 25-26): conv_epilogue (where the short convolution runs), rows (only the batch's rows
+sessions 25-27): conv_epilogue (where the short convolution runs), rows (only the batch's rows
 moved), prefetch (epilogue addends loaded beside the inputs), hoist (the table row read before
-the wait), Geometry.data (data-carrying synchronisation instead of the counter) and a trace
-of SM clock stamps (summarise_trace). make_chain times kernels back to back; make_model_chain
-wraps them in the no-mixer model's token loop (embedding, final norm, unembedding).
+the wait) and a trace of SM clock stamps (summarise_trace). make_chain times kernels back to
+back; make_model_chain wraps them in the no-mixer model's token loop (embedding, final norm,
+unembedding). A data-carrying synchronisation (consumers polling the values themselves instead
+of a counter) was built here and measured slower at B = 1 and 8 (NOTES, sessions 27-28); its
+code is in git history at 24c03ba.
 """
 
 from __future__ import annotations
@@ -72,12 +74,6 @@ class Geometry:
   d: int
   inner: int
   k: int
-  # Data-carrying synchronisation instead of the counter (token_kernel); "spin": its polls
-  # first spin on one word (mc._poll_loads' spin).
-  data: bool | str = False
-  # With data: every activation load of an item in one polling loop (mc.poll_group) instead of
-  # one loop per load, whose exits wait for their loads one after another.
-  group: bool = False
 
   @property
   def kp(self):  # the padded width: four wgmma chunks of a multiple of 32 columns
@@ -103,53 +99,17 @@ class Geometry:
   def per_layer(self):
     return sum(self.counts().values())
 
-  # Activation buffer regions (columns).
+  # Activation buffer regions (columns): one Y, H, P, C reused by every layer.
   def regions(self):
-    """Counter sync: one Y, H, P, C region reused by every layer. Data sync: the regions
-    polled for (Y, H, P, C) are write-once per token, so each layer has its own and there are
-    two sets, by token parity, from POLL on (SET columns each, LAYER_SET per layer); the
-    regions before POLL are never PENDING (inputs of the host or of earlier tokens)."""
     kp, m, hk = self.kp, self.layers, self.halves * self.kp
-    if not self.data:
-      sizes = [("Z", kp), ("X0", kp), ("Y", kp), ("H", hk), ("P", hk), ("ACC", m * kp),
-               ("UOUT", m * kp), ("RING", m * self.k * 3 * kp), ("C", 3 * kp)]
-    else:
-      sizes = [("Z", kp), ("X0", kp), ("ACC", m * kp), ("UOUT", m * kp),
-               ("RING", m * self.k * 3 * kp), ("POLL", 0), ("Y", kp), ("H", hk), ("P", hk),
-               ("C", 3 * kp)]
+    sizes = [("Z", kp), ("X0", kp), ("Y", kp), ("H", hk), ("P", hk), ("ACC", m * kp),
+             ("UOUT", m * kp), ("RING", m * self.k * 3 * kp), ("C", 3 * kp)]
     out, col = {}, 0
     for name, size in sizes:
       out[name] = col
       col += size
-    if self.data:
-      out["LAYER_SET"] = col - out["POLL"]
-      out["SET"] = m * out["LAYER_SET"]
-      col = out["POLL"] + 2 * out["SET"]
     out["COLS"] = col
     return out
-
-  def unwritten_gap(self):
-    """(start, width) of the columns of a layer's polled set (from its Y) that no item writes:
-    H's padding past the inner width, which the last down half reads (zero weights). It must
-    never be PENDING (it would never clear), so fills skip it and the host keeps it zero."""
-    r = self.regions()
-    return r["H"] - r["Y"] + self.ip, self.halves * self.kp - self.ip
-
-  def pending_runs(self):
-    """(start, width) runs, relative to a polled set, of the columns a fill makes PENDING."""
-    gap_start, gap_width = self.unwritten_gap()
-    per_layer = self.regions()["LAYER_SET"]
-    runs = []
-    for layer in range(self.layers):
-      runs += [(layer * per_layer, gap_start),
-               (layer * per_layer + gap_start + gap_width, per_layer - gap_start - gap_width)]
-    return [run for run in runs if run[1]]
-
-  def layer_regions(self, layer: int) -> dict:
-    """Y, H, P, C of a layer (its own under data sync, in the parity-0 set)."""
-    r = self.regions()
-    shift = layer * r["LAYER_SET"] if self.data else 0
-    return {name: r[name] + shift for name in ("Y", "H", "P", "C")}
 
   # Parameter buffer: per layer these blocks (widths in units of KP), then one zero block.
   def param_blocks(self):
@@ -175,8 +135,6 @@ class Geometry:
                        "kernel takes at most 2 (d_inner <= 2 * padded d_model)")
     if self.k < 1:
       raise ValueError(f"short order must be >= 1, got {self.k}")
-    if self.group and not self.data:
-      raise ValueError("group is a form of data sync: it needs data")
 
 
 def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
@@ -184,12 +142,8 @@ def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
 
   conv_epilogue: mix items also finish the short convolution of their 64 channels in their
   epilogue (p's older ring slots, taps from RES0 on, bias at RES1, into C at AUX), so out items
-  load the three convolved streams from C instead of the ring's 3 K slots and the taps.
-  Data sync (g.data) needs it: the ring's current slot is not a polled region."""
+  load the three convolved streams from C instead of the ring's 3 K slots and the taps."""
   g.validate()
-  if g.data and not conv_epilogue:
-    raise ValueError("data sync needs conv_epilogue (out items would read the ring's "
-                     "current slot, which is not polled)")
   r, p = g.regions(), g.param_offsets()
   kp, t = g.kp, g.kp // ROWS
   zero_params = g.layers * p["LAYER"]
@@ -197,37 +151,35 @@ def item_table(g: Geometry, conv_epilogue: bool = False) -> np.ndarray:
   counts = g.counts()
   for layer in range(g.layers):
     pb = layer * p["LAYER"]
-    lr = g.layer_regions(layer)
     if layer == 0:
       x_in = (r["X0"], r["Z"])
     else:
-      prev = g.layer_regions(layer - 1)["P"]
-      x_in = (prev, prev + kp if g.halves > 1 else r["Z"])
+      x_in = (r["P"], r["P"] + kp if g.halves > 1 else r["Z"])
     ring = r["RING"] + layer * g.k * 3 * kp
     for s in range(3):
       for i in range(t):
         if conv_epilogue:
           conv = (pb + p["TAPS"] + s * kp + ROWS * i, pb + p["CB"] + s * kp + ROWS * i,
-                  lr["C"] + s * kp + ROWS * i)
+                  r["C"] + s * kp + ROWS * i)
         else:
           conv = (r["Z"], r["Z"], -1)
         rows.append((done, x_in[0], x_in[1], r["Z"], ring + s * kp + ROWS * i, MIX, pb,
                      pb + p["INB"] + s * kp + ROWS * i, *conv[:2], -1, conv[2]))
     done += counts[MIX]
     for i in range(t):
-      rows.append((done, lr["C"] if conv_epilogue else ring, r["ACC"] + layer * kp, r["Z"],
-                   lr["Y"] + ROWS * i, OUT, pb, pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i,
+      rows.append((done, r["C"] if conv_epilogue else ring, r["ACC"] + layer * kp, r["Z"],
+                   r["Y"] + ROWS * i, OUT, pb, pb + p["OUTB"] + ROWS * i, x_in[0] + ROWS * i,
                    x_in[1] + ROWS * i, r["UOUT"] + layer * kp if i == 0 else -1, -1))
     done += counts[OUT]
     for i in range(counts[UP]):
-      rows.append((done, lr["Y"], r["Z"], r["Z"], lr["H"] + ROWS * i, UP, pb,
+      rows.append((done, r["Y"], r["Z"], r["Z"], r["H"] + ROWS * i, UP, pb,
                    pb + p["UPB"] + ROWS * i, r["Z"], r["Z"], -1, -1))
     done += counts[UP]
     for h in range(g.halves):
       for i in range(t):
         bias = pb + p["DNB"] + ROWS * i if h == 0 else zero_params
-        res = lr["Y"] + ROWS * i if h == 0 else r["Z"]
-        rows.append((done, lr["H"] + h * kp, r["Z"], r["Z"], lr["P"] + h * kp + ROWS * i, DOWN,
+        res = r["Y"] + ROWS * i if h == 0 else r["Z"]
+        rows.append((done, r["H"] + h * kp, r["Z"], r["Z"], r["P"] + h * kp + ROWS * i, DOWN,
                      pb, bias, res, r["Z"], -1, -1))
     done += counts[DOWN]
   return np.asarray(rows, np.int32)
@@ -331,18 +283,8 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
   instead of after the product: one dependent memory round trip fewer per phase (interpret mode
   always takes this epilogue: its transposed loads are plain reads of the same values). hoist:
   the item's whole table row is read before the wait (the wait's acquire orders every later load
-  after it, so a column read after it costs a round trip before the loads it addresses).
-
-  g.data: data-carrying synchronisation instead of the counter (needs conv_epilogue's table and
-  prefetch; implies hoist; g.group: grouped_loads): nothing waits or signals; every activation
-  load polls its words until none is PENDING (mc.load_rows / load_transposed with poll), outputs
-  are relaxed stores, and each program fills its share of the other parity's polled set with
-  PENDING for the next token (regions()). Its trace's "waited" stamp is taken after the table
-  row: the polling is in "staged"."""
+  after it, so a column read after it costs a round trip before the loads it addresses)."""
   g.validate()
-  if g.data and not prefetch:
-    raise ValueError("data sync needs prefetch (its addend loads poll)")
-  hoist = hoist or g.data
   kp, chunk, k = g.kp, g.chunk, g.k
   regions = g.regions()
   n_items = g.layers * g.per_layer
@@ -362,22 +304,13 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     p = jax.lax.axis_index("p")
     parity, slot, token = where_ref[0], where_ref[1], where_ref[2]
     counter_ref = counters_ref.at[pl.ds(parity, 1)]
-    if not interpret and not g.data:
+    if not interpret:
       pl.when(p == 0)(lambda: mc.zero_counter(counters_ref.at[pl.ds(1 - parity, 1)]))
-    if g.data:  # the other parity's polled set, for the next token
-      other = regions["POLL"] + (1 - parity) * regions["SET"]
-      if interpret:  # (a kernel takes no array constants: one write per run, not a mask)
-        for start, width in g.pending_runs():
-          acts_ref[:rows, pl.ds(other + start, width)] = _pending((rows, width))
-      else:
-        mc.fill_pending(acts_ref.at[:, pl.ds(other, regions["SET"])], p, programs, rows,
-                        regions["LAYER_SET"], g.unwritten_gap())
     for q in range(ring):
       fetch(items_ref, ring_ref, full_ref, p, q)
 
     def load_from(ref, start, params=False):
-      return mc.load_slice(ref, start, kp, layout, rows, interpret, params,
-                           poll=False if params else g.data)
+      return mc.load_slice(ref, start, kp, layout, rows, interpret, params)
 
     def stage(v):
       x_smem[...] = v.astype(jnp.bfloat16)
@@ -393,19 +326,11 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         row = table_ref.at[it]
         if hoist:  # the whole row now, so no load after the wait waits for an address
           values = [row[c] for c in range(C_AUX + 1)]
-          if g.data:  # this token's polled set (the table addresses set 0)
-            moved = (C_IN0, C_IN1, C_IN2, C_OUT, C_AUX)
-            is_mix = values[C_KIND] == MIX
-            for c in moved + (C_RES0, C_RES1):  # mix rows' RES0 / RES1 address parameters
-              v = values[c]
-              shifted = jnp.where((parity == 1) & (v >= regions["POLL"]),
-                                  v + regions["SET"], v)
-              values[c] = shifted if c in moved else jnp.where(is_mix, v, shifted)
           col = lambda c: values[c]
         else:
           col = lambda c: row[c]
         kind, pb = col(C_KIND), col(C_PBASE)
-        if not interpret and not g.data:
+        if not interpret:
           mc.wait_counter(counter_ref, col(C_WAIT))
         mark("waited")
         out = col(C_OUT) + jnp.where(kind == MIX, slot * 3 * kp, 0)
@@ -426,39 +351,32 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         def stage_gelu(h):  # down
           stage(jax.nn.gelu(h, approximate=True))  # the model's gelu
 
-        if g.group:
-          (s0, s1, s2, s3), (p0, p1), addends = grouped_loads(acts_ref, prm_ref, col, out, slot)
-          pl.when(kind == MIX)(lambda: stage_norm(s0 + s1, p0, p1))
-          pl.when(kind == OUT)(lambda: stage_gate(s0, s1, s2, s3, p0))
-          pl.when(kind == UP)(lambda: stage_norm(s0, p0, p1))
-          pl.when(kind == DOWN)(lambda: stage_gelu(s0))
-        else:  # each load on its own (polled one after another under data sync)
-          if prefetch or interpret:  # (interpret mode: the same values, loaded earlier)
-            addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
-          act = functools.partial(load_from, acts_ref)
-          prm = functools.partial(load_from, prm_ref, params=True)
+        if prefetch or interpret:  # (interpret mode: the same values, loaded earlier)
+          addends = prefetch_addends(acts_ref, prm_ref, col, out, slot)
+        act = functools.partial(load_from, acts_ref)
+        prm = functools.partial(load_from, prm_ref, params=True)
 
-          @pl.when(kind == MIX)
-          def _():
-            stage_norm(act(col(C_IN0)) + act(col(C_IN1)), prm(pb + po["LN1S"]),
-                       prm(pb + po["LN1B"]))
+        @pl.when(kind == MIX)
+        def _():
+          stage_norm(act(col(C_IN0)) + act(col(C_IN1)), prm(pb + po["LN1S"]),
+                     prm(pb + po["LN1B"]))
 
-          @pl.when(kind == OUT)
-          def _():
-            ring0 = col(C_IN0)
-            def conv(s):
-              if conv_epilogue:  # convolved by the mix items: C holds the three streams
-                return act(ring0 + s * kp)
-              c = prm(pb + po["CB"] + s * kp)
-              for j in range(k):
-                c = c + (act(ring0 + (3 * window_slot(slot, j, k) + s) * kp)
-                         * prm(pb + po["TAPS"] + (3 * j + s) * kp))
-              return c
-            stage_gate(conv(0), conv(1), conv(2), act(col(C_IN1)), prm(pb + po["RED"]))
+        @pl.when(kind == OUT)
+        def _():
+          ring0 = col(C_IN0)
+          def conv(s):
+            if conv_epilogue:  # convolved by the mix items: C holds the three streams
+              return act(ring0 + s * kp)
+            c = prm(pb + po["CB"] + s * kp)
+            for j in range(k):
+              c = c + (act(ring0 + (3 * window_slot(slot, j, k) + s) * kp)
+                       * prm(pb + po["TAPS"] + (3 * j + s) * kp))
+            return c
+          stage_gate(conv(0), conv(1), conv(2), act(col(C_IN1)), prm(pb + po["RED"]))
 
-          pl.when(kind == UP)(lambda: stage_norm(act(col(C_IN0)), prm(pb + po["LN2S"]),
-                                                 prm(pb + po["LN2B"])))
-          pl.when(kind == DOWN)(lambda: stage_gelu(act(col(C_IN0))))
+        pl.when(kind == UP)(lambda: stage_norm(act(col(C_IN0)), prm(pb + po["LN2S"]),
+                                               prm(pb + po["LN2B"])))
+        pl.when(kind == DOWN)(lambda: stage_gelu(act(col(C_IN0))))
 
         plgpu.commit_smem()
         mark("staged")
@@ -489,7 +407,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
         else:
           plain()
         mark("stored")
-        if not interpret and not g.data:
+        if not interpret:
           mc.signal_counter(counter_ref)
         mark("signalled")
       return carry
@@ -503,16 +421,15 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     offset)."""
     return [out + (window_slot(slot, j, k) - slot) * 3 * kp for j in range(k - 1)]
 
-  def transposed(ref, start, params=False):
-    return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret,
-                              poll=False if params else g.data)
+  def transposed(ref, start):
+    return mc.load_transposed(ref.at[:, pl.ds(start, ROWS)], rows, interpret)
 
   def prefetch_addends(acts_ref, prm_ref, col, out, slot):
     """Every addend of the item's epilogue, as (64, NB) accumulator-layout values. Offsets an
     item's kind does not use point at zeros (Z, the zero parameter block), so every kind
     runs the same loads and the same sums."""
     if not conv_epilogue:
-      return dict(bias=transposed(prm_ref, col(C_BIAS), True),
+      return dict(bias=transposed(prm_ref, col(C_BIAS)),
                   res=transposed(acts_ref, col(C_RES0)) + transposed(acts_ref, col(C_RES1)))
     res0, res1, *olds = [transposed(acts_ref, start)
                          for start in conv_addend_starts(col, out, slot)]
@@ -531,36 +448,10 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     the conv bias (its rows hold the taps' base in RES0 and the conv bias in RES1; other kinds
     read the zero parameter block)."""
     mix_only = lambda start: jnp.where(col(C_KIND) == MIX, start, zero_params)
-    return dict(bias=transposed(prm_ref, col(C_BIAS), True),
-                taps=[transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp), True)
+    return dict(bias=transposed(prm_ref, col(C_BIAS)),
+                taps=[transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp))
                       for j in range(k)],
-                cb=transposed(prm_ref, mix_only(col(C_RES1)), True))
-
-  def grouped_loads(acts_ref, prm_ref, col, out, slot):
-    """Every load of an item under g.group, the same for every kind (offsets a kind does not
-    use point at zeros: Z, the zero parameter block): the parameters first (plain loads, in
-    flight during the poll), then all activations in one polling loop (mc.poll_group). Returns
-    (s0..s3, p0 and p1, the epilogue's addends as prefetch_addends gives them), where
-      mix: s0 + s1 = x, p0 / p1 = LN1 scale / shift;  out: s0..s2 = C's three convolved
-      streams, s3 = acc, p0 = red;  up: s0 = y, p0 / p1 = LN2's;  down: s0 = h's half."""
-    kind, pb, z = col(C_KIND), col(C_PBASE), regions["Z"]
-    is_mix, is_out, is_up = kind == MIX, kind == OUT, kind == UP
-    param_starts = [
-        jnp.where(is_mix, pb + po["LN1S"], jnp.where(
-            is_up, pb + po["LN2S"], jnp.where(is_out, pb + po["RED"], zero_params))),
-        jnp.where(is_mix, pb + po["LN1B"], jnp.where(is_up, pb + po["LN2B"], zero_params))]
-    params = [mc.load_slice(prm_ref, start, kp, layout, rows, interpret, params=True)
-              for start in param_starts]
-    param_addends = conv_param_addends(prm_ref, col)
-    in0, in1 = col(C_IN0), col(C_IN1)
-    starts = [in0, jnp.where(is_mix, in1, jnp.where(is_out, in0 + kp, z)),
-              jnp.where(is_out, in0 + 2 * kp, z), jnp.where(is_out, in1, z)]
-    inputs, addends = mc.poll_group(
-        [acts_ref.at[:, pl.ds(start, kp)] for start in starts],
-        [acts_ref.at[:, pl.ds(start, ROWS)] for start in conv_addend_starts(col, out, slot)],
-        None if interpret else layout, rows, interpret, spin=g.data == "spin")
-    return inputs, params, dict(res=addends[0] + addends[1], olds=addends[2:],
-                                **param_addends)
+                cb=transposed(prm_ref, mix_only(col(C_RES1))))
 
   def finish_prefetched(acts_ref, col, out, acc, add):
     """out = acc + bias + residuals; with conv_epilogue a mix item also stores its channels'
@@ -569,8 +460,7 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
       if interpret:
         acts_ref[:, pl.ds(start, ROWS)] = value
       else:
-        mc.store_transposed(acts_ref.at[:, pl.ds(start, ROWS)], value, rows=rows,
-                            relaxed=g.data)
+        mc.store_transposed(acts_ref.at[:, pl.ds(start, ROWS)], value, rows=rows)
     v = acc + add["bias"] + add["res"]
     store(out, v)
     if conv_epilogue:
@@ -598,30 +488,11 @@ def token_where(parity: int, slot: int, index: int = 0):
   return jax.new_ref(jnp.asarray([parity, slot, index], jnp.int32), memory_space=plgpu.GMEM)
 
 
-def final_x(acts, g: Geometry, batch: int, parity: int = 0):
+def final_x(acts, g: Geometry, batch: int):
   """The token's output x (batch, d): the sum of the last layer's down halves in `acts` (an
-  array or a ref; under data sync, in the set of the token's parity)."""
-  last = g.layer_regions(g.layers - 1)["P"] + (parity * g.regions()["SET"] if g.data else 0)
+  array or a ref)."""
+  last = g.regions()["P"]
   return sum(acts[:batch, last + h * g.kp:last + h * g.kp + g.d] for h in range(g.halves))
-
-
-def _pending(shape):
-  return jax.lax.bitcast_convert_type(jnp.full(shape, mc.PENDING_BITS, jnp.int32), jnp.float32)
-
-
-def pending_first_set(acts, g: Geometry, rows: int):
-  """Under data sync, acts with the parity-0 polled set's first `rows` rows PENDING but for
-  each layer's unwritten gap (the first token's kernel fills the other set for the next one);
-  unchanged otherwise."""
-  if not g.data:
-    return acts
-  r = g.regions()
-  mask = np.zeros(r["SET"], bool)  # one select over the set, not a kernel per run
-  for start, width in g.pending_runs():
-    mask[start:start + width] = True
-  polled = acts[:rows, r["POLL"]:r["POLL"] + r["SET"]]
-  return acts.at[:rows, r["POLL"]:r["POLL"] + r["SET"]].set(
-      jnp.where(mask, _pending(polled.shape), polled))
 
 
 def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool = False,
@@ -641,7 +512,7 @@ def make_token_dense(g: Geometry, programs: int, ring: int = 6, interpret: bool 
     if b > rows:
       raise ValueError(f"batch {b} exceeds the kernel's {rows} rows")
     slot = position % k
-    acts = pending_first_set(jnp.zeros((NB, r["COLS"]), jnp.float32), g, rows)
+    acts = jnp.zeros((NB, r["COLS"]), jnp.float32)
     acts = acts.at[:b, r["X0"]:r["X0"] + d].set(x.astype(jnp.float32))
     for layer in range(g.layers):
       a0 = r["ACC"] + layer * kp
@@ -688,7 +559,7 @@ def make_chain(g: Geometry, programs: int, ring: int = 6, tokens: int = 1,
   @jax.jit
   def run(items, table, prm, acts0):
     gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
-    refs = gmem(items), gmem(table), gmem(prm), gmem(pending_first_set(acts0, g, rows))
+    refs = gmem(items), gmem(table), gmem(prm), gmem(acts0)
     counters = gmem(jnp.zeros((2,), jnp.int32))
     stamps = gmem(jnp.zeros((tokens, n_items, 8), jnp.int32)) if trace else None
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
@@ -713,7 +584,7 @@ def make_model_chain(g: Geometry, params, cfg, programs: int, ring: int = 6, tok
   @jax.jit
   def run(items, table, prm, acc, tok):
     b = tok.shape[-1]
-    acts = pending_first_set(jnp.zeros((NB, r["COLS"]), jnp.float32), g, rows)
+    acts = jnp.zeros((NB, r["COLS"]), jnp.float32)
     for layer in range(g.layers):
       acts = acts.at[:b, r["ACC"] + layer * kp:r["ACC"] + layer * kp + d].set(acc[layer])
     gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
@@ -724,7 +595,7 @@ def make_model_chain(g: Geometry, params, cfg, programs: int, ring: int = 6, tok
     for t in range(tokens):  # unrolled: JAX 0.11.2's fori_loop loses the refs' memory space
       acts_ref[:b, r["X0"]:r["X0"] + d] = hyena.embed(params, current)
       kernel(*refs, acts_ref, counters, token_where(t % 2, t % g.k))
-      x = final_x(acts_ref, g, b, t % 2)
+      x = final_x(acts_ref, g, b)
       logits = hyena.logits_from_hidden(params, cfg, x)
       nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
       out_tokens.append(nxt)

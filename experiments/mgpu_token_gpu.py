@@ -16,7 +16,6 @@ back to back less one, the kernels alone.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -38,11 +37,8 @@ _VARIANTS = flags.DEFINE_list("variants", ["load", "epilogue"],
                               "ring) or epilogue (mix items; item_table's conv_epilogue); "
                               "suffixes _rows (only the batch's rows moved: token_kernel's "
                               "rows), _pre (epilogue addends loaded before the product: "
-                              "its prefetch), _hoist (table row read before the wait), "
-                              "_data (data-carrying sync: epilogue with _pre only), then with "
-                              "_data _spin and _group (Geometry.data / .group), in that "
-                              "order, e.g. epilogue_rows_pre_hoist or "
-                              "epilogue_rows_pre_data_group.")
+                              "its prefetch), _hoist (table row read before the wait), in "
+                              "that order, e.g. epilogue_rows_pre_hoist.")
 _PROGRAMS = flags.DEFINE_list("programs", ["0"], "Programs (0: one per SM) to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per entry.")
 _TOKENS = flags.DEFINE_integer("tokens", 16, "Kernels per timed chain.")
@@ -57,28 +53,17 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU: a small model in interpret mode (
 TINY_MODEL = dict(d_model=64, n_layers=2, d_inner=128)
 
 
-SUFFIXES = ("rows", "pre", "hoist", "data", "spin", "group")
+SUFFIXES = ("rows", "pre", "hoist")
 
 
 def parse_variant(name: str) -> dict:
-  """{epilogue, rows, pre, hoist, data, group}: 'load' / 'epilogue', then optionally the
-  SUFFIXES '_rows', '_pre', '_hoist', '_data', '_spin', '_group' in that order ('_spin' and
-  '_group' after '_data': data is then "spin", and group Geometry.group)."""
+  """{epilogue, rows, pre, hoist}: 'load' / 'epilogue', then optionally the SUFFIXES '_rows',
+  '_pre', '_hoist' in that order."""
   conv, *rest = name.split("_")
   if (conv not in ("load", "epilogue") or any(r not in SUFFIXES for r in rest)
-      or rest != sorted(set(rest), key=SUFFIXES.index)
-      or (("spin" in rest or "group" in rest) and "data" not in rest)):
+      or rest != sorted(set(rest), key=SUFFIXES.index)):
     raise ValueError(f"unknown variant {name!r}")
-  spec = {"epilogue": conv == "epilogue",
-          **{r: r in rest for r in SUFFIXES if r != "spin"}}
-  if "spin" in rest:
-    spec["data"] = "spin"
-  return spec
-
-
-def geometry(g, spec: dict):
-  """g with the variant's synchronisation (Geometry.data and .group)."""
-  return dataclasses.replace(g, data=spec["data"], group=spec["group"])
+  return {"epilogue": conv == "epilogue", **{r: r in rest for r in SUFFIXES}}
 
 
 def _marginal_ms(build, args) -> tuple[float, float]:
@@ -92,13 +77,13 @@ def _marginal_ms(build, args) -> tuple[float, float]:
 
 
 def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=False):
-  return mt.make_model_chain(geometry(g, spec), params, cfg, programs,
+  return mt.make_model_chain(g, params, cfg, programs,
                              ring, tokens, spec["epilogue"], tiny, rows, spec["pre"],
                              spec["hoist"], feed)
 
 
 def _chain(g, spec, programs, ring, tokens, rows, tiny, trace=False):
-  return mt.make_chain(geometry(g, spec), programs, ring, tokens,
+  return mt.make_chain(g, programs, ring, tokens,
                        spec["epilogue"], tiny, rows, spec["pre"], trace, spec["hoist"])
 
 
@@ -128,8 +113,7 @@ def main(argv):
          else common.model_config("gpu", dtype="bfloat16"))
   g = mt.Geometry(cfg.n_layers, cfg.d_model, cfg.d_inner, cfg.short_filter_order)
   specs = {v: parse_variant(v) for v in _VARIANTS.value}
-  geometries = {v: geometry(g, spec) for v, spec in specs.items()}
-  tables = {v: jnp.asarray(mt.item_table(geometries[v], spec["epilogue"]))
+  tables = {v: jnp.asarray(mt.item_table(g, spec["epilogue"]))
             for v, spec in specs.items()}
   if _LOWER_ONLY.value:
     n = g.layers * g.per_layer
@@ -137,7 +121,7 @@ def main(argv):
       run = _chain(g, specs[v], 132, 6, 2, 1 if specs[v]["rows"] else mt.NB, False)
       text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16), table,
                        jnp.zeros((mt.NB, g.param_cols)),
-                       jnp.zeros((mt.NB, geometries[v].regions()["COLS"]))).lower(
+                       jnp.zeros((mt.NB, g.regions()["COLS"]))).lower(
                            lowering_platforms=("cuda",)).as_text()
       print(f"{v}: lowered for CUDA ({len(text)} characters)")
     return
@@ -176,28 +160,18 @@ def main(argv):
         rec["elapsed_s"][name] = round(time.perf_counter() - start, 2)
         common.write_json_file(path, out)
 
-      spec, table, gv = specs[variant], tables[variant], geometries[variant]
+      spec, table = specs[variant], tables[variant]
       rows = batch if spec["rows"] else mt.NB
       try:
         t0 = time.perf_counter()
-        got = mt.make_token_dense(gv, progs, ring, tiny, spec["epilogue"], rows, spec["pre"],
+        got = mt.make_token_dense(g, progs, ring, tiny, spec["epilogue"], rows, spec["pre"],
                                   spec["hoist"])(items, table, prm, x, acc, conv, position=7)
         got = [np.asarray(a) for a in got]
         rec["first_call_s"] = time.perf_counter() - t0
         rec["rel_error"] = {name: float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                             for name, a, b in zip(("x", "u", "conv_state"), got, want)}
-        def first_acts(geom):  # x in X0, the rest zero
-          r = geom.regions()
-          return jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[
-              :batch, r["X0"]:r["X0"] + D].set(x)
-        acts0 = first_acts(gv)
-        if spec["data"]:  # tokens 0 and 1 (both polled sets) against the counter kernel's
-          a = _chain(g, spec, progs, ring, 2, rows, tiny)(items, table, prm, acts0)
-          b = _chain(g, dict(spec, data=False, group=False), progs, ring, 2, rows, tiny)(
-              items, jnp.asarray(mt.item_table(g, True)), prm, first_acts(g))
-          xa = np.asarray(mt.final_x(a, gv, batch, parity=1))
-          xb = np.asarray(mt.final_x(b, g, batch))
-          rec["two_tokens_vs_counter"] = float(np.max(np.abs(xa - xb)) / np.max(np.abs(xb)))
+        r = g.regions()  # x in X0, the rest zero
+        acts0 = jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[:batch, r["X0"]:r["X0"] + D].set(x)
         stage_done("check")
         per, med1 = _marginal_ms(lambda t: _chain(g, spec, progs, ring, t, rows, tiny),
                                  (items, table, prm, acts0))

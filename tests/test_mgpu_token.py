@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import mgpu_chain as mc
 from experiments import mgpu_token as mt
 from flash_lcsm_jax.config import HyenaConfig
 from flash_lcsm_jax.models import hyena
@@ -25,7 +24,7 @@ from flash_lcsm_jax.ops import pallas_layer as pal
     (64, 128, 3, 1, False, True),   # the same, epilogue addends loaded before the product
     (96, 200, 2, 1, True, False),   # two halves, padded widths, K = 2, in the mix items' epilogue
     (96, 200, 2, 1, True, True)])
-# (Two layers, data sync: test_the_gpu_program_in_its_tiny_mode.)
+# (Two layers: test_the_gpu_program_in_its_tiny_mode.)
 def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilogue, prefetch):
   seed = int(np.random.default_rng().integers(1 << 30))
   rng = np.random.default_rng(seed)
@@ -63,17 +62,13 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
     assert err < 1e-4, (name, err, seed, batch, position)
 
 
-@pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace,data", [
+@pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace,hoist", [
     (False, mt.NB, False, False, False), (True, 1, True, True, False),
-    (True, 2, True, False, True), (True, mt.NB, True, False, "spin"),
-    (True, 1, True, True, "group"), (True, mt.NB, True, False, "spin group")])
-def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace, data):
-  group = isinstance(data, str) and "group" in data
-  if isinstance(data, str):
-    data = "spin" if "spin" in data else True
-  g = mt.Geometry(2, 864, 1728, 3, data=data, group=group)
+    (True, 2, True, False, True), (False, 1, False, True, True)])
+def test_lowers_for_cuda_on_the_paper_widths(conv_epilogue, rows, prefetch, trace, hoist):
+  g = mt.Geometry(2, 864, 1728, 3)
   run = mt.make_chain(g, 132, tokens=2, conv_epilogue=conv_epilogue, rows=rows,
-                      prefetch=prefetch, trace=trace)
+                      prefetch=prefetch, trace=trace, hoist=hoist)
   n = g.layers * g.per_layer
   text = run.trace(jnp.zeros((n, mt.ROWS, g.kp), jnp.bfloat16),
                    jnp.asarray(mt.item_table(g, conv_epilogue)),
@@ -118,14 +113,14 @@ def test_the_gpu_program_in_its_tiny_mode(tmp_path):
   out = tmp_path / "mgpu_token.json"
   proc = subprocess.run(
       [sys.executable, os.path.join("experiments", "mgpu_token_gpu.py"), "--tiny",
-       f"--out={out}", "--batches=2", "--variants=epilogue_rows_pre_data", "--model",
+       f"--out={out}", "--batches=2", "--variants=epilogue_rows_pre_hoist", "--model",
        "--tokens=2", "--repeats=1"],
       cwd=root, env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
       timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   data = json.loads(out.read_text())
   assert data["tiny"] and data["model"]["d_model"] == 64 and data["model"]["n_layers"] == 2
-  assert [rec["variant"] for rec in data["records"]] == ["epilogue_rows_pre_data"]
+  assert [rec["variant"] for rec in data["records"]] == ["epilogue_rows_pre_hoist"]
   for rec in data["records"]:
     assert "error" not in rec, rec.get("traceback_tail")
     assert set(rec["rel_error"]) == {"x", "u", "conv_state"}
@@ -138,7 +133,6 @@ def test_the_gpu_program_in_its_tiny_mode(tmp_path):
     stages = rec["elapsed_s"]
     assert list(stages) == ["check", "timing", "model", "all"]
     assert list(stages.values()) == sorted(stages.values())
-  assert data["records"][0]["two_tokens_vs_counter"] < 1e-6
 
 
 def test_summarise_trace_reads_the_steps_between_stamps():
@@ -161,80 +155,3 @@ def test_summarise_trace_reads_the_steps_between_stamps():
   slowest = [max(steps[t, table[:, mt.C_WAIT] == w, 1:].sum(-1)) for t in (1, 2)
              for w in np.unique(table[:, mt.C_WAIT])]
   assert got["phase_slowest_busy_cycles_median"] == np.median(slowest)
-
-
-@pytest.mark.parametrize("group", [False, True])
-def test_data_sync_computes_what_the_counter_kernel_does(group):
-  """The data-carrying layout (per-layer polled regions, two sets by token parity, the table's
-  offsets moved for parity 1) in interpret mode: one token through the engine's glue and two
-  tokens back to back (the second in the other set) give the counter kernel's values. The
-  inner width leaves H a padding no item writes (a PENDING there would never clear: NaN here)."""
-  d, inner, k, layers = 96, 160, 2, 2
-  assert mt.Geometry(layers, d, inner, k, data=True).unwritten_gap()[1] > 0
-  seed = int(np.random.default_rng().integers(1 << 30))
-  rng = np.random.default_rng(seed)
-  cfg = HyenaConfig(d_model=d, n_layers=layers, d_inner=inner, short_filter_order=k,
-                    dtype="bfloat16")
-  params = hyena.init_params(jax.random.PRNGKey(seed % 1000), cfg)
-  batch = int(rng.integers(1, mt.NB + 1))
-  x = jnp.asarray(rng.standard_normal((batch, d)), jnp.float32)
-  acc = jnp.asarray(rng.standard_normal((layers, batch, d)), jnp.float32)
-  conv = jnp.asarray(rng.standard_normal((layers, batch, k - 1, 3 * d)), jnp.float32)
-  red = jnp.asarray(rng.standard_normal((layers, d)), jnp.float32)
-  got = {}
-  for data in (False, True):
-    g = mt.Geometry(layers, d, inner, k, data=data, group=group and data)
-    items, prm = mt.prepare(params, g)
-    prm = mt.set_red(prm, red, g)
-    table = jnp.asarray(mt.item_table(g, True))
-    run = mt.make_token_dense(g, 1, interpret=True, conv_epilogue=True, rows=batch,
-                              prefetch=True)
-    got[data] = [np.asarray(a) for a in run(items, table, prm, x, acc, conv, position=5)]
-    r = g.regions()
-    acts0 = jnp.zeros((mt.NB, r["COLS"]), jnp.float32).at[:batch, r["X0"]:r["X0"] + d].set(x)
-    chain = mt.make_chain(g, 1, tokens=2, conv_epilogue=True, interpret=True, rows=batch,
-                          prefetch=True)
-    acts = np.asarray(chain(items, table, prm, acts0))
-    last = g.layer_regions(layers - 1)["P"] + (r["SET"] if data else 0)
-    got[data].append(sum(acts[:batch, last + h * g.kp:last + h * g.kp + d]
-                         for h in range(g.halves)))
-  for a, b in zip(got[True], got[False]):
-    assert np.any(b) and np.array_equal(a, b), seed
-
-
-def test_data_sync_needs_the_conv_epilogue_and_the_prefetch():
-  with pytest.raises(ValueError, match="needs data"):
-    mt.token_kernel(mt.Geometry(1, 64, 128, 3, group=True), 1, conv_epilogue=True,
-                    prefetch=True)
-  g = mt.Geometry(1, 64, 128, 3, data=True)
-  with pytest.raises(ValueError, match="conv_epilogue"):
-    mt.item_table(g, False)
-  with pytest.raises(ValueError, match="prefetch"):
-    mt.token_kernel(g, 1, conv_epilogue=True, prefetch=False)
-
-
-def test_the_first_polled_set_is_pending_but_for_the_unwritten_gap():
-  """pending_first_set marks set 0's first `rows` rows PENDING except H's padding past the
-  inner width in every layer (read, never written: it must stay as the host left it), and
-  touches nothing else."""
-  rng = np.random.default_rng()
-  g = mt.Geometry(3, 96, 160, 3, data=True)
-  r = g.regions()
-  gap_start, gap_width = g.unwritten_gap()
-  assert gap_width == g.halves * g.kp - g.ip > 0
-  rows = int(rng.integers(1, mt.NB + 1))
-  acts = rng.standard_normal((mt.NB, r["COLS"])).astype(np.float32)
-  got = np.asarray(mt.pending_first_set(jnp.asarray(acts), g, rows))
-  pending = got.view(np.int32) == mc.PENDING_BITS
-  want = np.zeros_like(pending)
-  for layer in range(g.layers):
-    h = g.layer_regions(layer)["H"]
-    assert h + g.ip == r["POLL"] + layer * r["LAYER_SET"] + gap_start
-    start = r["POLL"] + layer * r["LAYER_SET"]
-    want[:rows, start:start + r["LAYER_SET"]] = True
-    want[:rows, h + g.ip:h + g.ip + gap_width] = False
-  np.testing.assert_array_equal(pending, want)
-  np.testing.assert_array_equal(got[~want], acts[~want])
-  counter = mt.Geometry(3, 96, 160, 3)
-  np.testing.assert_array_equal(mt.pending_first_set(jnp.asarray(acts[:, :counter.regions()[
-      "COLS"]]), counter, rows), acts[:, :counter.regions()["COLS"]])
