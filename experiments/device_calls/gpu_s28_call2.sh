@@ -1,4 +1,4 @@
-# Session 28, call 2 (H100, ~9 min).
+# Session 28, call 2 (either card, ~8 min).
 # 1. The dense path at B = 1, float32 and bfloat16, in one process whose floor is the 8-pass
 #    copy measurement (the README's table still quotes session 20-22's single-pass floors): the
 #    engine's Triton persistent kernel, the plain jitted scan (#4's "about 3x" baseline), and the
@@ -10,14 +10,14 @@
 #    ratio? Lazy at B = 8, 2^12 and 2^14 (reference plan 2^14, so the tuned compile fits), tuned
 #    then untuned (process-wide flag). Prediction: within 3% (session 20: no difference at
 #    2^15; session 26's tuned-only run: 0.990 / 2.368 ms/token). Session 26's untuned half
-#    printed nothing within 80 s, so each gets 200 s here.
+#    printed nothing within 80 s, so each gets 170 s here.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s28c2
 source experiments/device_calls/gpu_common.sh
-run_logged 130 python3 experiments/dense_gpu.py --batches=1 --dtypes=float32,bfloat16 \
-  --phase1=fused_persistent,xla_scan --phase2= --python_chain= --budget_s=110 --repeats=20 \
+run_logged 120 python3 experiments/dense_gpu.py --batches=1 --dtypes=float32,bfloat16 \
+  --phase1=fused_persistent,xla_scan --phase2= --python_chain= --budget_s=100 --repeats=20 \
   --variants=persistent:nobarrier --out=$D/dense_b1.json
 ARGS="lengths=(2**12, 2**14), ref_max=2**14, repeats=3, max_keys=4, full_budget_s=10"
-one lazy_tuned e2e_b8 200 ", methods=('lazy',), $ARGS, budget_s=185"
-XLA_FLAGS=--xla_gpu_autotune_level=0 one lazy_untuned e2e_b8 200 ", methods=('lazy',), $ARGS, budget_s=185"
+one lazy_tuned e2e_b8 170 ", methods=('lazy',), $ARGS, budget_s=160"
+XLA_FLAGS=--xla_gpu_autotune_level=0 one lazy_untuned e2e_b8 170 ", methods=('lazy',), $ARGS, budget_s=160"
 finish
