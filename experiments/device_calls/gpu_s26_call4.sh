@@ -1,3 +1,5 @@
+# Its _data variants were removed in session 28 (measured slower): to run it again, check out
+# commit 24c03ba first (git checkout 24c03ba).
 # Session 26, call 4 (H100 preferred; an H200 compares within the call only). NOT RUN in session
 # 26 (no device time left). Call 3's trace (B = 1, 66 programs, cycles at ~1.8 GHz): an item is
 # busy ~10.3k cycles (inputs 3.6-5.2k, product 1.25k, epilogue + release ~3-4k) and the

@@ -1,3 +1,5 @@
+# Its _data variants were removed in session 28 (measured slower): to run it again, check out
+# commit 24c03ba first (git checkout 24c03ba).
 # Session 27, call 2 (H100). Call 1 (gpu_s26_call4.sh): hoist 0.456 -> 0.422 ms/token (B = 1,
 # 66 programs; predicted -1 to -1.5k cycles per phase: -0.7k measured); the data-sync kernel
 # hung at B = 1 and 8. Cause (found on the CPU): the last down half reads H's 64 padding

@@ -1,3 +1,5 @@
+# Its _data variants were removed in session 28 (measured slower): to run it again, check out
+# commit 24c03ba first (git checkout 24c03ba).
 # Session 27, call 4 (not run in session 27: calls 3 and 4 got no machine; next session's
 # first call, ~8-9 min with its timeouts, either card). Call 2 (H100): the fixed data-sync
 # kernel is exact (two tokens against the counter kernel: 0.0) but slower at B = 8: 0.584 vs
