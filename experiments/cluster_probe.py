@@ -1,0 +1,131 @@
+"""What it costs to exchange partial vectors within a thread-block cluster, against the same
+exchange through global memory with a grid-wide counter (no flags here: tests import it).
+
+Why: #4's bfloat16 target needs fewer dependent phases per token, and the only form left
+(experiments/NOTES.md, session 28) reduces split-K partial sums inside clusters through
+distributed shared memory (DSMEM) instead of a grid-wide barrier. This probe measures the
+two synchronisations on the same work before anyone builds that kernel.
+
+Both kernels run `programs` blocks in groups of `cluster` and iterate the same recurrence on a
+(width,) float32 vector per block: v_0 = c + 1 and v_{i+1} = (0.5 / cluster) * sum_j v_i[j] +
+(c + 1), the sum over the block's group (c: its index there; bounded for any iters). So every iteration each block reads its
+group's `cluster` vectors written in the previous iteration, and a stale read changes the
+result (`reference`).
+  cluster: the group is a cluster; vectors live in shared memory (two slots by parity), read
+           from the peers' through cluster_ref (DSMEM), one cluster barrier per iteration.
+  grid:    one block per SM, no clusters; vectors live in global memory (two slots by parity),
+           ordered by one grid-wide counter (mgpu_chain's signal / wait: a release add, one
+           thread's relaxed polls and an acquire), as the Mosaic token kernel's phases are.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import mosaic_gpu as plgpu
+
+from experiments import mgpu_chain as mc
+
+
+def reference(programs: int, cluster: int, iters: int, width: int) -> np.ndarray:
+  """The (programs, width) values both kernels end with, in float64."""
+  c = np.tile(np.arange(cluster, dtype=np.float64) + 1, programs // cluster)
+  v = c.copy()
+  for _ in range(iters):
+    v = 0.5 / cluster * v.reshape(-1, cluster).sum(1).repeat(cluster) + c
+  return np.broadcast_to(v[:, None], (programs, width))
+
+
+def _check(programs: int, cluster: int, width: int):
+  if programs % cluster:
+    raise ValueError(f"{programs} programs are not groups of {cluster}")
+  if width % 512:
+    raise ValueError(f"width must be a multiple of 512 (a warpgroup's 4-wide vectors), got "
+                     f"{width}")
+
+
+def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
+  """jit() -> (programs, width): the recurrence with clusters of `cluster` blocks."""
+  _check(programs, cluster, width)
+
+  def kernel(out_ref):
+    @pl.core_map(plgpu.Mesh(grid=(programs // cluster,), cluster=(cluster,), grid_names=("g",),
+                            cluster_names=("c",)),
+                 compiler_params=plgpu.CompilerParams())
+    def _():
+      def body(buf, bar):
+        c, g = jax.lax.axis_index("c"), jax.lax.axis_index("g")
+        own = (c + 1).astype(jnp.float32)
+        buf[0] = jnp.full((width,), 1.0, jnp.float32) * own
+
+        def step(i, carry):
+          slot = i % 2  # written last iteration; peers read it after the barrier
+          plgpu.barrier_arrive(bar.at[slot])
+          plgpu.barrier_wait(bar.at[slot])
+          total = plgpu.cluster_ref(buf, {"c": 0})[slot]
+          for j in range(1, cluster):
+            total = total + plgpu.cluster_ref(buf, {"c": j})[slot]
+          # The other slot is free: every peer passed this barrier, so it is done reading it.
+          buf[1 - slot] = (0.5 / cluster) * total + own
+          return carry
+
+        jax.lax.fori_loop(0, iters, step, 0)
+        out_ref[g * cluster + c] = buf[iters % 2]
+
+      pl.run_scoped(body, plgpu.SMEM((2, width), jnp.float32),
+                    plgpu.ClusterBarrier(collective_axes=("c",), num_barriers=2))
+
+  @jax.jit
+  def run():
+    out = jax.new_ref(jnp.zeros((programs, width), jnp.float32), memory_space=plgpu.GMEM)
+    kernel(out)
+    return out[...]
+  return run
+
+
+def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
+  """jit() -> (programs, width): the recurrence through global memory and one grid-wide
+  counter (every block must be resident at once: programs <= SMs)."""
+  _check(programs, cluster, width)
+  layout = plgpu.Layout.WG_STRIDED((width,), vec_size=4)
+
+  def kernel(buf_ref, counter_ref, out_ref):
+    @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
+                 compiler_params=plgpu.CompilerParams())
+    def _():
+      p = jax.lax.axis_index("p")
+      c, first = p % cluster, p - p % cluster
+      own = (c + 1).astype(jnp.float32)
+      load = lambda ref: plgpu.load(ref, (), layout=layout, optimized=False)
+      buf_ref[0, p] = jnp.full((width,), 1.0, jnp.float32) * own
+      mc.signal_counter(counter_ref)
+
+      def step(i, v):
+        slot = i % 2
+        mc.wait_counter(counter_ref, (i + 1) * programs)
+        total = load(buf_ref.at[slot, first])
+        for j in range(1, cluster):
+          total = total + load(buf_ref.at[slot, first + j])
+        v = (0.5 / cluster) * total + own
+        # A block still reading the other slot (iteration i - 1) has not signalled i + 1 yet,
+        # and this block passed the wait for it: the other slot is free.
+        buf_ref[1 - slot, p] = v
+        mc.signal_counter(counter_ref)
+        return v
+
+      v = jax.lax.fori_loop(0, iters, step, load(buf_ref.at[0, p]))
+      out_ref[p] = v
+
+  @jax.jit
+  def run():
+    gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
+    buf, out = gmem(jnp.zeros((2, programs, width), jnp.float32)), gmem(
+        jnp.zeros((programs, width), jnp.float32))
+    kernel(buf, gmem(jnp.zeros((1,), jnp.int32)), out)
+    return out[...]
+  return run

@@ -1,0 +1,39 @@
+"""The cluster-exchange probe (experiments/cluster_probe.py) on the CPU: its float64 reference
+recurrence, its refusals, and both kernels lowered for CUDA (Mosaic GPU's interpret mode runs
+neither clusters nor the counter's atomics; the GPU script checks them against the reference)."""
+
+import numpy as np
+import pytest
+
+from experiments import cluster_probe as cp
+
+
+def test_reference_follows_the_recurrence_by_hand():
+  got = cp.reference(4, 2, 2, 512)
+  # v0 = c + 1 = (1, 2); v1 = 0.25 * 3 + (1, 2); v2 = 0.25 * (1.75 + 2.75) + (1, 2).
+  want = np.array([2.125, 3.125, 2.125, 3.125])
+  assert got.shape == (4, 512)
+  np.testing.assert_allclose(got, np.broadcast_to(want[:, None], (4, 512)))
+
+
+def test_reference_stays_bounded_for_long_runs():
+  got = cp.reference(16, 8, 1000, 512)
+  assert np.all(np.isfinite(got)) and got.max() < 2 * 8 + 2
+
+
+@pytest.mark.parametrize("make", [cp.make_cluster_exchange, cp.make_grid_exchange])
+def test_bad_shapes_are_refused(make):
+  with pytest.raises(ValueError, match="groups"):
+    make(10, 4, 2)
+  with pytest.raises(ValueError, match="multiple of 512"):
+    make(8, 4, 2, width=768)
+
+
+@pytest.mark.parametrize("make,marker", [(cp.make_cluster_exchange, "mapa"),
+                                         (cp.make_grid_exchange, "mosaic_gpu")])
+def test_both_forms_lower_for_cuda(make, marker):
+  rng = np.random.default_rng()
+  cluster = int(rng.choice([2, 4, 8]))
+  text = make(4 * cluster, cluster, int(rng.integers(1, 5))).trace().lower(
+      lowering_platforms=("cuda",)).as_text()
+  assert "mosaic_gpu" in text and marker in text
