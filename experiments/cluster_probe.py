@@ -49,6 +49,26 @@ def _check(programs: int, cluster: int, width: int):
                      f"{width}")
 
 
+def _cluster_fence(sync: bool):
+  """Every thread's fence.acq_rel.cluster; sync: then a warpgroup barrier. Before a cluster
+  barrier's arrival (sync: Mosaic's collective arrive is one thread per peer, with no barrier
+  before it and CTA-scope semantics) it releases every thread's shared-memory writes to the
+  cluster; after its wait it acquires the peers'."""
+  from jax.experimental.mosaic.gpu import utils as mgpu_utils  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir import ir  # pylint: disable=g-import-not-at-top
+  from jax._src.lib.mlir.dialects import llvm  # pylint: disable=g-import-not-at-top
+
+  @plgpu.inline_mgpu()
+  def fence(ctx):
+    del ctx
+    llvm.inline_asm(ir.Type.parse("!llvm.void"), [], "fence.acq_rel.cluster;", "",
+                    has_side_effects=True)
+    if sync:
+      mgpu_utils.warpgroup_barrier()
+
+  fence()
+
+
 def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
   """jit() -> (programs, width): the recurrence with clusters of `cluster` blocks."""
   _check(programs, cluster, width)
@@ -63,10 +83,15 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
         own = (c + 1).astype(jnp.float32)
         buf[0] = jnp.full((width,), 1.0, jnp.float32) * own
 
-        def step(i, carry):
-          slot = i % 2  # written last iteration; peers read it after the barrier
+        def sync(slot):
+          _cluster_fence(True)
           plgpu.barrier_arrive(bar.at[slot])
           plgpu.barrier_wait(bar.at[slot])
+          _cluster_fence(False)
+
+        def step(i, carry):
+          slot = i % 2  # written last iteration; peers read it after the barrier
+          sync(slot)
           total = plgpu.cluster_ref(buf, {"c": 0})[slot]
           for j in range(1, cluster):
             total = total + plgpu.cluster_ref(buf, {"c": j})[slot]
@@ -75,6 +100,8 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
           return carry
 
         jax.lax.fori_loop(0, iters, step, 0)
+        # No block may exit while a peer still reads its shared memory.
+        sync(iters % 2)
         out_ref[g * cluster + c] = buf[iters % 2]
 
       pl.run_scoped(body, plgpu.SMEM((2, width), jnp.float32),
