@@ -1,4 +1,4 @@
-# Session 28, call 3 (NOT RUN: no device time left; either card, ~2 min). The cluster-exchange
+# Session 28, call 3 (NOT RUN: no device time left; either card, ~2-4 min: 3 small kernels compiled per form and size). The cluster-exchange
 # probe (experiments/cluster_probe.py): what one exchange of `cluster` (1024,) float32 vectors
 # per block costs inside a thread-block cluster (DSMEM reads after a cluster barrier) against
 # the same exchange through global memory ordered by the grid-wide counter that the Mosaic
@@ -9,7 +9,7 @@
 # kernel; if it is near the grid's, it is not.
 D=/tmp/res_s28c3
 source experiments/device_calls/gpu_common.sh
-run_logged 150 python3 experiments/cluster_probe_gpu.py --clusters=2,4,8,16 \
+run_logged 200 python3 experiments/cluster_probe_gpu.py --clusters=2,4,8,16 \
   --out=$D/cluster_probe.json
 finish
 print_tracebacks
