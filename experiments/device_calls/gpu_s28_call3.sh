@@ -1,5 +1,5 @@
-# Session 28, call 3 (NOT RUN: no device time left; either card, ~2-4 min: 3 small kernels compiled per form and size). The cluster-exchange
-# probe (experiments/cluster_probe.py): what one exchange of `cluster` (1024,) float32 vectors
+# Session 28, call 3 (NOT RUN: no device time left; either card, ~2-4 min: 3 small kernels
+# compiled per form and size). The cluster-exchange probe (experiments/cluster_probe.py): what one exchange of `cluster` (1024,) float32 vectors
 # per block costs inside a thread-block cluster (DSMEM reads after a cluster barrier) against
 # the same exchange through global memory ordered by the grid-wide counter that the Mosaic
 # token kernel's phases use. 128 blocks; clusters of 2, 4, 8 (portable) and 16 (non-portable:
