@@ -8,9 +8,9 @@ two synchronisations on the same work before anyone builds that kernel.
 
 Both kernels run `programs` blocks in groups of `cluster` and iterate the same recurrence on a
 (width,) float32 vector per block: v_0 = c + 1 and v_{i+1} = (0.5 / cluster) * sum_j v_i[j] +
-(c + 1), the sum over the block's group (c: its index there; bounded for any iters). So every iteration each block reads its
-group's `cluster` vectors written in the previous iteration, and a stale read changes the
-result (`reference`).
+(c + 1), the sum over the block's group (c: its index there; bounded for any iters). So every
+iteration each block reads its group's `cluster` vectors written in the previous iteration,
+and a stale read changes the result (`reference`).
   cluster: the group is a cluster; vectors live in shared memory (two slots by parity), read
            from the peers' through cluster_ref (DSMEM), one cluster barrier per iteration.
   grid:    one block per SM, no clusters; vectors live in global memory (two slots by parity),
@@ -132,21 +132,20 @@ def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 102
       buf_ref[0, p] = jnp.full((width,), 1.0, jnp.float32) * own
       mc.signal_counter(counter_ref)
 
-      def step(i, v):
+      def step(i, carry):
         slot = i % 2
         mc.wait_counter(counter_ref, (i + 1) * programs)
         total = load(buf_ref.at[slot, first])
         for j in range(1, cluster):
           total = total + load(buf_ref.at[slot, first + j])
-        v = (0.5 / cluster) * total + own
         # A block still reading the other slot (iteration i - 1) has not signalled i + 1 yet,
         # and this block passed the wait for it: the other slot is free.
-        buf_ref[1 - slot, p] = v
+        buf_ref[1 - slot, p] = (0.5 / cluster) * total + own
         mc.signal_counter(counter_ref)
-        return v
+        return carry
 
-      v = jax.lax.fori_loop(0, iters, step, load(buf_ref.at[0, p]))
-      out_ref[p] = v
+      jax.lax.fori_loop(0, iters, step, 0)
+      out_ref[p] = load(buf_ref.at[iters % 2, p])  # its own row, ordered by the last signal
 
   @jax.jit
   def run():

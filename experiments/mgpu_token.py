@@ -431,24 +431,15 @@ def token_kernel(g: Geometry, programs: int, ring: int = 6, interpret: bool = Fa
     if not conv_epilogue:
       return dict(bias=transposed(prm_ref, col(C_BIAS)),
                   res=transposed(acts_ref, col(C_RES0)) + transposed(acts_ref, col(C_RES1)))
-    res0, res1, *olds = [transposed(acts_ref, start)
-                         for start in conv_addend_starts(col, out, slot)]
-    return dict(res=res0 + res1, olds=olds, **conv_param_addends(prm_ref, col))
-
-  def conv_addend_starts(col, out, slot):
-    """Where a conv-epilogue item's activation addends start: its two residual rows, then the
-    layer ring's older slots (mix items: Z for the residuals, their RES0 / RES1 being
-    parameters; other kinds: Z for the slots)."""
+    # Conv-epilogue mix rows hold the taps' base in RES0 and the conv bias in RES1 (prm), so
+    # their residuals read Z; other kinds read Z for the ring's older slots and the zero
+    # parameter block for the taps and the conv bias.
     is_mix, z = col(C_KIND) == MIX, regions["Z"]
-    return ([jnp.where(is_mix, z, col(C_RES0)), jnp.where(is_mix, z, col(C_RES1))]
-            + [jnp.where(is_mix, o, z) for o in older_slots(out, slot)])
-
-  def conv_param_addends(prm_ref, col):
-    """The parameters of a conv-epilogue item's epilogue: bias, and for mix items the taps and
-    the conv bias (its rows hold the taps' base in RES0 and the conv bias in RES1; other kinds
-    read the zero parameter block)."""
-    mix_only = lambda start: jnp.where(col(C_KIND) == MIX, start, zero_params)
-    return dict(bias=transposed(prm_ref, col(C_BIAS)),
+    mix_only = lambda start: jnp.where(is_mix, start, zero_params)
+    res = (transposed(acts_ref, jnp.where(is_mix, z, col(C_RES0)))
+           + transposed(acts_ref, jnp.where(is_mix, z, col(C_RES1))))
+    olds = [transposed(acts_ref, jnp.where(is_mix, o, z)) for o in older_slots(out, slot)]
+    return dict(res=res, olds=olds, bias=transposed(prm_ref, col(C_BIAS)),
                 taps=[transposed(prm_ref, mix_only(col(C_RES0) + 3 * j * kp))
                       for j in range(k)],
                 cb=transposed(prm_ref, mix_only(col(C_RES1))))

@@ -77,14 +77,13 @@ def _marginal_ms(build, args) -> tuple[float, float]:
 
 
 def _model_chain(g, params, cfg, spec, programs, ring, tokens, rows, tiny, feed=False):
-  return mt.make_model_chain(g, params, cfg, programs,
-                             ring, tokens, spec["epilogue"], tiny, rows, spec["pre"],
-                             spec["hoist"], feed)
+  return mt.make_model_chain(g, params, cfg, programs, ring, tokens, spec["epilogue"], tiny,
+                             rows, spec["pre"], spec["hoist"], feed)
 
 
 def _chain(g, spec, programs, ring, tokens, rows, tiny, trace=False):
-  return mt.make_chain(g, programs, ring, tokens,
-                       spec["epilogue"], tiny, rows, spec["pre"], trace, spec["hoist"])
+  return mt.make_chain(g, programs, ring, tokens, spec["epilogue"], tiny, rows, spec["pre"],
+                       trace, spec["hoist"])
 
 
 def _reference(params, cfg):
