@@ -50,16 +50,22 @@ def test_interpret_matches_the_model_token_step(d, inner, k, layers, conv_epilog
       want_x, u, c = pal.reference_layer(cfg, lp, want_x, acc[m], conv[m], red[m])
       us.append(u)
       convs.append(c)
-  for name, a, b in zip(("x", "u", "conv_state"), got, (want_x, jnp.stack(us),
-                                                        jnp.stack(convs))):
+  for name, a, b, axis in zip(("x", "u", "conv_state"), got,
+                              (want_x, jnp.stack(us), jnp.stack(convs)), (0, 1, 1)):
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape, (name, a.shape, b.shape)
-    # Same bfloat16 staging on both sides; float32 sums in another order: ~1e-7, but now and
-    # then (1 seed in ~60) a sum lands on the other side of a bfloat16 rounding boundary and
-    # one staged value differs by an ulp, which the next product spreads: up to ~2e-5 (seed
-    # 958923493: 1.8e-5). A wrong slot, tap or addend is ~1e-1.
-    err = np.max(np.abs(a - b)) / np.max(np.abs(b))
-    assert err < 1e-4, (name, err, seed, batch, position)
+    # Same bfloat16 staging on both sides; float32 sums in another order: ~1e-7. But now and
+    # then (1 seed in ~50) a sum lands on the other side of a bfloat16 rounding boundary, and
+    # one staged value differs by an ulp (2^-8 of it), which the next product spreads over that
+    # value's batch row: up to ~3e-4 of the maximum (seed 358563889, batch 7, position 58,
+    # under the suite's matmul precision "highest" and XLA -O0: x 2.9e-4 in one row). So: every
+    # value within 2e-3 (a wrong slot, tap or addend is ~1e-1), and every batch row but one
+    # within 1e-4 (a step computed wrongly everywhere, e.g. the exact gelu for the model's
+    # tanh form, ~3e-4, moves every row).
+    err = np.abs(a - b) / np.max(np.abs(b))
+    row_err = np.max(np.moveaxis(err, axis, 0).reshape(batch, -1), axis=1)
+    assert row_err.max() < 2e-3, (name, row_err, seed, batch, position)
+    assert np.sum(row_err >= 1e-4) <= 1, (name, row_err, seed, batch, position)
 
 
 @pytest.mark.parametrize("conv_epilogue,rows,prefetch,trace,hoist", [
