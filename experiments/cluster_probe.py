@@ -16,6 +16,12 @@ and a stale read changes the result (`reference`).
   grid:    one block per SM, no clusters; vectors live in global memory (two slots by parity),
            ordered by one grid-wide counter (mgpu_chain's signal / wait: a release add, one
            thread's relaxed polls and an acquire), as the Mosaic token kernel's phases are.
+  split:   the whole exchange a split-K phase of the two-phases-per-layer design needs: the
+           sum over ALL blocks' vectors, in every block (group = programs, make_split_exchange).
+           A cluster reduce-scatter through DSMEM (block c sums slice c of its cluster's
+           vectors), the cluster sums' slices through global memory and the grid counter (block
+           c adds slice c of every cluster's sum), and a cluster all-gather through DSMEM: two
+           cluster barriers and one grid-wide hand-over per iteration.
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ from jax.experimental.pallas import mosaic_gpu as plgpu
 from experiments import mgpu_chain as mc
 
 
-def reference(programs: int, cluster: int, iters: int, width: int) -> np.ndarray:
-  """The (programs, width) values both kernels end with, in float64."""
+def reference(programs: int, cluster: int, iters: int, width: int,
+              group: int | None = None) -> np.ndarray:
+  """The (programs, width) values the kernels end with, in float64: the recurrence summed over
+  groups of `group` blocks (default `cluster`; the split form sums over all `programs`)."""
+  group = group or cluster
   c = np.tile(np.arange(cluster, dtype=np.float64) + 1, programs // cluster)
   v = c.copy()
   for _ in range(iters):
-    v = 0.5 / cluster * v.reshape(-1, cluster).sum(1).repeat(cluster) + c
+    v = 0.5 / group * v.reshape(-1, group).sum(1).repeat(group) + c
   return np.broadcast_to(v[:, None], (programs, width))
 
 
@@ -154,4 +163,76 @@ def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 102
         jnp.zeros((programs, width), jnp.float32))
     kernel(buf, gmem(jnp.zeros((1,), jnp.int32)), out)
     return out[...]
+  return run
+
+
+def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
+  """jit() -> (programs, width): the recurrence summed over all `programs` blocks (see the
+  module docstring's "split"; every block must be resident at once, as in the grid form)."""
+  _check(programs, cluster, width)
+  part = width // cluster  # the slice of the vector that each block of a cluster reduces
+  if part % 128 or cluster > 8:
+    raise ValueError(f"width / cluster must be a multiple of 128 (a warpgroup's threads) and "
+                     f"the cluster portable (<= 8), got width {width}, cluster {cluster}")
+  groups = programs // cluster
+  layout = plgpu.Layout.WG_STRIDED((part,), vec_size=min(4, part // 128))
+  scale = 0.5 / programs
+
+  def kernel(sums_ref, counter_ref, out_ref):
+    @pl.core_map(plgpu.Mesh(grid=(groups,), cluster=(cluster,), grid_names=("g",),
+                            cluster_names=("c",)),
+                 compiler_params=plgpu.CompilerParams())
+    def _():
+      def body(vec, total, bar):
+        c, g = jax.lax.axis_index("c"), jax.lax.axis_index("g")
+        own = (c + 1).astype(jnp.float32)
+        for j in range(cluster):
+          vec[0, j] = jnp.full((part,), 1.0, jnp.float32) * own
+
+        def sync(k):
+          _cluster_fence(True)
+          plgpu.barrier_arrive(bar.at[k])
+          plgpu.barrier_wait(bar.at[k])
+          _cluster_fence(False)
+
+        def step(i, carry):
+          slot = i % 2
+          # Reduce-scatter: slice c of the cluster's vectors, read from every peer's memory.
+          sync(0)
+          mine = plgpu.cluster_ref(vec, {"c": 0})[slot, c]
+          for j in range(1, cluster):
+            mine = mine + plgpu.cluster_ref(vec, {"c": j})[slot, c]
+          sums_ref[slot, g, c] = mine
+          mc.signal_counter(counter_ref)
+          # Across clusters: slice c of every cluster's sum (slot reuse as in the grid form).
+          mc.wait_counter(counter_ref, (i + 1) * programs)
+          load = lambda h: plgpu.load(sums_ref.at[slot, h, c], (), layout=layout,
+                                      optimized=False)
+          whole = load(0)
+          for h in range(1, groups):
+            whole = whole + load(h)
+          total[slot] = whole
+          # All-gather: every slice of the total, from the peer that reduced it. The other
+          # slot of `vec` is free: every peer passed sync(0), so it is done reading it.
+          sync(1)
+          for j in range(cluster):
+            vec[1 - slot, j] = scale * plgpu.cluster_ref(total, {"c": j})[slot] + own
+          return carry
+
+        jax.lax.fori_loop(0, iters, step, 0)
+        sync(0)  # no block may exit while a peer still reads its shared memory
+        for j in range(cluster):
+          out_ref[g * cluster + c, j] = vec[iters % 2, j]
+
+      pl.run_scoped(body, plgpu.SMEM((2, cluster, part), jnp.float32),
+                    plgpu.SMEM((2, part), jnp.float32),
+                    plgpu.ClusterBarrier(collective_axes=("c",), num_barriers=2))
+
+  @jax.jit
+  def run():
+    gmem = functools.partial(jax.new_ref, memory_space=plgpu.GMEM)
+    out = gmem(jnp.zeros((programs, cluster, part), jnp.float32))
+    kernel(gmem(jnp.zeros((2, groups, cluster, part), jnp.float32)),
+           gmem(jnp.zeros((1,), jnp.int32)), out)
+    return out[...].reshape(programs, width)
   return run

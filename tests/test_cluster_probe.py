@@ -16,12 +16,19 @@ def test_reference_follows_the_recurrence_by_hand():
   np.testing.assert_allclose(got, np.broadcast_to(want[:, None], (4, 512)))
 
 
+def test_reference_sums_over_the_group_it_is_given():
+  got = cp.reference(4, 2, 1, 512, group=4)
+  # v0 = (1, 2, 1, 2); v1 = 0.125 * 6 + (1, 2, 1, 2).
+  np.testing.assert_allclose(got[:, 0], [1.75, 2.75, 1.75, 2.75])
+
+
 def test_reference_stays_bounded_for_long_runs():
   got = cp.reference(16, 8, 1000, 512)
   assert np.all(np.isfinite(got)) and got.max() < 2 * 8 + 2
 
 
-@pytest.mark.parametrize("make", [cp.make_cluster_exchange, cp.make_grid_exchange])
+@pytest.mark.parametrize("make", [cp.make_cluster_exchange, cp.make_grid_exchange,
+                                  cp.make_split_exchange])
 def test_bad_shapes_are_refused(make):
   with pytest.raises(ValueError, match="groups"):
     make(10, 4, 2)
@@ -29,8 +36,16 @@ def test_bad_shapes_are_refused(make):
     make(8, 4, 2, width=768)
 
 
+def test_split_refuses_slices_a_warpgroup_cannot_share_and_large_clusters():
+  with pytest.raises(ValueError, match="multiple of 128"):
+    cp.make_split_exchange(32, 8, 2, width=512)
+  with pytest.raises(ValueError, match="portable"):
+    cp.make_split_exchange(32, 16, 2, width=2048)
+
+
 @pytest.mark.parametrize("make,marker", [(cp.make_cluster_exchange, "mapa"),
-                                         (cp.make_grid_exchange, "mosaic_gpu")])
+                                         (cp.make_grid_exchange, "mosaic_gpu"),
+                                         (cp.make_split_exchange, "mapa")])
 def test_both_forms_lower_for_cuda(make, marker):
   rng = np.random.default_rng()
   cluster = int(rng.choice([2, 4, 8]))
