@@ -78,19 +78,45 @@ def _cluster_fence(sync: bool):
   fence()
 
 
-def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
-  """jit() -> (programs, width): the recurrence with clusters of `cluster` blocks."""
+def _params(semantics: str):
+  """Compiler parameters with Mosaic GPU's lowering semantics named ("Lane", the default, or
+  "Warpgroup": the tests lower with both, since the device's JAX ran the Warpgroup dialect
+  lowering on these kernels)."""
+  return plgpu.CompilerParams(lowering_semantics=getattr(plgpu.LoweringSemantics, semantics))
+
+
+def _by_parity(iters: int, step):
+  """step(i, slot) for i < iters with slot = i % 2 a Python int: iterations run in pairs, so
+  each names its shared-memory buffers statically (a peer's buffer must be read whole: see
+  make_cluster_exchange)."""
+  def pair(k, carry):
+    step(2 * k, 0)
+    step(2 * k + 1, 1)
+    return carry
+  jax.lax.fori_loop(0, iters // 2, pair, 0)
+  if iters % 2:
+    step(iters - 1, 0)
+
+
+def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 1024,
+                               semantics: str = "Lane"):
+  """jit() -> (programs, width): the recurrence with clusters of `cluster` blocks.
+
+  Every peer buffer is a whole scratch ref, one per parity: JAX 0.11.2's Mosaic GPU keeps a
+  sliced ref's dynamic offset in the type of its cluster_ref while the DSMEM address it lowers
+  to has none, and the compile fails (session 29, H100)."""
   _check(programs, cluster, width)
 
   def kernel(out_ref):
     @pl.core_map(plgpu.Mesh(grid=(programs // cluster,), cluster=(cluster,), grid_names=("g",),
                             cluster_names=("c",)),
-                 compiler_params=plgpu.CompilerParams())
+                 compiler_params=_params(semantics))
     def _():
-      def body(buf, bar):
+      def body(buf0, buf1, bar):
+        bufs = (buf0, buf1)
         c, g = jax.lax.axis_index("c"), jax.lax.axis_index("g")
         own = (c + 1).astype(jnp.float32)
-        buf[0] = jnp.full((width,), 1.0, jnp.float32) * own
+        buf0[...] = jnp.full((width,), 1.0, jnp.float32) * own
 
         def sync(slot):
           _cluster_fence(True)
@@ -98,22 +124,21 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
           plgpu.barrier_wait(bar.at[slot])
           _cluster_fence(False)
 
-        def step(i, carry):
-          slot = i % 2  # written last iteration; peers read it after the barrier
-          sync(slot)
-          total = plgpu.cluster_ref(buf, {"c": 0})[slot]
+        def step(i, slot):
+          del i
+          sync(slot)  # bufs[slot] was written last iteration; peers read it after the barrier
+          total = plgpu.cluster_ref(bufs[slot], {"c": 0})[...]
           for j in range(1, cluster):
-            total = total + plgpu.cluster_ref(buf, {"c": j})[slot]
-          # The other slot is free: every peer passed this barrier, so it is done reading it.
-          buf[1 - slot] = (0.5 / cluster) * total + own
-          return carry
+            total = total + plgpu.cluster_ref(bufs[slot], {"c": j})[...]
+          # The other buffer is free: every peer passed this barrier, so it is done reading it.
+          bufs[1 - slot][...] = (0.5 / cluster) * total + own
 
-        jax.lax.fori_loop(0, iters, step, 0)
+        _by_parity(iters, step)
         # No block may exit while a peer still reads its shared memory.
         sync(iters % 2)
-        out_ref[g * cluster + c] = buf[iters % 2]
+        out_ref[g * cluster + c] = bufs[iters % 2][...]
 
-      pl.run_scoped(body, plgpu.SMEM((2, width), jnp.float32),
+      pl.run_scoped(body, plgpu.SMEM((width,), jnp.float32), plgpu.SMEM((width,), jnp.float32),
                     plgpu.ClusterBarrier(collective_axes=("c",), num_barriers=2))
 
   @jax.jit
@@ -124,7 +149,8 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
   return run
 
 
-def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
+def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 1024,
+                            semantics: str = "Lane"):
   """jit() -> (programs, width): the recurrence through global memory and one grid-wide
   counter (every block must be resident at once: programs <= SMs)."""
   _check(programs, cluster, width)
@@ -132,7 +158,7 @@ def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 102
 
   def kernel(buf_ref, counter_ref, out_ref):
     @pl.core_map(plgpu.Mesh(grid=(programs,), grid_names=("p",)),
-                 compiler_params=plgpu.CompilerParams())
+                 compiler_params=_params(semantics))
     def _():
       p = jax.lax.axis_index("p")
       c, first = p % cluster, p - p % cluster
@@ -166,7 +192,8 @@ def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 102
   return run
 
 
-def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 1024):
+def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 1024,
+                             semantics: str = "Lane"):
   """jit() -> (programs, width): the recurrence summed over all `programs` blocks (see the
   module docstring's "split"; every block must be resident at once, as in the grid form)."""
   _check(programs, cluster, width)
@@ -181,13 +208,17 @@ def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 10
   def kernel(sums_ref, counter_ref, out_ref):
     @pl.core_map(plgpu.Mesh(grid=(groups,), cluster=(cluster,), grid_names=("g",),
                             cluster_names=("c",)),
-                 compiler_params=plgpu.CompilerParams())
+                 compiler_params=_params(semantics))
     def _():
-      def body(vec, total, bar):
+      def body(*refs):
+        # vec[slot][s]: slice s of this block's vector; total[slot]: its reduced slice. Whole
+        # refs, one per parity and slice, as make_cluster_exchange explains.
+        vec = (refs[:cluster], refs[cluster:2 * cluster])
+        total, bar = refs[2 * cluster:2 * cluster + 2], refs[-1]
         c, g = jax.lax.axis_index("c"), jax.lax.axis_index("g")
         own = (c + 1).astype(jnp.float32)
         for j in range(cluster):
-          vec[0, j] = jnp.full((part,), 1.0, jnp.float32) * own
+          vec[0][j][...] = jnp.full((part,), 1.0, jnp.float32) * own
 
         def sync(k):
           _cluster_fence(True)
@@ -195,14 +226,16 @@ def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 10
           plgpu.barrier_wait(bar.at[k])
           _cluster_fence(False)
 
-        def step(i, carry):
-          slot = i % 2
+        def step(i, slot):
           # Reduce-scatter: slice c of the cluster's vectors, read from every peer's memory.
           sync(0)
-          mine = plgpu.cluster_ref(vec, {"c": 0})[slot, c]
-          for j in range(1, cluster):
-            mine = mine + plgpu.cluster_ref(vec, {"c": j})[slot, c]
-          sums_ref[slot, g, c] = mine
+          for s in range(cluster):
+            def reduce(s=s):
+              mine = plgpu.cluster_ref(vec[slot][s], {"c": 0})[...]
+              for j in range(1, cluster):
+                mine = mine + plgpu.cluster_ref(vec[slot][s], {"c": j})[...]
+              sums_ref[slot, g, s] = mine
+            pl.when(c == s)(reduce)
           mc.signal_counter(counter_ref)
           # Across clusters: slice c of every cluster's sum (slot reuse as in the grid form).
           mc.wait_counter(counter_ref, (i + 1) * programs)
@@ -211,22 +244,20 @@ def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 10
           whole = load(0)
           for h in range(1, groups):
             whole = whole + load(h)
-          total[slot] = whole
+          total[slot][...] = whole
           # All-gather: every slice of the total, from the peer that reduced it. The other
-          # slot of `vec` is free: every peer passed sync(0), so it is done reading it.
+          # parity's `vec` is free: every peer passed sync(0), so it is done reading it.
           sync(1)
           for j in range(cluster):
-            vec[1 - slot, j] = scale * plgpu.cluster_ref(total, {"c": j})[slot] + own
-          return carry
+            vec[1 - slot][j][...] = scale * plgpu.cluster_ref(total[slot], {"c": j})[...] + own
 
-        jax.lax.fori_loop(0, iters, step, 0)
+        _by_parity(iters, step)
         sync(0)  # no block may exit while a peer still reads its shared memory
         for j in range(cluster):
-          out_ref[g * cluster + c, j] = vec[iters % 2, j]
+          out_ref[g * cluster + c, j] = vec[iters % 2][j][...]
 
-      pl.run_scoped(body, plgpu.SMEM((2, cluster, part), jnp.float32),
-                    plgpu.SMEM((2, part), jnp.float32),
-                    plgpu.ClusterBarrier(collective_axes=("c",), num_barriers=2))
+      smem = [plgpu.SMEM((part,), jnp.float32) for _ in range(2 * cluster + 2)]
+      pl.run_scoped(body, *smem, plgpu.ClusterBarrier(collective_axes=("c",), num_barriers=2))
 
   @jax.jit
   def run():
