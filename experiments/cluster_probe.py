@@ -99,8 +99,10 @@ def _by_parity(iters: int, step):
 
 
 def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 1024,
-                               semantics: str = "Lane"):
-  """jit() -> (programs, width): the recurrence with clusters of `cluster` blocks.
+                          semantics: str = "Lane", peers: bool = True):
+  """jit() -> (programs, width): the recurrence with clusters of `cluster` blocks. peers=False
+  reads the block's own buffer `cluster` times instead of its peers' (the same barriers, fences
+  and adds without DSMEM: the recurrence of groups of one, reference(..., group=1)).
 
   Every peer buffer is a whole scratch ref, one per parity: JAX 0.11.2's Mosaic GPU keeps a
   sliced ref's dynamic offset in the type of its cluster_ref while the DSMEM address it lowers
@@ -127,9 +129,10 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
         def step(i, slot):
           del i
           sync(slot)  # bufs[slot] was written last iteration; peers read it after the barrier
-          total = plgpu.cluster_ref(bufs[slot], {"c": 0})[...]
+          read = lambda j: (plgpu.cluster_ref(bufs[slot], {"c": j}) if peers else bufs[slot])[...]
+          total = read(0)
           for j in range(1, cluster):
-            total = total + plgpu.cluster_ref(bufs[slot], {"c": j})[...]
+            total = total + read(j)
           # The other buffer is free: every peer passed this barrier, so it is done reading it.
           bufs[1 - slot][...] = (0.5 / cluster) * total + own
 
@@ -150,7 +153,7 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
 
 
 def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 1024,
-                            semantics: str = "Lane"):
+                       semantics: str = "Lane"):
   """jit() -> (programs, width): the recurrence through global memory and one grid-wide
   counter (every block must be resident at once: programs <= SMs)."""
   _check(programs, cluster, width)
@@ -193,7 +196,7 @@ def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 102
 
 
 def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 1024,
-                             semantics: str = "Lane"):
+                        semantics: str = "Lane"):
   """jit() -> (programs, width): the recurrence summed over all `programs` blocks (see the
   module docstring's "split"; every block must be resident at once, as in the grid form)."""
   _check(programs, cluster, width)

@@ -10,11 +10,14 @@ Per cluster size, both forms do the same work (each block reads `cluster` (width
 vectors per iteration). The grid form's exchange is the Mosaic token kernel's hand-over
 between phases; the cluster form's is what a split-K phase's partial sums would cost inside a
 cluster. Cluster sizes above 8 are non-portable; their record says whether they launch. The
-split form is a split-K phase's whole exchange (the sum over every block, in every block).
+split form is a split-K phase's whole exchange (the sum over every block, in every block);
+cluster_local is the cluster form reading its own shared memory instead of its peers' (what
+the barriers, fences and adds cost without DSMEM).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import traceback
@@ -35,8 +38,10 @@ _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per kernel (median).
 _LOWER_ONLY = flags.DEFINE_bool("lower_only", False, "Lower every kernel for CUDA and stop.")
 _FORMS = flags.DEFINE_list("forms", ["cluster", "grid"], "Forms to run (split: clusters <= 8).")
 FORMS = {"cluster": cp.make_cluster_exchange, "grid": cp.make_grid_exchange,
-         "split": cp.make_split_exchange}
-GROUP = {"split": lambda programs, cluster: programs}  # the blocks a form's sums run over
+         "split": cp.make_split_exchange,
+         "cluster_local": functools.partial(cp.make_cluster_exchange, peers=False)}
+GROUP = {"split": lambda programs, cluster: programs,  # the blocks a form's sums run over
+         "cluster_local": lambda programs, cluster: 1}
 CHECK_ITERS = 5  # few enough that a stale read still shows in float32
 
 

@@ -55,3 +55,10 @@ def test_every_form_lowers_for_cuda(make, marker, semantics):
   text = make(4 * cluster, cluster, int(rng.integers(1, 5)), semantics=semantics).trace().lower(
       lowering_platforms=("cuda",)).as_text()
   assert "mosaic_gpu" in text and marker in text
+
+
+def test_cluster_form_without_peers_reads_no_peer_memory():
+  # The barrier-and-adds baseline of the cluster form: its own shared memory only.
+  text = cp.make_cluster_exchange(8, 4, 3, peers=False).trace().lower(
+      lowering_platforms=("cuda",)).as_text()
+  assert "mosaic_gpu" in text and "mapa" not in text.replace("mapa.shared::cluster.u32", "")
