@@ -4,15 +4,18 @@ exchange through global memory with a grid-wide counter (no flags here: tests im
 Why: #4's bfloat16 target needs fewer dependent phases per token, and the only form left
 (experiments/NOTES.md, session 28) reduces split-K partial sums inside clusters through
 distributed shared memory (DSMEM) instead of a grid-wide barrier. This probe measures the
-two synchronisations on the same work before anyone builds that kernel.
+two synchronisations on the same work before anyone builds that kernel. Session 29 (H100):
+the cluster exchange is no cheaper than the grid's (a cluster barrier ~1.1 us, each peer's
+DSMEM read ~0.7 us more), so that design was dropped (experiments/NOTES.md).
 
 Both kernels run `programs` blocks in groups of `cluster` and iterate the same recurrence on a
 (width,) float32 vector per block: v_0 = c + 1 and v_{i+1} = (0.5 / cluster) * sum_j v_i[j] +
 (c + 1), the sum over the block's group (c: its index there; bounded for any iters). So every
 iteration each block reads its group's `cluster` vectors written in the previous iteration,
 and a stale read changes the result (`reference`).
-  cluster: the group is a cluster; vectors live in shared memory (two slots by parity), read
-           from the peers' through cluster_ref (DSMEM), one cluster barrier per iteration.
+  cluster: the group is a cluster; vectors live in shared memory (one buffer per parity),
+           read from the peers' through cluster_ref (DSMEM), one cluster barrier per iteration
+           (peers=False: the block's own buffer instead, the cost without DSMEM).
   grid:    one block per SM, no clusters; vectors live in global memory (two slots by parity),
            ordered by one grid-wide counter (mgpu_chain's signal / wait: a release add, one
            thread's relaxed polls and an acquire), as the Mosaic token kernel's phases are.
@@ -78,10 +81,19 @@ def _cluster_fence(sync: bool):
   fence()
 
 
+def _cluster_sync(barrier):
+  """Every peer of the cluster reaches `barrier` (a ClusterBarrier slot): this block's shared
+  memory writes are released to the cluster before its arrival, the peers' acquired after."""
+  _cluster_fence(True)
+  plgpu.barrier_arrive(barrier)
+  plgpu.barrier_wait(barrier)
+  _cluster_fence(False)
+
+
 def _params(semantics: str):
   """Compiler parameters with Mosaic GPU's lowering semantics named ("Lane", the default, or
-  "Warpgroup": the tests lower with both, since the device's JAX ran the Warpgroup dialect
-  lowering on these kernels)."""
+  "Warpgroup"). The tests lower with both: the device's JAX 0.11.2 ran Mosaic GPU's dialect
+  lowering on these kernels, which the CPU's 0.10.2 runs only under Warpgroup semantics."""
   return plgpu.CompilerParams(lowering_semantics=getattr(plgpu.LoweringSemantics, semantics))
 
 
@@ -120,11 +132,7 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
         own = (c + 1).astype(jnp.float32)
         buf0[...] = jnp.full((width,), 1.0, jnp.float32) * own
 
-        def sync(slot):
-          _cluster_fence(True)
-          plgpu.barrier_arrive(bar.at[slot])
-          plgpu.barrier_wait(bar.at[slot])
-          _cluster_fence(False)
+        sync = lambda slot: _cluster_sync(bar.at[slot])
 
         def step(i, slot):
           del i
@@ -223,11 +231,7 @@ def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 10
         for j in range(cluster):
           vec[0][j][...] = jnp.full((part,), 1.0, jnp.float32) * own
 
-        def sync(k):
-          _cluster_fence(True)
-          plgpu.barrier_arrive(bar.at[k])
-          plgpu.barrier_wait(bar.at[k])
-          _cluster_fence(False)
+        sync = lambda k: _cluster_sync(bar.at[k])
 
         def step(i, slot):
           # Reduce-scatter: slice c of the cluster's vectors, read from every peer's memory.
