@@ -1,6 +1,7 @@
 """The cluster-exchange probe (experiments/cluster_probe.py) on the CPU: its float64 reference
-recurrence, its refusals, and both kernels lowered for CUDA (Mosaic GPU's interpret mode runs
-neither clusters nor the counter's atomics; the GPU script checks them against the reference)."""
+recurrence, its refusals, and every form lowered for CUDA under both lowering semantics (Mosaic
+GPU's interpret mode runs neither clusters nor the counter's atomics; the GPU script checks
+them against the reference)."""
 
 import numpy as np
 import pytest
