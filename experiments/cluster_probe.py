@@ -61,6 +61,14 @@ def _check(programs: int, cluster: int, width: int):
                      f"{width}")
 
 
+def _sum_of(read, n: int):
+  """read(0) + read(1) + ... + read(n - 1), added in that order."""
+  total = read(0)
+  for j in range(1, n):
+    total = total + read(j)
+  return total
+
+
 def _cluster_fence(sync: bool):
   """Every thread's fence.acq_rel.cluster; sync: then a warpgroup barrier. Before a cluster
   barrier's arrival (sync: Mosaic's collective arrive is one thread per peer, with no barrier
@@ -138,9 +146,7 @@ def make_cluster_exchange(programs: int, cluster: int, iters: int, width: int = 
           del i
           sync(slot)  # bufs[slot] was written last iteration; peers read it after the barrier
           read = lambda j: (plgpu.cluster_ref(bufs[slot], {"c": j}) if peers else bufs[slot])[...]
-          total = read(0)
-          for j in range(1, cluster):
-            total = total + read(j)
+          total = _sum_of(read, cluster)
           # The other buffer is free: every peer passed this barrier, so it is done reading it.
           bufs[1 - slot][...] = (0.5 / cluster) * total + own
 
@@ -181,9 +187,7 @@ def make_grid_exchange(programs: int, cluster: int, iters: int, width: int = 102
       def step(i, carry):
         slot = i % 2
         mc.wait_counter(counter_ref, (i + 1) * programs)
-        total = load(buf_ref.at[slot, first])
-        for j in range(1, cluster):
-          total = total + load(buf_ref.at[slot, first + j])
+        total = _sum_of(lambda j: load(buf_ref.at[slot, first + j]), cluster)
         # A block still reading the other slot (iteration i - 1) has not signalled i + 1 yet,
         # and this block passed the wait for it: the other slot is free.
         buf_ref[1 - slot, p] = (0.5 / cluster) * total + own
@@ -238,20 +242,15 @@ def make_split_exchange(programs: int, cluster: int, iters: int, width: int = 10
           sync(0)
           for s in range(cluster):
             def reduce(s=s):
-              mine = plgpu.cluster_ref(vec[slot][s], {"c": 0})[...]
-              for j in range(1, cluster):
-                mine = mine + plgpu.cluster_ref(vec[slot][s], {"c": j})[...]
-              sums_ref[slot, g, s] = mine
+              sums_ref[slot, g, s] = _sum_of(
+                  lambda j: plgpu.cluster_ref(vec[slot][s], {"c": j})[...], cluster)
             pl.when(c == s)(reduce)
           mc.signal_counter(counter_ref)
           # Across clusters: slice c of every cluster's sum (slot reuse as in the grid form).
           mc.wait_counter(counter_ref, (i + 1) * programs)
-          load = lambda h: plgpu.load(sums_ref.at[slot, h, c], (), layout=layout,
-                                      optimized=False)
-          whole = load(0)
-          for h in range(1, groups):
-            whole = whole + load(h)
-          total[slot][...] = whole
+          total[slot][...] = _sum_of(
+              lambda h: plgpu.load(sums_ref.at[slot, h, c], (), layout=layout, optimized=False),
+              groups)
           # All-gather: every slice of the total, from the peer that reduced it. The other
           # parity's `vec` is free: every peer passed sync(0), so it is done reading it.
           sync(1)

@@ -40,8 +40,6 @@ _FORMS = flags.DEFINE_list("forms", ["cluster", "grid"], "Forms to run (split: c
 FORMS = {"cluster": cp.make_cluster_exchange, "grid": cp.make_grid_exchange,
          "split": cp.make_split_exchange,
          "cluster_local": functools.partial(cp.make_cluster_exchange, peers=False)}
-GROUP = {"split": lambda programs, cluster: programs,  # the blocks a form's sums run over
-         "cluster_local": lambda programs, cluster: 1}
 CHECK_ITERS = 5  # few enough that a stale read still shows in float32
 
 
@@ -68,7 +66,7 @@ def main(argv):
       records.append(rec)
       try:
         got = np.asarray(make(programs, size, CHECK_ITERS, width)())
-        group = GROUP.get(form, lambda _, cluster: cluster)(programs, size)
+        group = {"split": programs, "cluster_local": 1}.get(form, size)  # blocks summed over
         want = cp.reference(programs, size, CHECK_ITERS, width, group)
         rec["rel_error"] = float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
         many, one = make(programs, size, _ITERS.value, width), make(programs, size, 1, width)
