@@ -93,8 +93,8 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   order_batch / order_chunk / order_tile (at every batch: batch_tiles off); of the batch block:
   batch_blockN; of the persistent loop: noprefetch, sm2 (two programs per SM), arrive_early /
   arrive_late, nobarrier, data / data_l1 (LayerConfig.sync: the phases poll the activations
-  instead of barriers), barrier (the barriers and no per-batch choice: for_batch's data_l1 at
-  B = 2 undone); "A+B" applies A, then B."""
+  instead of barriers), prefetch_ops (LayerConfig.prefetch_operands), barrier (the barriers and
+  no per-batch choice: for_batch's data_l1 at B = 2 undone); "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -123,11 +123,14 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return base
   if name in ("data", "data_l1"):
     return dataclasses.replace(base, sync=name)
+  if name == "prefetch_ops":
+    return dataclasses.replace(base, prefetch_operands=True)
   if name == "barrier":  # the barriers even where for_batch would poll (B = 2); B <= 2 only:
     return dataclasses.replace(base, sync="barrier", batch_tiles=False)  # no tile order either
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, "
-                   "sm2, arrive_early, arrive_late, nobarrier, data, data_l1, barrier, A+B")
+                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm2, "
+                   "arrive_early, arrive_late, nobarrier, data, data_l1, prefetch_ops, barrier, "
+                   "A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),

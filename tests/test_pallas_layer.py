@@ -193,6 +193,23 @@ class LayerCompiledTest(KernelTestCase):
     config = dataclasses.replace(pal.persistent_config(40, 80, programs=1), **change)
     self.check_step(params, cfg, 2, config, layer_loop="persistent")
 
+  # prefetch_operands: each block's norm scale / shift, biases, short-convolution taps and
+  # window, acc and residual rows loaded before the barrier's wait. The batch order with and
+  # without the weight prefetch, with the short convolution (K = 3) and without (K = 1), the
+  # tile order (float32 B = 4 through batch_tiles), bfloat16 with masked blocks and chunks (its
+  # phases have several blocks, so they take the block loop instead), and under data sync
+  # (where it does not apply).
+  @parameterized.parameters((1, "float32", 1, 3, {}), (2, "float32", 1, 1, {}),
+                            (1, "bfloat16", 1, 3, dict(prefetch=False)),
+                            (4, "float32", 1, 3, {}), (3, "bfloat16", None, 3, {}),
+                            (2, "float32", 1, 3, dict(sync="data_l1")))
+  def test_persistent_prefetch_operands(self, batch, dtype, programs, short, change):
+    params, cfg = model(dtype=dtype, short=short, seed=17)
+    config = (masked_config() if programs is None else
+              pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
+    config = dataclasses.replace(config, prefetch_operands=True, **change)
+    self.check_step(params, cfg, batch, config, layer_loop="persistent")
+
   # sync="data": no barriers, every phase a write-once buffer read with polling loads. Batch
   # order with and without the prefetch, the tile order (B = 4 through batch_tiles), bfloat16,
   # one block per phase and 3-5 blocks per phase (programs=4), masked blocks; "data_l1" (a

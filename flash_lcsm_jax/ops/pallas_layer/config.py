@@ -143,7 +143,10 @@ class LayerConfig:
   an SM (the kernel needs them all resident at once: 2 only with num_warps <= 4, the register
   file holding two 4-warp programs of 255 registers).
   sync: how the persistent loop's phases wait for each other, "barrier", "data" or "data_l1"
-  (SYNCS)."""
+  (SYNCS). prefetch_operands: in the persistent loop under barriers, a program that owns one
+  block of a phase also loads the block's operands that do not depend on the phase's inputs
+  (layer-norm scale and shift, biases, the short convolution's taps and window, acc, residual
+  rows) before it waits, not after (independent of prefetch, which the tile order turns off)."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -155,6 +158,7 @@ class LayerConfig:
   batch_tiles: bool = False
   programs_per_sm: int = 1
   sync: str = "barrier"
+  prefetch_operands: bool = False
 
   def map_blocks(self, fn) -> "LayerConfig":
     """This config with fn(blocks) -> KernelBlocks applied to each of the four kernels' blocks."""

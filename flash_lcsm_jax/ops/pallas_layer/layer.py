@@ -17,8 +17,9 @@ from flash_lcsm_jax.ops.pallas_layer.config import (batch_block, _chunks, Kernel
                                                     LayerSpec)
 from flash_lcsm_jax.ops.pallas_layer.pieces import (_Act, _at, _batch_rows, _gelu_tanh, _ld,
                                                     _load_bcast, _load_cols, _load_rep, _matvec,
-                                                    _matvec_tile, _row_mask, _st, _stats,
-                                                    _tile_rows, _weight_cast, _whole_call)
+                                                    _matvec_tile, _Operands, _row_mask, _st,
+                                                    _stats, _tile_rows, _weight_cast,
+                                                    _whole_call)
 from flash_lcsm_jax.ops.pallas_layer.weights import LayerWeights
 
 pl = pd.pl
@@ -63,16 +64,57 @@ def _mix_tiles(r: _MixRefs, p, m, rows: list, spec: LayerSpec):
                     for g in range(3)]
 
 
-def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
-  """Channel block p of K1 at layer m for batch rows `rows` (tiles: preloaded weight tiles)."""
+def _mix_operands(r: _MixRefs, p, m, rows: list, spec: LayerSpec,
+                  preload: bool = False) -> _Operands:
+  """Channel block p's loads at layer m that do not depend on x (see _Operands): "params" (the
+  in_proj bias, the short convolution's taps and bias, red), ("norm", c) (layer_norm1's scale
+  and shift, chunk c), ("state", i) (acc and the short convolution's K - 1 older window entries
+  of batch row rows[i], or of the whole block of rows in the tile order: i = 0)."""
   K = spec.short_order
   D, dk, bc = spec.d_model, spec.dk, spec.config.mix.rows
+  chunk, count = _mix_chunks(spec)
+  j0 = p * bc
+  chans = pl.ds(j0, bc)
+  cmask = _row_mask(j0, bc, D)
+  tile_b, _ = _tile_rows(rows, spec.config.mix.order)
+
+  def params():
+    in_b = [r.wb[m, g, chans] for g in range(3)]  # (bc,) each; padded: no mask
+    taps = [[r.cw[m, k, g, chans] for g in range(3)] for k in range(K)]
+    conv_b = [r.cb[m, g, chans] for g in range(3)]
+    return in_b, taps, conv_b, _load(_at(r.red, m, chans), cmask)
+
+  def norm(c):
+    off = c * chunk
+    if tile_b is not None:  # (1, 1, chunk)
+      return [_load_bcast(r.norm, (m,), g, 1, 0, off, chunk, dk) for g in range(2)]
+    return [_load_rep(r.norm, (m,), g, bc, off, chunk, dk) for g in range(2)]  # (bc, chunk)
+
+  def state(b):
+    acc = _ld(_at(r.acc, m, b, chans), cmask)
+    window = [[_ld(_at(r.conv_in, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
+              for k in range(K - 1)]
+    return acc, window
+
+  loaders = {"params": params}
+  loaders.update({("norm", c): functools.partial(norm, c) for c in range(count)})
+  blocks = rows if tile_b is None else [tile_b]
+  loaders.update({("state", i): functools.partial(state, b) for i, b in enumerate(blocks)})
+  return _Operands(loaders, preload)
+
+
+def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None, ops=None):
+  """Channel block p of K1 at layer m for batch rows `rows` (tiles: preloaded weight tiles; ops:
+  its _mix_operands, default loaded where used)."""
+  K = spec.short_order
+  D, bc = spec.d_model, spec.config.mix.rows
   wdtype = jnp.dtype(spec.dtype)
   chunk, count = _mix_chunks(spec)
   j0 = p * bc
   chans = pl.ds(j0, bc)
   cmask = _row_mask(j0, bc, D)
   tiles = tiles or _mix_tiles(r, p, m, rows, spec)
+  ops = ops or _mix_operands(r, p, m, rows, spec)
 
   def row_vector(i):  # layer_norm1(x[b]) chunks, rounded to the weight dtype, as (bc, chunk)
     b = rows[i]
@@ -80,24 +122,20 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
     mean, rstd = _stats(xs, chunk, D, spec.eps)
 
     def vector(c):
-      off = c * chunk
-      scale = _load_rep(r.norm, (m,), 0, bc, off, chunk, dk)
-      shift = _load_rep(r.norm, (m,), 1, bc, off, chunk, dk)
+      scale, shift = ops(("norm", c))
       # polled rows are used as read; otherwise re-read (an L1 hit: fewer live registers)
-      x = xs[c] if r.x.poll else r.x.rep(b, bc, off, chunk, D)
+      x = xs[c] if r.x.poll else r.x.rep(b, bc, c * chunk, chunk, D)
       return _weight_cast((x - mean) * rstd * scale + shift, wdtype)
     return vector
 
-  in_b = [r.wb[m, g, chans] for g in range(3)]  # (bc,) each; padded: no mask
-  taps = [[r.cw[m, k, g, chans] for g in range(3)] for k in range(K)]
-  conv_b = [r.cb[m, g, chans] for g in range(3)]
-  red = _load(_at(r.red, m, chans), cmask)
+  in_b, taps, conv_b, red = ops("params")
 
-  def emit(b, sums):
-    """b: one batch row (sums (bc,) per group) or a pl.ds of rows (sums (rows_b, bc))."""
+  def emit(i, b, sums):
+    """Batch row b = rows[i] (sums (bc,) per group), or the pl.ds b of all rows (i = 0, sums
+    (rows_b, bc))."""
+    acc, older = ops(("state", i))
     proj = [sums[g] + in_b[g] for g in range(3)]
-    window = [[_ld(_at(r.conv_in, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
-              for k in range(K - 1)] + [proj]
+    window = older + [proj]
     c = []
     for g in range(3):  # sum_k window[k] * kernel[k] + bias, in hyena._token_layer's order
       total = window[0][g] * taps[0][g]
@@ -106,7 +144,7 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
       c.append(total + conv_b[g])
     x0, x1, v = c
     u = x1 * v
-    z = _ld(_at(r.acc, m, b, chans), cmask) + red * u
+    z = acc + red * u
     _st(r.y.at(b, chans), x0 * z, cmask)
     _st(_at(r.u, m, b, chans), u, cmask)
     for k in range(K - 1):  # the new window: window[1:]
@@ -120,13 +158,11 @@ def _mix_block(r: _MixRefs, p, m, rows: list, spec: LayerSpec, tiles=None):
     mean, rstd = _stats(xs, chunk, D, spec.eps)  # (rows_b, 1, 1)
 
     def vector(c):  # layer_norm1(x[rows]) chunk c, cast to the weight dtype: (rows_b, 1, chunk)
-      off = c * chunk
-      scale = _load_bcast(r.norm, (m,), 0, 1, 0, off, chunk, dk)
-      shift = _load_bcast(r.norm, (m,), 1, 1, 0, off, chunk, dk)
+      scale, shift = ops(("norm", c))
       return _weight_cast((xs[c] - mean) * rstd * scale + shift, wdtype)
-    emit(b, _matvec_tile(tiles, vector, count))
+    emit(0, b, _matvec_tile(tiles, vector, count))
   else:
-    _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
+    _matvec(tiles, row_vector, lambda i, sums: emit(i, rows[i], sums), len(rows), chunk, count,
             bc, order)
 
 
@@ -197,15 +233,46 @@ def _dense_tiles(w_ref, p, m, rows: list, d: _Dense):
   return lambda c: [_load_cols(w_ref, (m, rows_sl), c * chunk, chunk, d.k_width)]
 
 
+def _dense_operands(norm_ref, b_ref, res: _Act | None, p, m, rows: list, d: _Dense,
+                    preload: bool = False) -> _Operands:
+  """Row block p's loads at layer m that do not depend on the input v (see _Operands): "bias",
+  ("norm", c) (the input layer norm's scale and shift, chunk c, if d.eps is set), ("res", i)
+  (the residual rows of batch row rows[i], or of the whole block of rows in the tile order:
+  i = 0, if d.residual)."""
+  rows_per = d.blocks.rows
+  chunk, count = d.chunks()
+  r0 = p * rows_per
+  rows_sl = pl.ds(r0, rows_per)
+  rmask = _row_mask(r0, rows_per, d.n_out)
+  tile_b, _ = _tile_rows(rows, d.blocks.order)
+
+  def norm(c):
+    off = c * chunk
+    if tile_b is not None:  # (1, 1, chunk)
+      return [_load_bcast(norm_ref, (m,), g, 1, 0, off, chunk, d.k_width) for g in range(2)]
+    return [_load_rep(norm_ref, (m,), g, rows_per, off, chunk, d.k_width) for g in range(2)]
+
+  def residual(b):
+    return res.read(lambda a: [_ld(a.at(b, rows_sl), rmask, a.poll)])[0]
+
+  loaders = {"bias": lambda: b_ref[m, rows_sl]}
+  if d.eps is not None:
+    loaders.update({("norm", c): functools.partial(norm, c) for c in range(count)})
+  if d.residual:
+    blocks = rows if tile_b is None else [tile_b]
+    loaders.update({("res", i): functools.partial(residual, b) for i, b in enumerate(blocks)})
+  return _Operands(loaders, preload)
+
+
 def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p, m, rows: list,
-                 d: _Dense, tiles=None):
+                 d: _Dense, tiles=None, ops=None):
   """Row block p of out / up / down at layer m for batch rows `rows`:
 
     out[b, r] = [res[b, r] +] act(sum_k cast(prologue(v[b]))[k] * W^T[m, r, k] + bias[m, r])
 
   v (B, n_in); norm (M, 2, k_width) or None; w (M, rows_p, k_width); bias (M, rows_p); res
   (B, n_out) or None | out (B, n_out) (v, res and out as _Act views); tiles: preloaded weight
-  tiles (default: loaded here).
+  tiles (default: loaded here); ops: its _dense_operands (default: loaded where used).
   """
   rows_per, wdtype = d.blocks.rows, jnp.dtype(d.wdtype)
   chunk, count = d.chunks()
@@ -213,6 +280,7 @@ def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p
   rows_sl = pl.ds(r0, rows_per)
   rmask = _row_mask(r0, rows_per, d.n_out)
   tiles = tiles or _dense_tiles(w_ref, p, m, rows, d)
+  ops = ops or _dense_operands(norm_ref, b_ref, res, p, m, rows, d)
 
   def row_vector(i):  # (rows, chunk) tiles, every row the same activation chunk
     b = rows[i]
@@ -224,24 +292,23 @@ def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p
       mean, rstd = _stats(vs, chunk, d.n_in, d.eps)
 
     def vector(c):
-      off = c * chunk
-      x = vs[c] if v.poll else v.rep(b, rows_per, off, chunk, d.n_in)
+      x = vs[c] if v.poll else v.rep(b, rows_per, c * chunk, chunk, d.n_in)
       if d.eps is not None:
-        scale = _load_rep(norm_ref, (m,), 0, rows_per, off, chunk, d.k_width)
-        shift = _load_rep(norm_ref, (m,), 1, rows_per, off, chunk, d.k_width)
+        scale, shift = ops(("norm", c))
         x = (x - mean) * rstd * scale + shift
       return _weight_cast(x, wdtype)
     return vector
 
-  bias = b_ref[m, rows_sl]
+  bias = ops("bias")
 
-  def emit(b, sums):
-    """b: one batch row (sums (rows,)) or a pl.ds of rows (sums (rows_b, rows))."""
+  def emit(i, b, sums):
+    """Batch row b = rows[i] (sums (rows,)) or the pl.ds b of all rows (i = 0, sums (rows_b,
+    rows))."""
     y = sums[0] + bias
     if d.gelu:
       y = _gelu_tanh(y)
     if d.residual:
-      y = res.read(lambda a: [_ld(a.at(b, rows_sl), rmask, a.poll)])[0] + y
+      y = ops(("res", i)) + y
     _st(out.at(b, rows_sl), y, rmask)
 
   b, order = _tile_rows(rows, d.blocks.order)
@@ -254,14 +321,12 @@ def _dense_block(v: _Act, norm_ref, w_ref, b_ref, res: _Act | None, out: _Act, p
     def vector(c):  # (rows_b, 1, chunk): chunk c of every batch row's (normalised) activation
       x = vs[c]
       if d.eps is not None:
-        off = c * chunk
-        scale = _load_bcast(norm_ref, (m,), 0, 1, 0, off, chunk, d.k_width)
-        shift = _load_bcast(norm_ref, (m,), 1, 1, 0, off, chunk, d.k_width)
+        scale, shift = ops(("norm", c))
         x = (x - mean) * rstd * scale + shift
       return _weight_cast(x, wdtype)
-    emit(b, _matvec_tile(tiles, vector, count))
+    emit(0, b, _matvec_tile(tiles, vector, count))
   else:
-    _matvec(tiles, row_vector, lambda i, sums: emit(rows[i], sums), len(rows), chunk, count,
+    _matvec(tiles, row_vector, lambda i, sums: emit(i, rows[i], sums), len(rows), chunk, count,
             rows_per, order)
 
 

@@ -14,8 +14,9 @@ from flash_lcsm_jax.ops.pallas_inplace import _triton_memory_op
 from flash_lcsm_jax.ops.pallas_layer import config as layer_config
 from flash_lcsm_jax.ops.pallas_layer.config import (LayerSpec, persistent_config, persistent_grid,
                                                     _phase_blocks)
-from flash_lcsm_jax.ops.pallas_layer.layer import (_Dense, _dense_block, _dense_tiles, _mix_block,
-                                                   _mix_chunks, _mix_tiles, _MixRefs)
+from flash_lcsm_jax.ops.pallas_layer.layer import (_Dense, _dense_block, _dense_operands,
+                                                   _dense_tiles, _mix_block, _mix_chunks,
+                                                   _mix_operands, _mix_tiles, _MixRefs)
 from flash_lcsm_jax.ops.pallas_layer.pieces import _Act, pending_fill, _whole_call
 from flash_lcsm_jax.ops.pallas_layer.weights import LayerWeights
 
@@ -60,7 +61,10 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   (mix, out, up, down), each program doing the blocks p = program, program + grid, ... of a
   phase, with a grid-wide barrier between phases. When a phase has at most `grid` blocks and
   spec.config.prefetch is set, a program loads its weight tile BEFORE waiting at the barrier
-  (weights do not depend on the activations), so streaming weights overlaps the wait.
+  (weights do not depend on the activations), so streaming weights overlaps the wait; with
+  spec.config.prefetch_operands (and barriers) it loads the block's other operands there too
+  (norm scale and shift, biases, the short convolution's taps and window, acc, residual rows:
+  _Operands), so their round trips do not follow the wait either.
 
   With spec.config.sync "data" or "data_l1" there are no barriers: every phase writes a buffer
   of its own (x (M + 1, B, D): x[m] the residual entering layer m; y, x1 (M, B, D); h (M, B,
@@ -108,50 +112,62 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
   d_up = _Dense(D, I, cfg.up, spec.dk, spec.dtype, spec.eps, True, False)
   d_down = _Dense(I, D, cfg.down, spec.ik, spec.dtype, None, False, True)
   n_mix, n_out, n_up, n_down = _phase_blocks(spec)
-  # (blocks, chunks, tiles(p, m), compute(p, m, tiles)) per phase, in order.
+  res_out, res_down = (lambda m: act(x, m, "done")), (lambda m: act(x1, m, "done"))
+  # Per phase, in order: (blocks, chunks, tiles(p, m), operands(p, m, preload),
+  # compute(p, m, tiles, operands)).
   phases = [
       (n_mix, _mix_chunks(spec)[1], lambda p, m: _mix_tiles(mix(m), p, m, rows, spec),
-       lambda p, m, t: _mix_block(mix(m), p, m, rows, spec, t)),
+       lambda p, m, pre: _mix_operands(mix(m), p, m, rows, spec, pre),
+       lambda p, m, t, o: _mix_block(mix(m), p, m, rows, spec, t, o)),
       (n_out, d_out.chunks()[1], lambda p, m: _dense_tiles(out_w, p, m, rows, d_out),
-       lambda p, m, t: _dense_block(act(y, m, "poll"), None, out_w, out_b, act(x, m, "done"),
-                                    act(x1, m), p, m, rows, d_out, t)),
+       lambda p, m, pre: _dense_operands(None, out_b, res_out(m), p, m, rows, d_out, pre),
+       lambda p, m, t, o: _dense_block(act(y, m, "poll"), None, out_w, out_b, res_out(m),
+                                       act(x1, m), p, m, rows, d_out, t, o)),
       (n_up, d_up.chunks()[1], lambda p, m: _dense_tiles(up_w, p, m, rows, d_up),
-       lambda p, m, t: _dense_block(act(x1, m, "poll"), norm2, up_w, up_b, None, act(h, m), p, m,
-                                    rows, d_up, t)),
+       lambda p, m, pre: _dense_operands(norm2, up_b, None, p, m, rows, d_up, pre),
+       lambda p, m, t, o: _dense_block(act(x1, m, "poll"), norm2, up_w, up_b, None, act(h, m),
+                                       p, m, rows, d_up, t, o)),
       (n_down, d_down.chunks()[1],
        lambda p, m: _dense_tiles(down_w, p, m, rows, d_down),
-       lambda p, m, t: _dense_block(act(h, m, "poll"), None, down_w, down_b,
-                                    act(x1, m, "done"), act(x, m + 1), p, m, rows, d_down, t)),
+       lambda p, m, pre: _dense_operands(None, down_b, res_down(m), p, m, rows, d_down, pre),
+       lambda p, m, t, o: _dense_block(act(h, m, "poll"), None, down_w, down_b, res_down(m),
+                                       act(x, m + 1), p, m, rows, d_down, t, o)),
   ]
   q = pl.program_id(0)
   barrier = not data_sync
+  # Operands are loaded before the wait only under barriers: there every residual row was
+  # written before the previous phase's barrier, which this program has passed.
+  preload = barrier and cfg.prefetch_operands
 
   def layer(m, carry):
-    for k, (n, chunks, tiles, compute) in enumerate(phases):
+    for k, (n, chunks, tiles, operands, compute) in enumerate(phases):
       index = 4 * m + k
       if n <= grid:
-        loaded = None
+        loaded = ops = None
         if barrier and cfg.arrive_early:
           _grid_arrive(count, index, interpret)
+        mine = jnp.minimum(q, n - 1)  # programs past the phase's blocks load the last one's
         if cfg.prefetch:
-          tile_fn = tiles(jnp.minimum(q, n - 1), m)
+          tile_fn = tiles(mine, m)
           loaded = [tile_fn(c) for c in range(chunks)]
+        if preload:
+          ops = operands(mine, m, True)
         if barrier and not cfg.arrive_early:
           _grid_arrive(count, index, interpret)
         if barrier:
           _grid_wait(count, index, grid, interpret)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
-          compute(q, m, tile_arg)
+          compute(q, m, tile_arg, ops)
         else:
-          pl.when(q < n)(functools.partial(compute, q, m, tile_arg))
+          pl.when(q < n)(functools.partial(compute, q, m, tile_arg, ops))
       else:
         if barrier:
           _grid_barrier(count, index, grid, interpret)
 
         def block(i, c, compute=compute, n=n):
           p = q + i * grid
-          pl.when(p < n)(functools.partial(compute, p, m, None))
+          pl.when(p < n)(functools.partial(compute, p, m, None, None))
           return c
         jax.lax.fori_loop(0, -(-n // grid), block, 0)
     return carry

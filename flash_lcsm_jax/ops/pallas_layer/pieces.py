@@ -110,6 +110,24 @@ def _st(view, value, mask):
   _store(view, value, _fit(mask, view.shape))
 
 
+class _Operands:
+  """The loads of one phase block that do not depend on the phase's input activations (layer-norm
+  scale and shift, biases, the short convolution's taps and window, the mixer's acc, residual
+  rows), by key: loaded where first used (preload=False: the per-layer kernels, and blocks a
+  program loops over) or all at once when made (preload=True: the persistent loop makes them
+  before it waits at the phase's barrier, so their round trips overlap the wait instead of
+  following it). loaders: key -> a function that loads the value."""
+
+  def __init__(self, loaders: dict, preload: bool):
+    self._loaders = loaders
+    self._values = {k: load() for k, load in loaders.items()} if preload else None
+
+  def __call__(self, key):
+    if self._values is not None:
+      return self._values[key]
+    return self._loaders[key]()
+
+
 class _Act(NamedTuple):
   """An activation buffer as a phase reads or writes it: rows ref[*idx, b] (idx = () for the
   buffers the per-layer kernels and sync="barrier" update in place, (layer,) for sync="data"'s
