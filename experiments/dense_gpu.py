@@ -91,7 +91,8 @@ def _elapsed() -> float:
 def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   """A named change of every kernel's blocks: rows_half / rows_double, chunkN, warpsN,
   order_batch / order_chunk / order_tile (at every batch: batch_tiles off); of the batch block:
-  batch_blockN; of the persistent loop: noprefetch, sm2 (two programs per SM), arrive_early /
+  batch_blockN; of the persistent loop: noprefetch, sm2 / sm1 (two programs per SM / one: the
+  engine's choice per batch and dtype, programs_per_sm_for, is the base), arrive_early /
   arrive_late, nobarrier, data / data_l1 (LayerConfig.sync: the phases poll the activations
   instead of barriers), prefetch_ops (LayerConfig.prefetch_operands), barrier (the barriers and
   no per-batch choice: for_batch's data_l1 at B = 2 undone); "A+B" applies A, then B."""
@@ -114,9 +115,16 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, batch_block=int(name[11:]))
   if name == "noprefetch":
     return dataclasses.replace(base, prefetch=False)
-  if name == "sm2":  # two 4-warp programs per SM, half the rows each
+  if name == "sm2":  # two 4-warp programs per SM, half the rows each (as it is if already so)
+    if base.programs_per_sm == 2:
+      return base
     return dataclasses.replace(
         variant_config("rows_half", base).replace_blocks(num_warps=4), programs_per_sm=2)
+  if name == "sm1":  # one 8-warp program per SM, twice the rows (as it is if already so)
+    if base.programs_per_sm == 1:
+      return base
+    return dataclasses.replace(variant_config("rows_double", base),
+                               programs_per_sm=1).replace_blocks(num_warps=8)
   if name in ("arrive_early", "arrive_late"):  # early arrival is the default since session 8
     return dataclasses.replace(base, arrive_early=name == "arrive_early")
   if name == "nobarrier":  # see NO_BARRIER
@@ -128,7 +136,7 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   if name == "barrier":  # the barriers even where for_batch would poll (B = 2); B <= 2 only:
     return dataclasses.replace(base, sync="barrier", batch_tiles=False)  # no tile order either
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
-                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm2, "
+                   "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm1, sm2, "
                    "arrive_early, arrive_late, nobarrier, data, data_l1, prefetch_ops, barrier, "
                    "A+B")
 
@@ -152,12 +160,14 @@ def barriers_removed(active: bool):
   pal.step._token_step.clear_cache()  # pylint: disable=protected-access
 
 
-def base_config(loop: str, cfg) -> pal.LayerConfig:
-  """The default blocks of a fused layer loop (the persistent one has its own, sized to the
-  device's SMs)."""
+def base_config(loop: str, cfg, batch: int) -> pal.LayerConfig:
+  """The default blocks of a fused layer loop at B = batch rows: the persistent one's as the
+  engine runs them, sized to the device's SMs with the engine's programs per SM for this batch
+  and dtype (programs_per_sm_for: two at bfloat16 B = 1; until session 30 this script timed one
+  per SM there)."""
   if loop == "persistent":
-    return pal.persistent_config(cfg.d_model, cfg.d_inner,
-                                 programs=pal.gpu_core_count() or 132)
+    return pal.persistent_config(cfg.d_model, cfg.d_inner, programs=pal.gpu_core_count() or 132,
+                                 programs_per_sm=pal.programs_per_sm_for(batch, cfg.dtype))
   return pal.default_config(cfg.d_model, cfg.d_inner)
 
 
@@ -176,9 +186,7 @@ class Model:
     self._prepared: dict = {}
     self._layer_list = None
 
-  def prepared(self, config: pal.LayerConfig | None = None,
-               loop: str = "unroll") -> pal.PreparedLayers:
-    config = config or base_config(loop, self.cfg)
+  def prepared(self, config: pal.LayerConfig) -> pal.PreparedLayers:
     if config not in self._prepared:
       self._prepared = {config: jax.block_until_ready(
           pal.prepare_layer_weights(self.params, self.cfg, config))}  # one copy at a time
@@ -248,7 +256,8 @@ def run_check(model: Model, batch: int, loops, fused_impl: str,
       for loop in loops:
         got = jax.jit(lambda p, w, c, t, a, s, loop=loop: pal.token_step_fused(
             p, w, model.cfg, c, t, a, s, implementation=fused_impl, layer_loop=loop))(
-                model.params, model.prepared(config, loop), model.consts, tokens, acc, conv)
+                model.params, model.prepared(config or base_config(loop, model.cfg, batch)),
+                model.consts, tokens, acc, conv)
         errs = {name: common.max_relative_error(g, w) for name, g, w in
                 zip(("logits", "u", "conv_state"), got, want)}
         row[f"rel_err_{loop}"] = errs
@@ -272,11 +281,12 @@ def run_timing(model: Model, batch: int, impl: str, fused_impl: str, floor_s: fl
     row["variant"] = variant
   loop = impl.split("_")[1] if impl.startswith("fused") else None
   if loop:
-    row["config"] = dataclasses.asdict(config or model.prepared(None, loop).spec.config)
+    config = config or base_config(loop, model.cfg, batch)
+    row["config"] = dataclasses.asdict(config)
   try:
     extra, step = step_fn(impl, model, fused_impl)
     if loop:
-      extra = model.prepared(config, loop)
+      extra = model.prepared(config)
     args = (model.params, extra, model.consts) + model.state(batch)
     chain = make_chain(step, n, python_loop)
     t0 = time.perf_counter()
@@ -439,7 +449,7 @@ def main(argv):
         row = dict(kind="time", dtype=dtype, batch=batch, impl=f"fused_{loop}", variant=name)
         if not over_budget(row):
           m = model(dtype)
-          config = variant_config(name, base_config(loop, m.cfg))
+          config = variant_config(name, base_config(loop, m.cfg, batch))
           if _CHECK_VARIANTS.value and NO_BARRIER not in name.split("+"):
             record(run_check(m, batch, [loop], fused_impl, config, name))
           record(run_timing(m, batch, f"fused_{loop}", fused_impl,

@@ -216,6 +216,13 @@ def test_dense_gpu_barrier_variant_undoes_the_batch_choice():
         assert config.for_batch(2, "float32").sync == "barrier", name
         assert config.for_batch(2, "bfloat16").sync == "barrier", name
         assert config.programs_per_sm == (2 if "sm2" in name else 1), name
+      # sm1 / sm2 name a layout, from either base: the engine's base at bfloat16 B = 1 is sm2.
+      sm1, sm2 = (pal.persistent_config(864, 1728, programs_per_sm=n) for n in (1, 2))
+      for base in (sm1, sm2):
+        assert dense_gpu.variant_config("sm1", base) == sm1
+        assert dense_gpu.variant_config("sm2", base) == sm2
+      assert dense_gpu.base_config("persistent", dense_gpu.Model("bfloat16", True).cfg,
+                                   1).programs_per_sm == 2
       print("ok")
       """)
   env = dict(os.environ, PYTHONPATH=_ROOT)

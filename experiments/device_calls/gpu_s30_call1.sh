@@ -8,14 +8,15 @@
 # 208 bytes. Predictions, side by side in one process, each checked against XLA at HIGHEST first:
 # bf16 B = 1 0.330 -> 0.29-0.31 ms/token; f32 B = 1 0.369 -> 0.33-0.35; f32 B = 8 0.530 ->
 # 0.50-0.53 (the spills may eat it). (Cut to ~6.5 min after ~900 s of failed starts.)
-# bfloat16 B = 1 also as the engine runs it (two 4-warp programs per SM, sm2: PAIRED_BATCHES;
-# dense_gpu's default is one per SM, which session 28's 0.330 was), with and without the variant.
+# bfloat16 B = 1 as the engine runs it (two 4-warp programs per SM: PAIRED_BATCHES, dense_gpu's
+# base since session 30) and with one per SM (sm1, which session 28's 0.330 was), with and
+# without the variant.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
 D=/tmp/res_s30c1
 source experiments/device_calls/gpu_common.sh
 run_logged 170 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=150 --repeats=20 \
-  --variants=persistent:prefetch_ops,persistent:sm2,persistent:sm2+prefetch_ops \
+  --variants=persistent:prefetch_ops,persistent:sm1,persistent:sm1+prefetch_ops \
   --check_variants --out=$D/dense_b1_bf16.json
 run_logged 100 python3 experiments/dense_gpu.py --batches=1 --dtypes=float32 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=85 --repeats=20 \
