@@ -18,6 +18,8 @@ run_logged 170 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=150 --repeats=20 \
   --variants=persistent:prefetch_ops,persistent:sm1,persistent:sm1+prefetch_ops \
   --check_variants --out=$D/dense_b1_bf16.json
+# BF16_ONLY=1: this first part alone (~3 min), where the device time left is short.
+[ -n "$BF16_ONLY" ] && { finish; exit; }
 run_logged 100 python3 experiments/dense_gpu.py --batches=1 --dtypes=float32 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=85 --repeats=20 \
   --variants=persistent:prefetch_ops --check_variants \
