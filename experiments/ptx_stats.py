@@ -12,9 +12,10 @@ so the version line is lowered: fine for a register count, not for running the c
 Each argument: LOOP (persistent | unroll) : ORDER : CHUNK (none | columns) : BATCH : WARPS :
 DTYPE [: noprefetch] (the persistent loop without its weight-tile prefetch) [: FIELD=VALUE ...]
 (other LayerConfig fields, e.g. arrive_early=0 or sync=data). Prints one line per
-kernel (the persistent loop is one kernel, the per-layer loop four): registers, spill bytes, and
+kernel (the persistent loop is one kernel, the per-layer loop four): registers, spill bytes,
 static counts of global loads, shared stores, block barriers and shuffles in its PTX (session
-7's table in experiments/NOTES.md).
+7's table in experiments/NOTES.md), and the global loads between consecutive atomics (in the
+persistent loop: which loads a phase issues before its barrier's wait, and which after).
 """
 import contextlib
 import dataclasses
@@ -87,11 +88,16 @@ def ptx_stats(ir: str, warps: int) -> dict:
   spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
   if not regs:
     raise RuntimeError(f"ptxas: {text[-500:]}")
-  count = lambda pattern: len(re.findall(pattern, ptx))
+  count = lambda pattern, text=ptx: len(re.findall(pattern, text))
+  # Global loads in the code between consecutive atomics, in program order: in the persistent
+  # loop each phase is an arrival (atom add 1), then the wait's polls (atom add 0), so a load
+  # placed before a wait lands in the segment that follows an arrival.
+  between = [count(r"ld\.global", part) for part in re.split(r"\n[^\n]*atom\.", ptx)]
   return dict(registers=int(regs.group(1)), spill_stores=int(spills.group(1)),
               spill_loads=int(spills.group(2)), ld_global=count(r"ld\.global"),
               st_shared=count(r"st\.shared"), bar_sync=count(r"bar\.sync|barrier\.sync"),
-              shfl=count(r"shfl\."), ld_volatile=count(r"ld\.volatile"), atom=count(r"atom\."))
+              shfl=count(r"shfl\."), ld_volatile=count(r"ld\.volatile"), atom=count(r"atom\."),
+              ld_global_between_atoms=between)
 
 
 def _value(text: str):
