@@ -64,6 +64,22 @@ def _mix_tiles(r: _MixRefs, p, m, rows: list, spec: LayerSpec):
                     for g in range(3)]
 
 
+def _norm_chunk(norm_ref, m, c: int, chunk: int, rows: int, width: int, tiled: bool):
+  """Layer m's layer-norm scale and shift (norm_ref (M, 2, width)), column chunk c, in the shape
+  the products take: (1, 1, chunk) in the tile order, else (rows, chunk) tiles of equal rows."""
+  off = c * chunk
+  if tiled:
+    return [_load_bcast(norm_ref, (m,), g, 1, 0, off, chunk, width) for g in range(2)]
+  return [_load_rep(norm_ref, (m,), g, rows, off, chunk, width) for g in range(2)]
+
+
+def _row_loaders(name: str, load, rows: list, tile_b) -> dict:
+  """{(name, i): load of batch row rows[i]}, or {(name, 0): load of the whole block of rows
+  tile_b} in the tile order (_Operands keys)."""
+  blocks = rows if tile_b is None else [tile_b]
+  return {(name, i): functools.partial(load, b) for i, b in enumerate(blocks)}
+
+
 def _mix_operands(r: _MixRefs, p, m, rows: list, spec: LayerSpec,
                   preload: bool = False) -> _Operands:
   """Channel block p's loads at layer m that do not depend on x (see _Operands): "params" (the
@@ -84,12 +100,6 @@ def _mix_operands(r: _MixRefs, p, m, rows: list, spec: LayerSpec,
     conv_b = [r.cb[m, g, chans] for g in range(3)]
     return in_b, taps, conv_b, _load(_at(r.red, m, chans), cmask)
 
-  def norm(c):
-    off = c * chunk
-    if tile_b is not None:  # (1, 1, chunk)
-      return [_load_bcast(r.norm, (m,), g, 1, 0, off, chunk, dk) for g in range(2)]
-    return [_load_rep(r.norm, (m,), g, bc, off, chunk, dk) for g in range(2)]  # (bc, chunk)
-
   def state(b):
     acc = _ld(_at(r.acc, m, b, chans), cmask)
     window = [[_ld(_at(r.conv_in, m, b, k, pl.ds(g * D + j0, bc)), cmask) for g in range(3)]
@@ -97,9 +107,9 @@ def _mix_operands(r: _MixRefs, p, m, rows: list, spec: LayerSpec,
     return acc, window
 
   loaders = {"params": params}
-  loaders.update({("norm", c): functools.partial(norm, c) for c in range(count)})
-  blocks = rows if tile_b is None else [tile_b]
-  loaders.update({("state", i): functools.partial(state, b) for i, b in enumerate(blocks)})
+  loaders.update({("norm", c): functools.partial(_norm_chunk, r.norm, m, c, chunk, bc, dk,
+                                                 tile_b is not None) for c in range(count)})
+  loaders.update(_row_loaders("state", state, rows, tile_b))
   return _Operands(loaders, preload)
 
 
@@ -246,21 +256,16 @@ def _dense_operands(norm_ref, b_ref, res: _Act | None, p, m, rows: list, d: _Den
   rmask = _row_mask(r0, rows_per, d.n_out)
   tile_b, _ = _tile_rows(rows, d.blocks.order)
 
-  def norm(c):
-    off = c * chunk
-    if tile_b is not None:  # (1, 1, chunk)
-      return [_load_bcast(norm_ref, (m,), g, 1, 0, off, chunk, d.k_width) for g in range(2)]
-    return [_load_rep(norm_ref, (m,), g, rows_per, off, chunk, d.k_width) for g in range(2)]
-
   def residual(b):
     return res.read(lambda a: [_ld(a.at(b, rows_sl), rmask, a.poll)])[0]
 
   loaders = {"bias": lambda: b_ref[m, rows_sl]}
   if d.eps is not None:
-    loaders.update({("norm", c): functools.partial(norm, c) for c in range(count)})
+    loaders.update({("norm", c): functools.partial(_norm_chunk, norm_ref, m, c, chunk, rows_per,
+                                                   d.k_width, tile_b is not None)
+                    for c in range(count)})
   if d.residual:
-    blocks = rows if tile_b is None else [tile_b]
-    loaders.update({("res", i): functools.partial(residual, b) for i, b in enumerate(blocks)})
+    loaders.update(_row_loaders("res", residual, rows, tile_b))
   return _Operands(loaders, preload)
 
 
