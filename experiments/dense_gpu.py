@@ -94,8 +94,9 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
   batch_blockN; of the persistent loop: noprefetch, sm2 / sm1 (two programs per SM / one: the
   engine's choice per batch and dtype, programs_per_sm_for, is the base), arrive_early /
   arrive_late, nobarrier, data / data_l1 (LayerConfig.sync: the phases poll the activations
-  instead of barriers), prefetch_ops (LayerConfig.prefetch_operands), barrier (the barriers and
-  no per-batch choice: for_batch's data_l1 at B = 2 undone); "A+B" applies A, then B."""
+  instead of barriers), prefetch_ops (LayerConfig.prefetch_operands), rel_acq (releasing
+  arrivals and acquiring polls: LayerConfig.barrier_order), barrier (the barriers and no
+  per-batch choice: for_batch's data_l1 at B = 2 undone); "A+B" applies A, then B."""
   if "+" in name:
     for part in name.split("+"):
       base = variant_config(part, base)
@@ -133,12 +134,14 @@ def variant_config(name: str, base: pal.LayerConfig) -> pal.LayerConfig:
     return dataclasses.replace(base, sync=name)
   if name == "prefetch_ops":
     return dataclasses.replace(base, prefetch_operands=True)
+  if name == "rel_acq":
+    return dataclasses.replace(base, barrier_order="release_acquire")
   if name == "barrier":  # the barriers even where for_batch would poll (B = 2); B <= 2 only:
     return dataclasses.replace(base, sync="barrier", batch_tiles=False)  # no tile order either
   raise ValueError(f"unknown variant {name!r}: rows_half, rows_double, chunkN, warpsN, "
                    "order_batch, order_chunk, order_tile, batch_blockN, noprefetch, sm1, sm2, "
-                   "arrive_early, arrive_late, nobarrier, data, data_l1, prefetch_ops, barrier, "
-                   "A+B")
+                   "arrive_early, arrive_late, nobarrier, data, data_l1, prefetch_ops, rel_acq, "
+                   "barrier, A+B")
 
 
 # A variant of the persistent loop with its barriers removed: its results are WRONG (phases race),

@@ -81,23 +81,31 @@ def ptx_stats(ir: str, warps: int) -> dict:
     with open(os.path.join(tmp, "kernel.ptx"), "w") as f:
       f.write(ptx)
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    cubin = os.path.join(tmp, "kernel.cubin")
     out = subprocess.run([ptxas, "-arch=sm_90a", "-v", os.path.join(tmp, "kernel.ptx"), "-o",
-                          os.devnull], capture_output=True, text=True, check=False)
+                          cubin], capture_output=True, text=True, check=False)
+    sass = subprocess.run([os.path.join(os.path.dirname(ptxas), "cuobjdump"), "-sass", cubin],
+                          capture_output=True, text=True, check=False).stdout
   text = out.stdout + out.stderr
   regs = re.search(r"Used (\d+) registers", text)
   spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
   if not regs:
     raise RuntimeError(f"ptxas: {text[-500:]}")
   count = lambda pattern, text=ptx: len(re.findall(pattern, text))
-  # Global loads in the code between consecutive atomics, in program order: in the persistent
-  # loop each phase is an arrival (atom add 1), then the wait's polls (atom add 0), so a load
-  # placed before a wait lands in the segment that follows an arrival.
-  between = [count(r"ld\.global", part) for part in re.split(r"\n[^\n]*atom\.", ptx)]
+  # Global loads in the code between consecutive barrier atomics, in program order: in the
+  # persistent loop each phase is an arrival (atom / red add 1), then the wait's polls (atom add
+  # 0, or an acquiring load: barrier_order="release_acquire"), so a load placed before a wait
+  # lands in the segment that follows an arrival.
+  between = [count(r"ld\.global", part) for part in
+             re.split(r"\n[^\n]*(?:atom\.|red\.global|ld\.global\.gpu\.acquire)", ptx)]
   return dict(registers=int(regs.group(1)), spill_stores=int(spills.group(1)),
               spill_loads=int(spills.group(2)), ld_global=count(r"ld\.global"),
               st_shared=count(r"st\.shared"), bar_sync=count(r"bar\.sync|barrier\.sync"),
               shfl=count(r"shfl\."), ld_volatile=count(r"ld\.volatile"), atom=count(r"atom\."),
-              ld_global_between_atoms=between)
+              ld_global_between_atoms=between,
+              # SASS: memory fences (an acquire-release atomic is a fence, the atomic and an L1
+              # invalidation; a releasing one a fence and the atomic; an acquiring one no fence).
+              membar=sass.count("MEMBAR"), sass_atomics=len(re.findall(r"\b(?:ATOMG|REDG)\b", sass)))
 
 
 def _value(text: str):

@@ -7,6 +7,7 @@ not silently drop to bfloat16 passes (XLA:CPU default) or TF32 (GPU default).
 import math
 import os
 import sys
+from unittest import mock
 import zlib
 
 # Compilation is most of the suite's time (tiny models, 2 CPU cores). XLA's LLVM backend at -O0
@@ -144,6 +145,23 @@ def lower_for_cuda(test, traced) -> str:
     if "Triton compilation handler" not in str(e):
       raise
     test.skipTest(f"cannot compile Triton for CUDA here: {e}")
+
+
+def triton_ir(test, traced) -> list[str]:
+  """The Triton IR text of every Pallas kernel that lowering `traced` for CUDA lowers (see
+  lower_for_cuda). jax's caches are cleared first: a kernel lowered before (by another test in
+  this process) would otherwise come from the cache without being lowered again."""
+  from jax._src.pallas.triton import lowering  # pylint: disable=g-import-not-at-top
+  captured, lower = [], lowering.lower_jaxpr_to_triton_module
+
+  def capture(*args, **kwargs):
+    result = lower(*args, **kwargs)
+    captured.append(result.module.operation.get_asm())
+    return result
+  jax.clear_caches()
+  with mock.patch.object(lowering, "lower_jaxpr_to_triton_module", capture):
+    lower_for_cuda(test, traced)
+  return captured
 
 
 def level_shape_cases(levels, shapes, full_level=None):

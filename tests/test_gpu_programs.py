@@ -50,28 +50,36 @@ def test_dense_gpu_tiny_persistent_loop_and_its_variants(tmp_path):
   out = tmp_path / "persistent.json"
   run_program("dense_gpu.py", "--tiny", f"--out={out}", "--dtypes=float32", "--batches=1",
               "--phase1=fused_persistent", "--phase2=", "--python_chain=",
-              "--variants=persistent:noprefetch,persistent:nobarrier", "--check_variants")
+              "--variants=persistent:noprefetch,persistent:nobarrier,"
+              "persistent:rel_acq+prefetch_ops", "--check_variants")
   data = json.loads(out.read_text())
   assert data["complete"] and data["checks_passed"]
   checks = {r.get("variant"): r for r in data["rows"] if r["kind"] == "check"}
-  assert set(checks) == {None, "noprefetch"}
+  assert set(checks) == {None, "noprefetch", "rel_acq+prefetch_ops"}
   for check in checks.values():
     assert max(check["rel_err_persistent"].values()) <= 1e-5
   timed = {r.get("variant"): r for r in data["rows"] if r["kind"] == "time"}
-  assert set(timed) == {None, "noprefetch", "nobarrier"}
+  assert set(timed) == {None, "noprefetch", "nobarrier", "rel_acq+prefetch_ops"}
   assert all(r["impl"] == "fused_persistent" and r["per_token_ms"] > 0 for r in timed.values())
   for name in ("noprefetch", "nobarrier"):
     assert timed[name]["config"]["prefetch"] == (name != "noprefetch")
+  both = timed["rel_acq+prefetch_ops"]["config"]
+  assert (both["barrier_order"], both["prefetch_operands"]) == ("release_acquire", True)
+  assert timed[None]["config"]["barrier_order"] == "acq_rel"
   assert timed[None]["config"]["persistent"]
 
 
 def test_barrier_gpu_tiny_counts_every_arrival(tmp_path):
   out = tmp_path / "barrier.json"
-  run_program("barrier_gpu.py", "--tiny", f"--out={out}")
+  # Every barrier order, with and without a load through each barrier (its sums checked).
+  run_program("barrier_gpu.py", "--tiny", f"--out={out}", "--load_kb=0,1",
+              "--orders=acq_rel,release_acquire,none")
   data = json.loads(out.read_text())
   assert data["interpret"] and data["barriers"] == 3
-  (rec,) = data["records"]
-  assert "error" not in rec and rec["grid"] == 1 and rec["launch_us"] > 0
+  seen = {(r["order"], r["load_kb"]) for r in data["records"]}
+  assert seen == {(o, k) for o in ("acq_rel", "release_acquire", "none") for k in (0, 1)}
+  for rec in data["records"]:
+    assert "error" not in rec and rec["grid"] == 1 and rec["launch_us"] > 0
 
 
 def test_block_probe_tiny_compares_step_loops_and_dense_paths(tmp_path):

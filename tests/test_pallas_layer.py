@@ -34,7 +34,8 @@ from flash_lcsm_jax.models import hyena
 from flash_lcsm_jax.ops import pallas_direct
 from flash_lcsm_jax.ops import pallas_layer as pal
 
-from conftest import KernelTestCase, lower_for_cuda, random_params  # pylint: disable=g-bad-import-order
+from conftest import (  # pylint: disable=g-bad-import-order
+    KernelTestCase, lower_for_cuda, random_params, triton_ir)
 
 TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-3}
 KB = pal.KernelBlocks
@@ -210,6 +211,18 @@ class LayerCompiledTest(KernelTestCase):
     config = dataclasses.replace(config, prefetch_operands=True, **change)
     self.check_step(params, cfg, batch, config, layer_loop="persistent")
 
+  # barrier_order="release_acquire": releasing arrivals, acquiring polls (ordered_atomics). One
+  # block per phase (each phase's arrive / prefetch / wait), blocks over several programs
+  # (programs=4: _grid_barrier), masked blocks with the operands prefetched, bfloat16.
+  @parameterized.parameters((1, "float32", 1, {}), (3, "float32", 4, {}),
+                            (2, "bfloat16", None, dict(prefetch_operands=True)))
+  def test_persistent_release_acquire_barriers(self, batch, dtype, programs, change):
+    params, cfg = model(dtype=dtype, seed=19)
+    config = (masked_config() if programs is None else
+              pal.persistent_config(cfg.d_model, cfg.d_inner, programs=programs))
+    config = dataclasses.replace(config, barrier_order="release_acquire", **change)
+    self.check_step(params, cfg, batch, config, layer_loop="persistent")
+
   # sync="data": no barriers, every phase a write-once buffer read with polling loads. Batch
   # order with and without the prefetch, the tile order (B = 4 through batch_tiles), bfloat16,
   # one block per phase and 3-5 blocks per phase (programs=4), masked blocks; "data_l1" (a
@@ -355,6 +368,28 @@ class TritonLoweringTest(parameterized.TestCase):
         text = self.lower_for_cuda(pal.fused_layer, *avals, spec=spec, interpret=False)
     self.assertIn("triton", text)
 
+  @parameterized.parameters((1, "bfloat16"), (8, "float32"))
+  def test_barrier_order_reaches_the_persistent_kernel(self, batch, dtype):
+    # The paper shape's persistent kernel: every arrival and poll acquire-release by default;
+    # with "release_acquire" the same atomics, the arrivals releasing and the polls acquiring.
+    counts = {}
+    for order in pal.BARRIER_ORDERS:
+      blocks = dataclasses.replace(pal.persistent_config(864, 1728), barrier_order=order)
+      spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, dtype, blocks)
+      w, _, x, acc, conv, red, u = pal.layer_avals(spec, batch)
+      call = jax.jit(pal.persistent._persistent_call, static_argnames=("spec", "interpret"))
+      with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
+        (ir,) = triton_ir(self, call.trace(w, x, acc, conv, red, u, spec=spec, interpret=False))
+      atomics = [line for line in ir.splitlines() if "tt.atomic_rmw add" in line]
+      counts[order] = {sem: sum(f"add, {sem}, gpu" in a for a in atomics)
+                       for sem in ("acq_rel", "release", "acquire")}
+      self.assertEqual(sum(counts[order].values()), len(atomics))
+    default, split = counts["acq_rel"], counts["release_acquire"]
+    self.assertGreater(default["acq_rel"], 0)
+    self.assertEqual((default["release"], default["acquire"], split["acq_rel"]), (0, 0, 0))
+    self.assertEqual(split["release"], split["acquire"])  # an arrival and a poll per barrier
+    self.assertEqual(split["release"] + split["acquire"], default["acq_rel"])
+
   @parameterized.parameters(  # each layer loop once, batches 1 and 8 in turn
       *[(loop, (1, 8)[i % 2]) for i, loop in enumerate(pal.LAYER_LOOPS +
                                                          ("persistent_arrive_late",))])
@@ -434,13 +469,15 @@ class BatchTilesTest(parameterized.TestCase):
     self.assertEqual(texts["auto"], texts["manual"])
     self.assertNotEqual(texts["auto"], texts["off"])
 
-  def lowered_persistent(self, config, batch):
+  def lowered_persistent(self, config, batch, ir: bool = False):
+    """The persistent kernel at the paper shape lowered for CUDA: StableHLO text, or (ir) its
+    Triton IR."""
     spec = pal.LayerSpec(18, 864, 1728, 3, 1e-5, "float32", config)
     w, _, x, acc, conv, red, u = pal.layer_avals(spec, batch)
     with mock.patch.object(pal.config, "gpu_core_count", return_value=132):
       call = jax.jit(pal.persistent._persistent_call, static_argnames=("spec", "interpret"))
-      return lower_for_cuda(self, call.trace(w, x, acc, conv, red, u, spec=spec,
-                                             interpret=False))
+      traced = call.trace(w, x, acc, conv, red, u, spec=spec, interpret=False)
+      return triton_ir(self, traced) if ir else lower_for_cuda(self, traced)
 
   def test_two_programs_per_sm(self):
     # Half the rows give 216 programs: more than 132 SMs, so the call refuses them unless two
@@ -490,19 +527,10 @@ class BatchTilesTest(parameterized.TestCase):
     # The data-synchronised persistent kernel lowers at the paper shape (B = 1 batch order with
     # the prefetch, B = 8 tile order): polled loads are volatile, and there is no atomic.
     # (Both data modes have volatile loads: data_l1's compact polls.)
-    from jax._src.pallas.triton import lowering as triton_lowering  # pylint: disable=g-import-not-at-top
-    captured, lower = [], triton_lowering.lower_jaxpr_to_triton_module
-
-    def capture(*args, **kwargs):
-      result = lower(*args, **kwargs)
-      captured.append(result.module.operation.get_asm())
-      return result
     for batch in (1, 8):
       for sync in pal.SYNCS:
-        with mock.patch.object(triton_lowering, "lower_jaxpr_to_triton_module", capture):
-          self.lowered_persistent(
-              dataclasses.replace(pal.persistent_config(864, 1728), sync=sync), batch)
-        ir = captured.pop()
+        config = dataclasses.replace(pal.persistent_config(864, 1728), sync=sync)
+        (ir,) = self.lowered_persistent(config, batch, ir=True)
         self.assertEqual("isVolatile = true" in ir, sync != "barrier")
         self.assertEqual("atomic_rmw" in ir, sync == "barrier")
 

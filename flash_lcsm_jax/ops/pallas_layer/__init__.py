@@ -69,7 +69,8 @@ norm, unembedding) = ~77 at M = 18 vs 333 today.
 One launch per token (`layer_loop="persistent"`, weights prepared with `persistent_config`): the
 same four bodies for every layer inside ONE pallas_call whose programs each own one block per
 phase (108 programs at the paper shape: 8 / 8 / 16 / 8 rows), with a grid-wide barrier between
-phases (`_grid_barrier`: an atomic arrival counter, acquire-release at GPU scope) and each
+phases (`_grid_barrier`: an atomic arrival counter, acquire-release at GPU scope, or
+releasing arrivals and acquiring polls with `LayerConfig.barrier_order`) and each
 program's weight tile for the next phase loaded before it waits (the weights do not depend on the
 activations). Needs every program resident at once (grid <= SMs, checked; nothing else on the
 GPU). In interpret mode the grid is one program that walks every block (programs run one after
@@ -117,9 +118,9 @@ padded to the row block of mix / out / up / down.
 # weights (prepared once per model) -> pieces (loads, stores, products) -> layer (the four
 # kernels) -> persistent (every layer in one launch) -> step (one token, dispatch, reference).
 from flash_lcsm_jax.ops.pallas_layer.config import (
-    BATCH_CHUNKS, DATA_SYNC_BATCHES, GPU_BACKENDS, IMPLEMENTATIONS, K_ALIGN, LAYER_LOOPS,
-    MAX_BATCH, MAX_PERSISTENT_ROWS, ORDERS, PAIRED_BATCHES, PENDING_BITS, SYNCS, TARGET_PROGRAMS,
-    TILE_BATCHES, KernelBlocks, LayerConfig, LayerSpec, batch_block, default_config,
+    BARRIER_ORDERS, BATCH_CHUNKS, DATA_SYNC_BATCHES, GPU_BACKENDS, IMPLEMENTATIONS, K_ALIGN,
+    LAYER_LOOPS, MAX_BATCH, MAX_PERSISTENT_ROWS, ORDERS, PAIRED_BATCHES, PENDING_BITS, SYNCS,
+    TARGET_PROGRAMS, TILE_BATCHES, KernelBlocks, LayerConfig, LayerSpec, batch_block, default_config,
     device_persistent_config, gpu_core_count, is_tile_batch, persistent_config, persistent_grid,
     programs_per_sm_for)
 from flash_lcsm_jax.ops.pallas_layer.weights import (LayerWeights, PreparedLayers,

@@ -52,6 +52,9 @@ PAIRED_BATCHES = {"bfloat16": (1, 2), "float32": (2,)}
 # replicated layouts with ordinary loads (L1 hits) whose layer index depends on the poll's result:
 # "data"'s volatile polls skip L1, so its replicated tiles cost up to 8-16x the L2 requests.
 SYNCS = ("barrier", "data", "data_l1")
+# Memory orders of the barrier's atomics (LayerConfig.barrier_order): both acquire-release, or a
+# releasing arrival and acquiring polls (flash_lcsm_jax.ops.ordered_atomics).
+BARRIER_ORDERS = ("acq_rel", "release_acquire")
 # Batch sizes (per weight dtype) at which the persistent loop of a persistent_config polls
 # instead of its barriers (sync="data_l1", LayerConfig.batch_tiles): measured on an H100 in
 # session 12, checked against XLA at HIGHEST, side by side (experiments/NOTES.md): B = 2 with two
@@ -146,7 +149,12 @@ class LayerConfig:
   (SYNCS). prefetch_operands: in the persistent loop under barriers, a program that owns one
   block of a phase also loads the block's operands that do not depend on the phase's inputs
   (layer-norm scale and shift, biases, the short convolution's taps and window, acc, residual
-  rows) before it waits, not after (independent of prefetch, which the tile order turns off)."""
+  rows) before it waits, not after (independent of prefetch, which the tile order turns off).
+  barrier_order: the memory order of the persistent loop's barrier atomics (BARRIER_ORDERS):
+  "acq_rel" (Pallas' atomic add, for the arrival and every poll), or "release_acquire" (the
+  arrival releases, the polls acquire: ordered_atomics). An acquire-release poll first waits for
+  every load its thread has in flight, the prefetched weight tile and operands included, so the
+  prefetch is drained before the first poll goes out; an acquiring poll leaves it in flight."""
   mix: KernelBlocks
   out: KernelBlocks
   up: KernelBlocks
@@ -159,6 +167,7 @@ class LayerConfig:
   programs_per_sm: int = 1
   sync: str = "barrier"
   prefetch_operands: bool = False
+  barrier_order: str = "acq_rel"
 
   def map_blocks(self, fn) -> "LayerConfig":
     """This config with fn(blocks) -> KernelBlocks applied to each of the four kernels' blocks."""
@@ -195,6 +204,9 @@ class LayerConfig:
       raise ValueError(f"LayerConfig.batch_block must be an int >= 1, got {self.batch_block!r}")
     if self.sync not in SYNCS:
       raise ValueError(f"LayerConfig.sync must be one of {SYNCS}, got {self.sync!r}")
+    if self.barrier_order not in BARRIER_ORDERS:
+      raise ValueError(f"LayerConfig.barrier_order must be one of {BARRIER_ORDERS}, got "
+                       f"{self.barrier_order!r}")
     if self.programs_per_sm not in (1, 2):
       raise ValueError(f"LayerConfig.programs_per_sm must be 1 or 2, got "
                        f"{self.programs_per_sm!r}")

@@ -9,6 +9,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from flash_lcsm_jax.ops import ordered_atomics
 from flash_lcsm_jax.ops import pallas_direct as pd
 from flash_lcsm_jax.ops.pallas_inplace import _triton_memory_op
 from flash_lcsm_jax.ops.pallas_layer import config as layer_config
@@ -23,37 +24,39 @@ from flash_lcsm_jax.ops.pallas_layer.weights import LayerWeights
 pl = pd.pl
 
 
-def _grid_arrive(count_ref, index, interpret: bool):
+def _grid_arrive(count_ref, index, interpret: bool, order: str = "acq_rel"):
   """This program has made every store before barrier `index` (0: no barrier): it adds 1 to the
   arrival count (count_ref (1,) int32 counts arrivals over the whole kernel, so barrier i is
-  passed once it holds i * grid). The atomic is acquire-release at GPU scope (Pallas' Triton
-  lowering) and runs once per program; the block barrier before it orders every warp's stores
-  before the arrival."""
+  passed once it holds i * grid). The atomic is GPU-scope, acquire-release or (order
+  "release_acquire", LayerConfig.barrier_order) releasing, and runs once per program; the block
+  barrier before it orders every warp's stores before the arrival."""
   if not interpret:
     _triton_memory_op("debug_barrier")()
-  _triton_memory_op("atomic_add")(count_ref, (jnp.int32(0),),
-                                  jnp.minimum(index, 1).astype(jnp.int32))
+  ordered_atomics.atomic_add(count_ref, (jnp.int32(0),), jnp.minimum(index, 1).astype(jnp.int32),
+                             "acq_rel" if order == "acq_rel" else "release")
 
 
-def _grid_wait(count_ref, index, grid: int, interpret: bool):
+def _grid_wait(count_ref, index, grid: int, interpret: bool, order: str = "acq_rel"):
   """Waits until all `grid` programs have arrived at barrier `index`. The count is polled with
-  atomic adds of 0, each an acquire (polling with volatile loads and one acquiring atomic at the
-  end gave wrong results on an H100: session 6, NOTES); the block barrier after it orders every
-  warp's later loads after the wait."""
-  atomic_add = _triton_memory_op("atomic_add")
+  atomic adds of 0, each acquire-release or (order "release_acquire") acquiring (polling with
+  volatile loads and one acquiring atomic at the end gave wrong results on an H100: session 6,
+  NOTES); the block barrier after it orders every warp's later loads after the wait."""
+  poll = "acq_rel" if order == "acq_rel" else "acquire"
   target = (index * grid).astype(jnp.int32)
-  jax.lax.while_loop(lambda seen: seen < target,
-                     lambda seen: atomic_add(count_ref, (0 * seen,), 0 * seen), jnp.int32(0))
+  jax.lax.while_loop(
+      lambda seen: seen < target,
+      lambda seen: ordered_atomics.atomic_add(count_ref, (0 * seen,), 0 * seen, poll),
+      jnp.int32(0))
   if not interpret:
     _triton_memory_op("debug_barrier")()
 
 
-def _grid_barrier(count_ref, index, grid: int, interpret: bool):
+def _grid_barrier(count_ref, index, grid: int, interpret: bool, order: str = "acq_rel"):
   """Arrive at barrier `index`, then wait for every program (see _grid_arrive / _grid_wait).
   Only safe when all `grid` programs are resident at once (grid <= SMs, nothing else running).
   """
-  _grid_arrive(count_ref, index, interpret)
-  _grid_wait(count_ref, index, grid, interpret)
+  _grid_arrive(count_ref, index, interpret, order)
+  _grid_wait(count_ref, index, grid, interpret, order)
 
 
 def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool):
@@ -145,7 +148,7 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
       if n <= grid:
         loaded = ops = None
         if barrier and cfg.arrive_early:
-          _grid_arrive(count, index, interpret)
+          _grid_arrive(count, index, interpret, cfg.barrier_order)
         mine = jnp.minimum(q, n - 1)  # programs past the phase's blocks load the last one's
         if cfg.prefetch:
           tile_fn = tiles(mine, m)
@@ -153,9 +156,9 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
         if preload:
           ops = operands(mine, m, True)
         if barrier and not cfg.arrive_early:
-          _grid_arrive(count, index, interpret)
+          _grid_arrive(count, index, interpret, cfg.barrier_order)
         if barrier:
-          _grid_wait(count, index, grid, interpret)
+          _grid_wait(count, index, grid, interpret, cfg.barrier_order)
         tile_arg = None if loaded is None else (lambda c, loaded=loaded: loaded[c])
         if n == grid:
           compute(q, m, tile_arg, ops)
@@ -163,7 +166,7 @@ def _token_kernel(*refs, spec: LayerSpec, batch: int, grid: int, interpret: bool
           pl.when(q < n)(functools.partial(compute, q, m, tile_arg, ops))
       else:
         if barrier:
-          _grid_barrier(count, index, grid, interpret)
+          _grid_barrier(count, index, grid, interpret, cfg.barrier_order)
 
         def block(i, c, compute=compute, n=n):
           p = q + i * grid
