@@ -1,4 +1,4 @@
-# Session 31, call 1 (either card, ~9 min; supersedes gpu_s30_call1.sh, which never ran):
+# Session 31, call 1 (either card, ~8 min; supersedes gpu_s30_call1.sh, which never ran):
 # LayerConfig.barrier_order="release_acquire" and LayerConfig.prefetch_operands in the engine's
 # Triton persistent kernel, each checked against XLA at HIGHEST before it is timed.
 # The lead (ptxas for sm_90a, experiments/NOTES.md session 31): Pallas' atomic add is
@@ -18,15 +18,19 @@ D=/tmp/res_s31c1
 source experiments/device_calls/gpu_common.sh
 run_logged 60 python3 experiments/barrier_gpu.py --grids=132 --orders=acq_rel,release_acquire,none \
   --load_kb=0,32 --launches=16 --repeats=5 --out=$D/barrier.json
-run_logged 230 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
-  --phase1=fused_persistent --phase2= --python_chain= --budget_s=210 --repeats=20 \
-  --variants=persistent:rel_acq,persistent:prefetch_ops,persistent:rel_acq+prefetch_ops,persistent:sm1,persistent:sm1+rel_acq \
-  --check_variants --out=$D/dense_b1_bf16.json
-# SHORT=1: the two parts above alone (~5 min), where the device time left is short.
+for i in 1 2; do  # two processes: bfloat16 B = 1 moves a few percent between processes
+  run_logged 130 python3 experiments/dense_gpu.py --batches=1 --dtypes=bfloat16 \
+    --phase1=fused_persistent --phase2= --python_chain= --budget_s=115 --repeats=20 \
+    --variants=persistent:rel_acq,persistent:prefetch_ops,persistent:rel_acq+prefetch_ops,persistent:sm1,persistent:sm1+rel_acq \
+    --check_variants --out=$D/dense_b1_bf16_$i.json
+done
+# SHORT=1: the parts above alone (~4 min), where the device time left is short.
 [ -n "$SHORT" ] && { print_tracebacks; finish; exit; }
-run_logged 140 python3 experiments/dense_gpu.py --batches=8 --dtypes=float32 \
-  --phase1=fused_persistent --phase2= --python_chain= --budget_s=125 --repeats=20 \
-  --variants=persistent:rel_acq,persistent:prefetch_ops,persistent:rel_acq+prefetch_ops \
+# order_tile+rel_acq: the tile order WITH the weight prefetch (for_batch turns it off at B = 8:
+# its tiles spill, 288 bytes in ptxas, and the acq_rel polls drained it anyway).
+run_logged 160 python3 experiments/dense_gpu.py --batches=8 --dtypes=float32 \
+  --phase1=fused_persistent --phase2= --python_chain= --budget_s=145 --repeats=20 \
+  --variants=persistent:rel_acq,persistent:prefetch_ops,persistent:rel_acq+prefetch_ops,persistent:order_tile+rel_acq \
   --check_variants --out=$D/dense_b8.json
 run_logged 100 python3 experiments/dense_gpu.py --batches=1 --dtypes=float32 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=85 --repeats=20 \
