@@ -54,10 +54,12 @@ if _MISSING is None:
         *avals_flat, args_tree=args_tree, atomic_type=_ADD)
 
   @_discharge.register_discharge_rule(ordered_add_p)
-  def _discharge_rule(in_avals, out_avals, *args_flat, args_tree, order):
-    del order  # one program at a time: every order is the plain read-modify-write
+  def _discharge_rule(*args, args_tree, order):
+    # One program at a time: every order is the plain read-modify-write. The leading arguments
+    # (in_avals, out_avals in jax 0.10; a context in later versions) pass through unchanged.
+    del order
     return _triton_primitives._atomic_rmw_discharge_rule(  # pylint: disable=protected-access
-        in_avals, out_avals, *args_flat, args_tree=args_tree, atomic_type=_ADD)
+        *args, args_tree=args_tree, atomic_type=_ADD)
 
   @_lowering.register_lowering(ordered_add_p)
   def _lowering_rule(ctx, *args_flat, args_tree, order):
