@@ -105,7 +105,8 @@ def ptx_stats(ir: str, warps: int) -> dict:
               ld_global_between_atoms=between,
               # SASS: memory fences (an acquire-release atomic is a fence, the atomic and an L1
               # invalidation; a releasing one a fence and the atomic; an acquiring one no fence).
-              membar=sass.count("MEMBAR"), sass_atomics=len(re.findall(r"\b(?:ATOMG|REDG)\b", sass)))
+              membar=sass.count("MEMBAR"),
+              sass_atomics=len(re.findall(r"\b(?:ATOMG|REDG)\b", sass)))
 
 
 def _value(text: str):

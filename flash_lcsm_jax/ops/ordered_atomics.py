@@ -11,8 +11,8 @@ can even go out, so the poll's round trip follows the loads' instead of overlapp
 (ptxas for sm_90a; experiments/NOTES.md, session 31).
 
 `atomic_add(ref, idx, value, order)` with order "release" lowers to `red.release.gpu` (a
-fire-and-forget reduction behind the fence), "acquire" to `atom.acquire.gpu` (no fence), and
-"acq_rel" is Pallas' own. Interpret mode runs it as Pallas' atomic add. Built on Pallas'
+fire-and-forget reduction behind the fence), "acquire" to `atom.acquire.gpu` (no fence; Triton
+makes an acquiring add of 0 an `ld.acquire.gpu`), and "acq_rel" is Pallas' own. Interpret mode runs it as Pallas' atomic add. Built on Pallas'
 private Triton lowering helpers (jax._src); where a jax lacks them, `available()` is False and
 asking for "release" / "acquire" raises.
 """

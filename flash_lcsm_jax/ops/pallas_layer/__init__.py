@@ -120,9 +120,9 @@ padded to the row block of mix / out / up / down.
 from flash_lcsm_jax.ops.pallas_layer.config import (
     BARRIER_ORDERS, BATCH_CHUNKS, DATA_SYNC_BATCHES, GPU_BACKENDS, IMPLEMENTATIONS, K_ALIGN,
     LAYER_LOOPS, MAX_BATCH, MAX_PERSISTENT_ROWS, ORDERS, PAIRED_BATCHES, PENDING_BITS, SYNCS,
-    TARGET_PROGRAMS, TILE_BATCHES, KernelBlocks, LayerConfig, LayerSpec, batch_block, default_config,
-    device_persistent_config, gpu_core_count, is_tile_batch, persistent_config, persistent_grid,
-    programs_per_sm_for)
+    TARGET_PROGRAMS, TILE_BATCHES, KernelBlocks, LayerConfig, LayerSpec, batch_block,
+    default_config, device_persistent_config, gpu_core_count, is_tile_batch, persistent_config,
+    persistent_grid, programs_per_sm_for)
 from flash_lcsm_jax.ops.pallas_layer.weights import (LayerWeights, PreparedLayers,
                                                      prepare_layer_weights)
 from flash_lcsm_jax.ops.pallas_layer.pieces import pending_fill
