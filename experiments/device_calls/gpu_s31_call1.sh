@@ -1,4 +1,5 @@
-# Session 31, call 1 (either card, ~8 min; supersedes gpu_s30_call1.sh, which never ran):
+# Session 31, call 1 (either card; ~7 min expected, ~9.5 min of timeouts; supersedes
+# gpu_s30_call1.sh, which never ran):
 # LayerConfig.barrier_order="release_acquire" and LayerConfig.prefetch_operands in the engine's
 # Triton persistent kernel, each checked against XLA at HIGHEST before it is timed.
 # The lead (ptxas for sm_90a, experiments/NOTES.md session 31): Pallas' atomic add is
@@ -36,5 +37,11 @@ run_logged 100 python3 experiments/dense_gpu.py --batches=1 --dtypes=float32 \
   --phase1=fused_persistent --phase2= --python_chain= --budget_s=85 --repeats=20 \
   --variants=persistent:rel_acq,persistent:rel_acq+prefetch_ops --check_variants \
   --out=$D/dense_b1_f32.json
+# B = 2 polls instead of barriers (data_l1, DATA_SYNC_BATCHES: it beat acq_rel barriers in
+# session 12); does it still beat release_acquire ones? (Last: cut first if time runs out.)
+run_logged 80 python3 experiments/dense_gpu.py --batches=2 --dtypes=float32,bfloat16 \
+  --phase1=fused_persistent --phase2= --python_chain= --budget_s=70 --repeats=20 \
+  --variants=persistent:barrier,persistent:barrier+rel_acq --check_variants \
+  --out=$D/dense_b2.json
 print_tracebacks
 finish
