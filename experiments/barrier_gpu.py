@@ -49,10 +49,11 @@ _TINY = flags.DEFINE_bool("tiny", False, "CPU smoke run: interpret mode, grid 1,
 ORDERS = pal.BARRIER_ORDERS + ("none",)
 
 
-def _kernel(count_in, tiles, count, sums, *, barriers: int, grid: int, order: str,
-            interpret: bool):
-  """Per step i: arrive at barrier i + 1, load this program's tile i, wait, add up the tile."""
-  del count_in  # aliased to count
+def _kernel(*refs, barriers: int, grid: int, order: str, interpret: bool):
+  """Per step i: arrive at barrier i + 1, load this program's tile i, wait, add up the tile.
+  refs: count_in (aliased to count), [tiles], count, sums."""
+  tiles = refs[1] if len(refs) == 4 else None
+  count, sums = refs[-2:]
   q = pd.pl.program_id(0)
   # pylint: disable-next=protected-access
   arrive, wait = pal.persistent._grid_arrive, pal.persistent._grid_wait
@@ -73,12 +74,8 @@ def launch(tiles, barriers: int, grid: int, order: str, interpret: bool):
   n) float32 (or nothing: None) through them: the final count (1,) int32 and the programs' sums
   (grid,)."""
   args = [jnp.zeros((1,), jnp.int32)] + ([] if tiles is None else [tiles])
-  kernel = functools.partial(_kernel, barriers=barriers, grid=grid, order=order,
-                             interpret=interpret)
-  if tiles is None:
-    kernel = functools.partial(lambda k, c_in, c, s: k(c_in, None, c, s), kernel)
   return pd.pl.pallas_call(
-      kernel,
+      functools.partial(_kernel, barriers=barriers, grid=grid, order=order, interpret=interpret),
       out_shape=(jax.ShapeDtypeStruct((1,), jnp.int32), jax.ShapeDtypeStruct((grid,),
                                                                              jnp.float32)),
       grid=(grid,),

@@ -7,7 +7,6 @@ not silently drop to bfloat16 passes (XLA:CPU default) or TF32 (GPU default).
 import math
 import os
 import sys
-from unittest import mock
 import zlib
 
 # Compilation is most of the suite's time (tiny models, 2 CPU cores). XLA's LLVM backend at -O0
@@ -149,17 +148,12 @@ def lower_for_cuda(test, traced) -> str:
 
 def triton_ir(test, traced) -> list[str]:
   """The Triton IR text of every Pallas kernel that lowering `traced` for CUDA lowers (see
-  lower_for_cuda). jax's caches are cleared first: a kernel lowered before (by another test in
-  this process) would otherwise come from the cache without being lowered again."""
-  from jax._src.pallas.triton import lowering  # pylint: disable=g-import-not-at-top
-  captured, lower = [], lowering.lower_jaxpr_to_triton_module
-
-  def capture(*args, **kwargs):
-    result = lower(*args, **kwargs)
-    captured.append(result.module.operation.get_asm())
-    return result
+  lower_for_cuda; captured as experiments/ptx_stats does). jax's caches are cleared first: a
+  kernel lowered before (by another test in this process) would otherwise come from the cache
+  without being lowered again."""
+  from experiments.ptx_stats import captured_triton_ir  # pylint: disable=g-import-not-at-top
   jax.clear_caches()
-  with mock.patch.object(lowering, "lower_jaxpr_to_triton_module", capture):
+  with captured_triton_ir() as captured:
     lower_for_cuda(test, traced)
   return captured
 
